@@ -1,0 +1,172 @@
+"""The default configuration tree: every key of the original (lib/core/config.py, MIT) plus ours.
+
+Each key carries a one-line comment. Keys marked "(unused)" are kept so that every original YAML loads
+unchanged; keys marked "(ours)" do not exist in the original.
+"""
+from yacs.config import CfgNode as CN
+
+_C = CN()
+
+# ---------------------------------------------------------------- top level
+_C.LOCAL_RANK = 0  # DDP rank of this process (set at run time from the launcher, not from YAML)
+_C.UNSUP_TRANSFORM = True  # apply the in-model random affine to the hard view and the teacher heatmaps
+_C.CONS_RAND_AUG = False  # add a RandAugment copy of the unlabeled crop and use it as the hard-view source
+_C.RAND_MAGNITUDE = 10  # RandAugment magnitude M (N is fixed at 2)
+_C.MASK_JOINT_NUM = 0  # number of joint-cutout boxes per hard image (0 = off)
+_C.MASK_JOINT_FIX = False  # (ours) fix the cutout H/W clamp swap and draw joints only among trained channels
+_C.CONS_SAME_VIEW = False  # (ours) collapse-prone control: the student sees the teacher's easy view
+_C.RAW_INPUT = False  # build the unlabeled dataset with is_train=False (no geometric augmentation)
+_C.SAVE_INTER = 0  # if > 0, save a bare state_dict every SAVE_INTER epochs
+_C.OUTPUT_DIR = ""  # root of the experiment output tree (checkpoints, results, logs)
+_C.LOG_DIR = ""  # root of the TensorBoard tree
+_C.DATA_DIR = ""  # prefix joined in front of the data/model paths when non-empty
+_C.GPUS = "0"  # comma-separated GPU ids (single process: the first is used; DDP: ignored)
+_C.WORKERS = 4  # DataLoader workers
+_C.PRINT_FREQ = 20  # log every N iterations
+_C.SEED = 1314  # (ours) seed of the torch/numpy/python RNGs and of the mixed sets' labeled-index draw
+_C.DEVICE = "auto"  # (ours) 'auto' (CUDA when present, else CPU), 'cpu' or 'cuda'
+
+# ---------------------------------------------------------------- cuDNN
+_C.CUDNN = CN()
+_C.CUDNN.BENCHMARK = False  # torch.backends.cudnn.benchmark
+_C.CUDNN.DETERMINISTIC = False  # torch.backends.cudnn.deterministic
+_C.CUDNN.ENABLED = True  # torch.backends.cudnn.enabled
+
+# ---------------------------------------------------------------- model
+_C.MODEL = CN()
+_C.MODEL.BACKBONE = "resnet"  # backbone inside pose_dual / pose_cons: 'resnet' or 'hrnet'
+_C.MODEL.PRM = False  # add the PRM attention module (pose_resnet / pose_hrnet only)
+_C.MODEL.NAME = "pose_resnet"  # registry key: pose_resnet, pose_hrnet, pose_cons, pose_dual
+_C.MODEL.INIT_WEIGHTS = True  # initialise from MODEL.PRETRAINED (False: random init, with a warning)
+_C.MODEL.PRETRAINED = ""  # ImageNet (or pose_dual) checkpoint used to initialise the backbone(s)
+_C.MODEL.TCH_PRETRAINED = ""  # (unused) teacher checkpoint path, only joined with DATA_DIR
+_C.MODEL.SEG_PRETRAINED = ""  # (unused) segmentation checkpoint path, only joined with DATA_DIR
+_C.MODEL.NUM_JOINTS = 16  # heatmap channels (24 = the union layout in every experiment)
+_C.MODEL.IMAGE_SIZE = [256, 256]  # network input (width, height)
+_C.MODEL.GROUPS = 1  # ResNet groups (pose_resnet only)
+_C.MODEL.WIDTH_PER_GROUP = 64  # ResNet width per group (pose_resnet only)
+_C.MODEL.STYLE = "pytorch"  # ResNet block style ('pytorch'; 'caffe' is rejected)
+
+# MODEL.EXTRA is replaced wholesale by a YAML's EXTRA (as the original does); the allowed keys are the
+# union of the SimpleBaseline and the HRNet extras below.
+_C.MODEL.EXTRA = CN(new_allowed=True)
+_C.MODEL.EXTRA.NUM_LAYERS = 50  # ResNet depth: 18, 34, 50, 101, 152
+_C.MODEL.EXTRA.DECONV_WITH_BIAS = False  # bias in the transposed convolutions
+_C.MODEL.EXTRA.NUM_DECONV_LAYERS = 3  # number of deconv stages
+_C.MODEL.EXTRA.NUM_DECONV_FILTERS = [256, 256, 256]  # channels of each deconv stage
+_C.MODEL.EXTRA.NUM_DECONV_KERNELS = [4, 4, 4]  # kernel of each deconv stage (4, 3 or 2)
+_C.MODEL.EXTRA.FINAL_CONV_KERNEL = 1  # kernel of the 1x1 (or 3x3) heatmap head
+_C.MODEL.EXTRA.TARGET_TYPE = "gaussian"  # heatmap target type (only 'gaussian')
+_C.MODEL.EXTRA.HEATMAP_SIZE = [64, 64]  # heatmap (width, height)
+_C.MODEL.EXTRA.SIGMA = 2  # Gaussian sigma of the target, in heatmap pixels
+
+# HRNet extras (POSE_HIGH_RESOLUTION_NET in the original); only present after a YAML sets them.
+HRNET_EXTRA = CN()
+HRNET_EXTRA.PRETRAINED_LAYERS = ["*"]  # first name components loaded from PRETRAINED ('*' = all)
+HRNET_EXTRA.STEM_INPLANES = 64  # stem channels
+HRNET_EXTRA.FINAL_CONV_KERNEL = 1  # kernel of the heatmap head
+for _name, _mods, _branches, _chans in (
+    ("STAGE2", 1, 2, [32, 64]),
+    ("STAGE3", 1, 3, [32, 64, 128]),
+    ("STAGE4", 1, 4, [32, 64, 128, 256]),
+):
+    _stage = CN()
+    _stage.NUM_MODULES = _mods  # high-resolution modules in the stage
+    _stage.NUM_BRANCHES = _branches  # parallel resolutions
+    _stage.NUM_BLOCKS = [4] * _branches  # blocks per branch
+    _stage.NUM_CHANNELS = _chans  # channels per branch
+    _stage.BLOCK = "BASIC"  # block type: BASIC or BOTTLENECK
+    _stage.FUSE_METHOD = "SUM"  # branch fusion
+    HRNET_EXTRA[_name] = _stage
+
+# Every key allowed inside MODEL.EXTRA (SimpleBaseline + HRNet).
+EXTRA_KEYS = frozenset(_C.MODEL.EXTRA.keys()) | frozenset(HRNET_EXTRA.keys())
+
+# ---------------------------------------------------------------- loss
+_C.LOSS = CN()
+_C.LOSS.USE_TARGET_WEIGHT = True  # weight each joint's MSE by its target weight
+
+# ---------------------------------------------------------------- dataset
+_C.DATASET = CN()
+_C.DATASET.ROOT = ""  # data root (holds coco/, mpii/, ai_challenger/)
+_C.DATASET.PSEUDO_ANNO = ""  # (unused) pseudo-label annotation file, only joined with DATA_DIR
+_C.DATASET.TRAIN_DATASET = "mpii"  # registry key of the training set (coco, mix_coco_coco, ...)
+_C.DATASET.TEST_DATASET = "mpii"  # registry key of the validation set
+_C.DATASET.TRAIN_SET = "train"  # image set of the training set
+_C.DATASET.TRAIN_UNSUP_SET = ""  # image set of the unlabeled COCO pool ('' = TRAIN_SET)
+_C.DATASET.UNSUP_BBOX_FILE = ""  # (ours) detection file of the unlabeled set ('' = TEST.COCO_BBOX_FILE)
+_C.DATASET.TEST_SET = "valid"  # image set of the validation set
+_C.DATASET.DATA_FORMAT = "jpg"  # 'jpg' (files) or 'zip' (<set>.zip archives)
+_C.DATASET.HYBRID_JOINTS_TYPE = ""  # only appended to the output directory name
+_C.DATASET.SELECT_DATA = False  # SimpleBaseline's sample filter on the training records
+_C.DATASET.TRAIN_LEN = -1  # labeled COCO subset: the first N person instances (<= 0: all)
+_C.DATASET.AI_ROOT = ""  # (unused) AI Challenger root
+_C.DATASET.BOX_THRE = [0, 0]  # (unused)
+_C.DATASET.SCORE_THRE = [0]  # (unused)
+_C.DATASET.COLOR_RGB = False  # convert the BGR image to RGB (False in every original YAML)
+_C.DATASET.PROB_HALF_BODY = 0.0  # probability of the half-body crop
+_C.DATASET.NUM_JOINTS_HALF_BODY = 8  # visible joints needed for the half-body crop
+_C.DATASET.FLIP = True  # random horizontal flip while training
+_C.DATASET.SCALE_FACTOR = 0.25  # scale jitter: clip(N(0,1)*sf + 1, 1-sf, 1+sf)
+_C.DATASET.ROT_FACTOR = 30  # rotation jitter: clip(N(0,1)*rf, -2rf, 2rf) degrees
+
+# (ours) the embedded synthetic COCO-format set, generated under DATASET.ROOT on first use when ENABLED
+_C.DATASET.SYNTHETIC = CN()
+_C.DATASET.SYNTHETIC.ENABLED = False  # generate <ROOT>/coco from the procedural generator if it is missing
+_C.DATASET.SYNTHETIC.NUM_TRAIN = 1200  # training images
+_C.DATASET.SYNTHETIC.NUM_VAL = 200  # validation images
+_C.DATASET.SYNTHETIC.IMAGE_SIZE = [320, 240]  # generated image (width, height)
+_C.DATASET.SYNTHETIC.SEED = 0  # generator seed
+
+# ---------------------------------------------------------------- training
+_C.TRAIN = CN()
+_C.TRAIN.LR_FACTOR = 0.1  # MultiStepLR gamma
+_C.TRAIN.LR_STEP = [90, 110]  # MultiStepLR milestones (epochs)
+_C.TRAIN.LR = 0.001  # base learning rate
+_C.TRAIN.OPTIMIZER = "adam"  # 'adam' (lr only, no weight decay, as the original) or 'sgd'
+_C.TRAIN.MOMENTUM = 0.9  # SGD momentum
+_C.TRAIN.WD = 0.0001  # SGD weight decay (Adam ignores it, as the original)
+_C.TRAIN.NESTEROV = False  # SGD Nesterov
+_C.TRAIN.GAMMA1 = 0.99  # (unused by the original's losses and optimizer)
+_C.TRAIN.GAMMA2 = 0.0  # (unused by the original's losses and optimizer)
+_C.TRAIN.BEGIN_EPOCH = 0  # first epoch
+_C.TRAIN.END_EPOCH = 140  # last epoch (exclusive)
+_C.TRAIN.RESUME = True  # resume from <output>/checkpoint.pth.tar when it exists
+_C.TRAIN.CHECKPOINT = ""  # (unused)
+_C.TRAIN.BATCH_SIZE = 32  # batch per GPU (per process under DDP)
+_C.TRAIN.SHUFFLE = True  # shuffle the training set
+_C.TRAIN.MAX_ITERS = 0  # (ours) if > 0, stop each epoch after this many iterations
+_C.TRAIN.BF16 = False  # (ours) bfloat16 autocast for the training step (CUDA, and CPUs with bf16 units)
+_C.TRAIN.CHANNELS_LAST = False  # (ours) channels_last memory format for the model and its inputs
+_C.TRAIN.COMPILE = False  # (ours) torch.compile the networks
+
+# ---------------------------------------------------------------- testing
+_C.TEST = CN()
+_C.TEST.BATCH_SIZE = 32  # batch per GPU
+_C.TEST.INTERVAL = 1  # validate every N epochs (and after the last)
+_C.TEST.FLIP_TEST = False  # average with the flipped image's heatmap
+_C.TEST.POST_PROCESS = True  # refine the argmax ('shift' quarter offset or 'dark')
+_C.TEST.SHIFT_HEATMAP = True  # shift the flipped heatmap by one pixel
+_C.TEST.POST_TYPE = "shift"  # 'shift' or 'dark'
+_C.TEST.BLUR_KERNEL = 11  # Gaussian kernel of the 'dark' post-processing
+_C.TEST.USE_GT_BBOX = False  # evaluate on GT person boxes (else detections)
+_C.TEST.OKS_THRE = 0.5  # OKS-NMS threshold
+_C.TEST.IN_VIS_THRE = 0.0  # joints above this score enter the rescoring mean
+_C.TEST.COCO_BBOX_FILE = ""  # person detection results json
+_C.TEST.BBOX_THRE = 1.0  # (unused)
+_C.TEST.MODEL_FILE = ""  # checkpoint evaluated by valid.py
+_C.TEST.IMAGE_THRE = 0.0  # minimum detection score
+_C.TEST.NMS_THRE = 1.0  # (unused) stored by the datasets
+_C.TEST.SAVE_RESULT = True  # write the results json (and the COCOeval pickle)
+
+# ---------------------------------------------------------------- debug images
+_C.DEBUG = CN()
+_C.DEBUG.DEBUG = False  # write debug images
+_C.DEBUG.SAVE_BATCH_IMAGES_GT = False  # input batch with GT joints
+_C.DEBUG.SAVE_BATCH_IMAGES_PRED = False  # input batch with predicted joints
+_C.DEBUG.SAVE_HEATMAPS_GT = False  # GT heatmaps over the input
+_C.DEBUG.SAVE_HEATMAPS_PRED = False  # predicted heatmaps over the input
+
+# ---------------------------------------------------------------- (ours) collapse monitor
+_C.MONITOR = CN()
+_C.MONITOR.COLLAPSE_THRE = 0.1  # a teacher heatmap whose max is below this on every trained joint is collapsed
