@@ -88,10 +88,34 @@ def _merge_dict(cfg, data, source):
     if extra is not None:
         # The YAML's EXTRA replaces the default one wholesale (the HRNet YAML has no deconv keys).
         cfg.MODEL.EXTRA = CN(extra, new_allowed=True)
-    try:
-        cfg.merge_from_other_cfg(CN(data))
-    except (KeyError, ValueError) as err:
-        raise ConfigError(f"{err} (in {source})") from None
+    _assign(cfg, data, "", source)
+
+
+def _coerce(default, value, full, source):
+    """Checks that ``value`` may replace ``default`` (yacs' type rules, without its literal_eval)."""
+    if default is None or value is None:
+        return value
+    if isinstance(default, bool) or isinstance(value, bool):
+        if isinstance(default, bool) and isinstance(value, bool):
+            return value
+    elif isinstance(default, float) and isinstance(value, int):
+        return float(value)
+    elif isinstance(default, (list, tuple)) and isinstance(value, (list, tuple)):
+        return list(value)
+    elif isinstance(value, type(default)):
+        return value
+    raise ConfigError(
+        f"config key '{full}' expects {type(default).__name__}, got {value!r} (in {source})"
+    )
+
+
+def _assign(node, data, prefix, source):
+    for key, value in data.items():
+        full = f"{prefix}{key}"
+        if isinstance(node[key], CN):
+            _assign(node[key], value, full + ".", source)
+        else:
+            node[key] = _coerce(node[key], value, full, source)
 
 
 def _merge_file(cfg, path):
@@ -107,6 +131,22 @@ def _merge_file(cfg, path):
     _merge_dict(cfg, data, path)
 
 
+def _decode_override(cfg, parts, raw):
+    """Parses a command-line value with YAML rules, keeping it a string where the default is one."""
+    if not isinstance(raw, str):
+        return raw
+    default = cfg
+    for part in parts:
+        default = default.get(part) if isinstance(default, CN) else None
+    if isinstance(default, str):
+        return raw
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError:
+        return raw
+    return raw if value is None else value
+
+
 def _merge_opts(cfg, opts):
     if len(opts) % 2:
         raise ConfigError(f"overrides must be KEY VALUE pairs, got an odd list: {opts}")
@@ -116,13 +156,7 @@ def _merge_opts(cfg, opts):
         parts = key.split(".")
         for part in parts[:-1]:
             node = node.setdefault(part, {})
-        try:
-            value = yaml.safe_load(raw) if isinstance(raw, str) else raw
-        except yaml.YAMLError:
-            value = raw
-        if value is None:
-            value = raw
-        node[parts[-1]] = value
+        node[parts[-1]] = _decode_override(cfg, parts, raw)
     extra = data.get("MODEL", {}).get("EXTRA")
     if extra is not None:
         # An override of one EXTRA key must not replace the whole EXTRA block.

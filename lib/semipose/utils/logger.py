@@ -1,0 +1,85 @@
+"""Output/log directory trees and logging set-up (the original's ``create_logger``, lib/utils/utils.py, MIT)."""
+import logging
+import os
+import time
+from pathlib import Path
+
+from semipose.config import get_model_name
+
+logger = logging.getLogger(__name__)
+
+LOG_FORMAT = "%(asctime)-15s %(message)s"
+
+
+def output_subdirs(cfg, cfg_path):
+    """``(dataset, model, cfg_name)`` naming the experiment, as the original.
+
+    ``dataset`` is TRAIN_DATASET (plus ``_<HYBRID_JOINTS_TYPE>``) with ':' replaced by '_';
+    ``model`` is ``get_model_name(cfg)[0]``; ``cfg_name`` is the YAML basename up to its first '.'.
+    """
+    dataset = cfg.DATASET.TRAIN_DATASET
+    if cfg.DATASET.HYBRID_JOINTS_TYPE:
+        dataset = f"{dataset}_{cfg.DATASET.HYBRID_JOINTS_TYPE}"
+    dataset = dataset.replace(":", "_")
+    model, _ = get_model_name(cfg)
+    cfg_name = os.path.basename(cfg_path or "default").split(".")[0]
+    return dataset, model, cfg_name
+
+
+def create_logger(cfg, cfg_path, phase="train", rank=0):
+    """Creates the output and TensorBoard folders and configures the root logger.
+
+    ``final_output_dir = OUTPUT_DIR/<dataset>/<model>/<cfg_name>`` holds the log file
+    ``<cfg_name>_<YYYY-mm-dd-HH-MM>_<phase>.log``; ``tb_log_dir = LOG_DIR/<dataset>/<model>/<cfg_name>_<time>``.
+    Only rank 0 writes the log file and logs at INFO; other ranks log warnings and errors only.
+
+    Returns:
+        ``(logger, final_output_dir: str, tb_log_dir: str)``.
+    """
+    dataset, model, cfg_name = output_subdirs(cfg, cfg_path)
+    root_output = Path(cfg.OUTPUT_DIR or "output")
+    final_output_dir = root_output / dataset / model / cfg_name
+    final_output_dir.mkdir(parents=True, exist_ok=True)
+    time_str = time.strftime("%Y-%m-%d-%H-%M")
+    tb_log_dir = Path(cfg.LOG_DIR or "log") / dataset / model / f"{cfg_name}_{time_str}"
+
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if getattr(handler, "_semipose", False):
+            root.removeHandler(handler)
+            handler.close()
+    formatter = logging.Formatter(LOG_FORMAT)
+    console = logging.StreamHandler()
+    console.setFormatter(formatter)
+    console._semipose = True
+    root.addHandler(console)
+    if rank == 0:
+        tb_log_dir.mkdir(parents=True, exist_ok=True)
+        log_file = final_output_dir / f"{cfg_name}_{time_str}_{phase}.log"
+        file_handler = logging.FileHandler(log_file)
+        file_handler.setFormatter(formatter)
+        file_handler._semipose = True
+        root.addHandler(file_handler)
+        root.setLevel(logging.INFO)
+    else:
+        root.setLevel(logging.WARNING)
+    return logging.getLogger("semipose"), str(final_output_dir), str(tb_log_dir)
+
+
+class AverageMeter:
+    """Running value, sum, count and average of a scalar."""
+
+    def __init__(self):
+        self.reset()
+
+    def reset(self):
+        self.val = 0.0
+        self.avg = 0.0
+        self.sum = 0.0
+        self.count = 0
+
+    def update(self, val, n=1):
+        self.val = float(val)
+        self.sum += float(val) * n
+        self.count += n
+        self.avg = self.sum / self.count if self.count else 0.0

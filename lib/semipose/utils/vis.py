@@ -1,0 +1,99 @@
+"""Debug images: batches with joints, heatmap grids (the original's lib/utils/vis.py, MIT)."""
+import math
+
+import cv2
+import numpy as np
+import torch
+import torchvision
+
+from semipose.core.inference import get_max_preds
+
+
+def _to_uint8_grid(batch, nrow, padding):
+    grid = torchvision.utils.make_grid(batch.float(), nrow, padding, normalize=True)
+    return grid.mul(255).clamp(0, 255).byte().permute(1, 2, 0).cpu().numpy().copy()
+
+
+def save_batch_image_with_joints(batch_image, batch_joints, batch_joints_vis, file_name, nrow=8,
+                                 padding=2):
+    """Writes a grid of the input batch with a red dot on every visible joint.
+
+    Args:
+        batch_image: (N, 3, H, W) tensor.
+        batch_joints: (N, K, >=2) joints in input pixels (tensor or numpy).
+        batch_joints_vis: (N, K, >=1) visibilities.
+        file_name: output image path.
+    """
+    ndarr = _to_uint8_grid(batch_image, nrow, padding)
+    n = batch_image.size(0)
+    xmaps = min(nrow, n)
+    ymaps = int(math.ceil(n / xmaps))
+    height = int(batch_image.size(2) + padding)
+    width = int(batch_image.size(3) + padding)
+    joints_all = np.asarray(torch.as_tensor(batch_joints).cpu())
+    vis_all = np.asarray(torch.as_tensor(batch_joints_vis).cpu())
+    k = 0
+    for y in range(ymaps):
+        for x in range(xmaps):
+            if k >= n:
+                break
+            for joint, vis in zip(joints_all[k], vis_all[k]):
+                if vis[0]:
+                    cx = int(x * width + padding + joint[0])
+                    cy = int(y * height + padding + joint[1])
+                    cv2.circle(ndarr, (cx, cy), 2, [255, 0, 0], 2)
+            k += 1
+    cv2.imwrite(file_name, ndarr)
+
+
+def save_batch_heatmaps(batch_image, batch_heatmaps, file_name, normalize=True):
+    """Writes one row per sample: the image, then each joint's heatmap (JET x 0.7 + image x 0.3).
+
+    Args:
+        batch_image: (N, 3, H, W) tensor.
+        batch_heatmaps: (N, K, h, w) tensor.
+        file_name: output image path.
+    """
+    batch_image = batch_image.detach().float().cpu()
+    if normalize:
+        lo, hi = float(batch_image.min()), float(batch_image.max())
+        batch_image = (batch_image - lo) / max(hi - lo, 1e-5)
+    heatmaps_all = batch_heatmaps.detach().float().cpu().numpy()
+    n, k, h, w = heatmaps_all.shape
+    grid = np.zeros((n * h, (k + 1) * w, 3), dtype=np.uint8)
+    preds, _ = get_max_preds(heatmaps_all)
+    for i in range(n):
+        image = batch_image[i].mul(255).clamp(0, 255).byte().permute(1, 2, 0).numpy()
+        resized = cv2.resize(image, (w, h))
+        heatmaps = (np.clip(heatmaps_all[i], 0, 1) * 255).astype(np.uint8)
+        for j in range(k):
+            colored = cv2.applyColorMap(heatmaps[j], cv2.COLORMAP_JET)
+            tile = (colored * 0.7 + resized * 0.3).astype(np.uint8)
+            cv2.circle(tile, (int(preds[i, j, 0]), int(preds[i, j, 1])), 1, [0, 0, 255], 1)
+            grid[i * h:(i + 1) * h, (j + 1) * w:(j + 2) * w] = tile
+        grid[i * h:(i + 1) * h, 0:w] = resized
+    cv2.imwrite(file_name, grid)
+
+
+def save_debug_images(debug, input, meta, target, joints_pred, output, prefix):
+    """Writes ``{prefix}_gt.jpg``, ``_pred.jpg``, ``_hm_gt.jpg``, ``_hm_pred.jpg`` per the DEBUG flags.
+
+    Args:
+        debug: the ``cfg.DEBUG`` node (DEBUG, SAVE_BATCH_IMAGES_GT, ...).
+        input: (N, 3, H, W) input batch.
+        meta: the batch meta (``joints``, ``joints_vis`` in input pixels).
+        target: (N, K, h, w) target heatmaps.
+        joints_pred: (N, K, 2) predictions in input pixels.
+        output: (N, K, h, w) predicted heatmaps.
+        prefix: path prefix.
+    """
+    if not debug.DEBUG:
+        return
+    if debug.SAVE_BATCH_IMAGES_GT:
+        save_batch_image_with_joints(input, meta["joints"], meta["joints_vis"], f"{prefix}_gt.jpg")
+    if debug.SAVE_BATCH_IMAGES_PRED:
+        save_batch_image_with_joints(input, joints_pred, meta["joints_vis"], f"{prefix}_pred.jpg")
+    if debug.SAVE_HEATMAPS_GT:
+        save_batch_heatmaps(input, target, f"{prefix}_hm_gt.jpg")
+    if debug.SAVE_HEATMAPS_PRED:
+        save_batch_heatmaps(input, output, f"{prefix}_hm_pred.jpg")
