@@ -1,0 +1,73 @@
+"""The collapse monitor: how many unlabeled samples have teacher heatmaps that fell to background.
+
+The paper's "collapsing problem": consistency training can drift towards predicting background
+everywhere. Each epoch we log, per network, the share of unlabeled samples whose teacher (easy-view)
+heatmaps have a maximum below a threshold on every trained joint, and the mean maximum response.
+"""
+import torch
+import torch.distributed as dist
+
+from semipose.utils.comm import is_dist
+
+#: Teacher heatmaps in each semi-supervised model's output dict, by network label.
+TEACHER_KEYS = {
+    "pose_dual": (("net1", "unsup_ht1"), ("net2", "unsup_ht2")),
+    "pose_cons": (("net1", "unsup_ht"),),
+}
+
+
+class CollapseMonitor:
+    """Accumulates collapse statistics on the device; one host sync per ``summary()``.
+
+    Args:
+        model_name: MODEL.NAME (only pose_dual and pose_cons have teachers).
+        threshold: a joint counts as background when its heatmap maximum is below this.
+    """
+
+    def __init__(self, model_name, threshold=0.1):
+        self.keys = TEACHER_KEYS.get(model_name, ())
+        self.threshold = float(threshold)
+        self.reset()
+
+    @property
+    def enabled(self):
+        return bool(self.keys)
+
+    def reset(self):
+        self._sums = {}
+
+    @torch.no_grad()
+    def update(self, outputs, unsup_weight):
+        """Adds one batch.
+
+        Args:
+            outputs: the model's training output dict.
+            unsup_weight: (N, K, 1) unlabeled target weights (> 0 on the trained joints).
+        """
+        if not self.keys:
+            return
+        trained = unsup_weight.reshape(unsup_weight.shape[0], -1) > 0  # (N, K)
+        n_trained = trained.sum(1).clamp(min=1)
+        for label, key in self.keys:
+            heat = outputs[key].detach().float()
+            peak = heat.flatten(2).amax(2)  # (N, K)
+            below = (peak < self.threshold) | ~trained
+            collapsed = below.all(1).float().sum()
+            mean_max = ((peak * trained).sum(1) / n_trained).sum()
+            stats = torch.stack([collapsed, mean_max, heat.new_tensor(float(heat.shape[0]))])
+            if label in self._sums:
+                self._sums[label] += stats
+            else:
+                self._sums[label] = stats
+
+    def summary(self):
+        """``{net: {'collapsed': share in [0, 1], 'mean_max': mean peak}}`` over all ranks; resets."""
+        out = {}
+        for label, stats in self._sums.items():
+            if is_dist():
+                dist.all_reduce(stats)
+            collapsed, mean_max, count = stats.tolist()
+            count = max(count, 1.0)
+            out[label] = {"collapsed": collapsed / count, "mean_max": mean_max / count}
+        self.reset()
+        return out
