@@ -1,6 +1,7 @@
 """Geometry helpers: crop affines, flips, and OpenCV-matrix <-> ``affine_grid`` theta conversions.
 
-Ported from the original's lib/utils/transforms.py (MIT). Names and argument order are the original's.
+Ported from the original's lib/utils/transforms.py (MIT). Names and argument order are the
+original's.
 """
 import cv2
 import numpy as np
@@ -39,7 +40,7 @@ def flip_back(output_flipped, matched_parts):
 
 
 def fliplr_joints(joints, joints_vis, width, matched_parts):
-    """Mirrors joints horizontally in an image of ``width`` pixels (x' = width - x - 1) and swaps the pairs.
+    """Mirrors joints in an image ``width`` pixels wide (x' = width - x - 1) and swaps the pairs.
 
     Args:
         joints: (K, 3) joints.
@@ -78,14 +79,13 @@ def transform_preds(coords, center, scale, rot, output_size):
     return pts @ trans[:, :2].T + trans[:, 2]
 
 
-def get_affine_transform(
-    center, scale, rot, output_size, shift=np.array([0, 0], dtype=np.float32), inv=0
-):
-    """The 2x3 affine taking the crop (``center``, ``scale`` x 200 px, ``rot`` degrees) to ``output_size``.
+def get_affine_transform(center, scale, rot, output_size, shift=(0.0, 0.0), inv=0):
+    """The 2x3 affine taking the crop (``center``, ``scale`` x 200 px, ``rot``) to ``output_size``.
 
-    Equals ``cv2.getRotationMatrix2D(center, rot, out_w / (200 * scale[0]))`` plus a translation taking
-    ``center`` to the output centre; only ``scale[0]`` sets the zoom. Built from three float32 point pairs
-    with ``cv2.getAffineTransform`` as the original, so the precision is float32's.
+    Equals ``cv2.getRotationMatrix2D(center, rot, out_w / (200 * scale[0]))`` plus a translation
+    taking ``center`` to the output centre; only ``scale[0]`` sets the zoom. Built from three
+    float32 point pairs with ``cv2.getAffineTransform`` as the original, so the precision is
+    float32's.
 
     Args:
         center: (2,) crop centre (x, y) in image pixels.
@@ -142,31 +142,49 @@ def get_dir(src_point, rot_rad):
     )
 
 
-def get_N(W, H):
-    """The 3x3 matrix taking pixel coordinates of a ``W``x``H`` image to ``[-1, 1]`` normalised ones."""
-    return np.array([[2.0 / W, 0.0, -1.0], [0.0, 2.0 / H, -1.0], [0.0, 0.0, 1.0]], dtype=np.float64)
+def get_N(W, H, align_corners=False):
+    """The 3x3 matrix taking OpenCV pixel coordinates of a ``W``x``H`` image to ``[-1, 1]`` ones.
+
+    With ``align_corners=False`` (PyTorch's default) -1 and 1 are the outer edges of the border
+    pixels, so pixel centre ``x`` maps to ``(2x + 1) / W - 1``; with True they are the border pixel
+    centres, ``2x / (W - 1) - 1``. (The original's ``[[2/W, 0, -1], ...]`` matched neither and put
+    ``affine_grid`` half a pixel off for any scaled or rotated matrix; no original code path called
+    it.)
+    """
+    if align_corners:
+        sx, sy, tx, ty = 2.0 / (W - 1), 2.0 / (H - 1), -1.0, -1.0
+    else:
+        sx, sy, tx, ty = 2.0 / W, 2.0 / H, 1.0 / W - 1.0, 1.0 / H - 1.0
+    return np.array([[sx, 0.0, tx], [0.0, sy, ty], [0.0, 0.0, 1.0]], dtype=np.float64)
 
 
-def get_N_inv(W, H):
+def get_N_inv(W, H, align_corners=False):
     """The inverse of ``get_N``: normalised -> pixel coordinates."""
-    return np.linalg.inv(get_N(W, H))
+    return np.linalg.inv(get_N(W, H, align_corners))
 
 
-def cvt_MToTheta(M, w, h):
+def cvt_MToTheta(M, w, h, align_corners=False):
     """Converts an OpenCV (2, 3) source->destination pixel affine into an ``affine_grid`` theta.
 
-    ``affine_grid`` samples the input at ``theta @ [p; 1]`` for each normalised output point ``p``, so
-    theta is the inverse of ``M`` expressed in normalised coordinates.
+    ``affine_grid`` samples the input at ``theta @ [p; 1]`` for each normalised output point ``p``,
+    so theta is the inverse of ``M`` expressed in normalised coordinates. With the same
+    ``align_corners`` in ``affine_grid``/``grid_sample``, the warp reproduces
+    ``cv2.warpAffine(img, M, (w, h))``.
     """
     m = np.vstack([np.asarray(M, dtype=np.float64), [0.0, 0.0, 1.0]])
-    theta = np.linalg.inv(get_N(w, h) @ m @ get_N_inv(w, h))
+    n = get_N(w, h, align_corners)
+    theta = np.linalg.inv(n @ m @ np.linalg.inv(n))
     return theta[:2, :]
 
 
-def cvt_ThetaToM(theta, w, h, return_inv=False):
-    """Converts an ``affine_grid`` theta back into the OpenCV (2, 3) pixel affine (or its inverse)."""
+def cvt_ThetaToM(theta, w, h, return_inv=False, align_corners=False):
+    """Converts an ``affine_grid`` theta back into the OpenCV (2, 3) pixel affine (or its inverse).
+
+    ``align_corners`` must match the one given to ``cvt_MToTheta``.
+    """
     t = np.vstack([np.asarray(theta, dtype=np.float64), [0.0, 0.0, 1.0]])
-    m = get_N_inv(w, h) @ np.linalg.inv(t) @ get_N(w, h)
+    n = get_N(w, h, align_corners)
+    m = np.linalg.inv(n) @ np.linalg.inv(t) @ n
     if return_inv:
         m = np.linalg.inv(m)
     return m[:2, :]
