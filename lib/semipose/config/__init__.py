@@ -1,6 +1,7 @@
 """Configuration: ``get_cfg``, ``update_config`` and ``get_model_name``.
 
-Ported in spirit from the original's lib/core/config.py (MIT); the tree itself is in ``defaults.py``.
+Ported in spirit from the original's lib/core/config.py (MIT); the tree itself is in
+``defaults.py``.
 """
 import copy
 import os
@@ -12,7 +13,8 @@ from semipose.config.defaults import _C, EXTRA_KEYS, HRNET_EXTRA
 
 __all__ = ["get_cfg", "update_config", "get_model_name", "load_config", "ConfigError"]
 
-# Keys whose non-empty value is prefixed with DATA_DIR (the original's update_dir, without its AI_ROOT bug).
+# Keys whose non-empty value is prefixed with DATA_DIR (the original's update_dir, without its
+# AI_ROOT bug).
 _DATA_DIR_KEYS = (
     ("DATASET", "ROOT"),
     ("DATASET", "AI_ROOT"),
@@ -92,7 +94,7 @@ def _merge_dict(cfg, data, source):
 
 
 def _coerce(default, value, full, source):
-    """Checks that ``value`` may replace ``default`` (yacs' type rules, without its literal_eval)."""
+    """Checks that ``value`` may replace ``default`` (yacs' type rules, no literal_eval)."""
     if default is None or value is None:
         return value
     if isinstance(default, bool) or isinstance(value, bool):
@@ -181,11 +183,11 @@ def _join_data_dir(cfg):
 
 
 def update_config(cfg, args):
-    """Merges ``args.cfg`` (a YAML file) then ``args.opts`` (KEY VALUE list) into ``cfg`` and freezes it.
+    """Merges ``args.cfg`` (YAML) then ``args.opts`` (KEY VALUE list) into ``cfg`` and freezes it.
 
-    Optional attributes of ``args``: ``modelDir``, ``logDir``, ``dataDir`` (set OUTPUT_DIR, LOG_DIR and
-    DATA_DIR, as the original's update_dir) and ``pretrained_model`` (sets MODEL.PRETRAINED after the
-    DATA_DIR join, so it is taken as given). Non-empty paths are prefixed with DATA_DIR.
+    Optional attributes of ``args``: ``modelDir``, ``logDir``, ``dataDir`` (set OUTPUT_DIR, LOG_DIR
+    and DATA_DIR, as the original's update_dir) and ``pretrained_model`` (sets MODEL.PRETRAINED
+    after the DATA_DIR join, so it is taken as given). Non-empty paths are prefixed with DATA_DIR.
 
     Raises:
         ConfigError: an unknown key; the message names the key and the file (or the overrides).
@@ -220,7 +222,9 @@ def load_config(path=None, opts=()):
 
 
 def get_model_name(cfg):
-    """Returns ``(name, full_name)`` as the original, e.g. ``('pose_dual_18', '256x192_pose_dual_18_d256d256d256')``.
+    """Returns ``(name, full_name)`` as the original.
+
+    For example ``('pose_dual_18', '256x192_pose_dual_18_d256d256d256')``.
 
     Raises:
         ValueError: MODEL.NAME is not one of pose_resnet, pose_dual, pose_cons, pose_hrnet.

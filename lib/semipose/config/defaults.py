@@ -1,19 +1,19 @@
 """The default configuration tree: every key of the original (lib/core/config.py, MIT) plus ours.
 
-Each key carries a one-line comment. Keys marked "(unused)" are kept so that every original YAML loads
-unchanged; keys marked "(ours)" do not exist in the original.
+Each key carries a one-line comment. Keys marked "(unused)" are kept so that every original YAML
+loads unchanged; keys marked "(ours)" do not exist in the original.
 """
 from yacs.config import CfgNode as CN
 
 _C = CN()
 
 # ---------------------------------------------------------------- top level
-_C.LOCAL_RANK = 0  # DDP rank of this process (set at run time from the launcher, not from YAML)
-_C.UNSUP_TRANSFORM = True  # apply the in-model random affine to the hard view and the teacher heatmaps
-_C.CONS_RAND_AUG = False  # add a RandAugment copy of the unlabeled crop and use it as the hard-view source
+_C.LOCAL_RANK = 0  # DDP rank of this process (set at run time by the launcher, not YAML)
+_C.UNSUP_TRANSFORM = True  # apply the in-model random affine to the hard view and teacher heatmaps
+_C.CONS_RAND_AUG = False  # RandAugment copy of the unlabeled crop, used as the hard-view source
 _C.RAND_MAGNITUDE = 10  # RandAugment magnitude M (N is fixed at 2)
 _C.MASK_JOINT_NUM = 0  # number of joint-cutout boxes per hard image (0 = off)
-_C.MASK_JOINT_FIX = False  # (ours) fix the cutout H/W clamp swap and draw joints only among trained channels
+_C.MASK_JOINT_FIX = False  # (ours) fix cutout H/W clamp swap; draw joints only in trained channels
 _C.CONS_SAME_VIEW = False  # (ours) collapse-prone control: the student sees the teacher's easy view
 _C.RAW_INPUT = False  # build the unlabeled dataset with is_train=False (no geometric augmentation)
 _C.SAVE_INTER = 0  # if > 0, save a bare state_dict every SAVE_INTER epochs
@@ -23,7 +23,7 @@ _C.DATA_DIR = ""  # prefix joined in front of the data/model paths when non-empt
 _C.GPUS = "0"  # comma-separated GPU ids (single process: the first is used; DDP: ignored)
 _C.WORKERS = 4  # DataLoader workers
 _C.PRINT_FREQ = 20  # log every N iterations
-_C.SEED = 1314  # (ours) seed of the torch/numpy/python RNGs and of the mixed sets' labeled-index draw
+_C.SEED = 1314  # (ours) seed of torch/numpy/python RNGs and the mixed sets' labeled-index draw
 _C.DEVICE = "auto"  # (ours) 'auto' (CUDA when present, else CPU), 'cpu' or 'cuda'
 
 # ---------------------------------------------------------------- cuDNN
@@ -37,7 +37,7 @@ _C.MODEL = CN()
 _C.MODEL.BACKBONE = "resnet"  # backbone inside pose_dual / pose_cons: 'resnet' or 'hrnet'
 _C.MODEL.PRM = False  # add the PRM attention module (pose_resnet / pose_hrnet only)
 _C.MODEL.NAME = "pose_resnet"  # registry key: pose_resnet, pose_hrnet, pose_cons, pose_dual
-_C.MODEL.INIT_WEIGHTS = True  # initialise from MODEL.PRETRAINED (False: random init, with a warning)
+_C.MODEL.INIT_WEIGHTS = True  # initialise from MODEL.PRETRAINED (False: random init + warning)
 _C.MODEL.PRETRAINED = ""  # ImageNet (or pose_dual) checkpoint used to initialise the backbone(s)
 _C.MODEL.TCH_PRETRAINED = ""  # (unused) teacher checkpoint path, only joined with DATA_DIR
 _C.MODEL.SEG_PRETRAINED = ""  # (unused) segmentation checkpoint path, only joined with DATA_DIR
@@ -47,8 +47,8 @@ _C.MODEL.GROUPS = 1  # ResNet groups (pose_resnet only)
 _C.MODEL.WIDTH_PER_GROUP = 64  # ResNet width per group (pose_resnet only)
 _C.MODEL.STYLE = "pytorch"  # ResNet block style ('pytorch'; 'caffe' is rejected)
 
-# MODEL.EXTRA is replaced wholesale by a YAML's EXTRA (as the original does); the allowed keys are the
-# union of the SimpleBaseline and the HRNet extras below.
+# MODEL.EXTRA is replaced wholesale by a YAML's EXTRA (as the original does); the allowed keys are
+# the union of the SimpleBaseline and the HRNet extras below.
 _C.MODEL.EXTRA = CN(new_allowed=True)
 _C.MODEL.EXTRA.NUM_LAYERS = 50  # ResNet depth: 18, 34, 50, 101, 152
 _C.MODEL.EXTRA.DECONV_WITH_BIAS = False  # bias in the transposed convolutions
@@ -94,7 +94,7 @@ _C.DATASET.TRAIN_DATASET = "mpii"  # registry key of the training set (coco, mix
 _C.DATASET.TEST_DATASET = "mpii"  # registry key of the validation set
 _C.DATASET.TRAIN_SET = "train"  # image set of the training set
 _C.DATASET.TRAIN_UNSUP_SET = ""  # image set of the unlabeled COCO pool ('' = TRAIN_SET)
-_C.DATASET.UNSUP_BBOX_FILE = ""  # (ours) detection file of the unlabeled set ('' = TEST.COCO_BBOX_FILE)
+_C.DATASET.UNSUP_BBOX_FILE = ""  # (ours) unlabeled set's detection file ('' = TEST.COCO_BBOX_FILE)
 _C.DATASET.TEST_SET = "valid"  # image set of the validation set
 _C.DATASET.DATA_FORMAT = "jpg"  # 'jpg' (files) or 'zip' (<set>.zip archives)
 _C.DATASET.HYBRID_JOINTS_TYPE = ""  # only appended to the output directory name
@@ -110,9 +110,9 @@ _C.DATASET.FLIP = True  # random horizontal flip while training
 _C.DATASET.SCALE_FACTOR = 0.25  # scale jitter: clip(N(0,1)*sf + 1, 1-sf, 1+sf)
 _C.DATASET.ROT_FACTOR = 30  # rotation jitter: clip(N(0,1)*rf, -2rf, 2rf) degrees
 
-# (ours) the embedded synthetic COCO-format set, generated under DATASET.ROOT on first use when ENABLED
+# (ours) embedded synthetic COCO-format set, generated under DATASET.ROOT on first use if ENABLED
 _C.DATASET.SYNTHETIC = CN()
-_C.DATASET.SYNTHETIC.ENABLED = False  # generate <ROOT>/coco from the procedural generator if it is missing
+_C.DATASET.SYNTHETIC.ENABLED = False  # generate <ROOT>/coco procedurally if it is missing
 _C.DATASET.SYNTHETIC.NUM_TRAIN = 1200  # training images
 _C.DATASET.SYNTHETIC.NUM_VAL = 200  # validation images
 _C.DATASET.SYNTHETIC.IMAGE_SIZE = [320, 240]  # generated image (width, height)
@@ -136,7 +136,7 @@ _C.TRAIN.CHECKPOINT = ""  # (unused)
 _C.TRAIN.BATCH_SIZE = 32  # batch per GPU (per process under DDP)
 _C.TRAIN.SHUFFLE = True  # shuffle the training set
 _C.TRAIN.MAX_ITERS = 0  # (ours) if > 0, stop each epoch after this many iterations
-_C.TRAIN.BF16 = False  # (ours) bfloat16 autocast for the training step (CUDA, and CPUs with bf16 units)
+_C.TRAIN.BF16 = False  # (ours) bf16 autocast of the training step (CUDA, and CPUs with bf16 units)
 _C.TRAIN.CHANNELS_LAST = False  # (ours) channels_last memory format for the model and its inputs
 _C.TRAIN.COMPILE = False  # (ours) torch.compile the networks
 
@@ -169,4 +169,4 @@ _C.DEBUG.SAVE_HEATMAPS_PRED = False  # predicted heatmaps over the input
 
 # ---------------------------------------------------------------- (ours) collapse monitor
 _C.MONITOR = CN()
-_C.MONITOR.COLLAPSE_THRE = 0.1  # a teacher heatmap whose max is below this on every trained joint is collapsed
+_C.MONITOR.COLLAPSE_THRE = 0.1  # teacher collapsed if heatmap max < this on every trained joint

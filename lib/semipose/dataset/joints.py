@@ -1,4 +1,5 @@
-"""Joint tables: the 24-joint union layout, each dataset's native order, mappings, flip pairs, OKS sigmas.
+"""Joint tables: the 24-joint union layout, each dataset's native order, mappings, flip pairs and
+OKS sigmas.
 
 Facts from the original's lib/dataset/{JointsDataset,coco,mpii,ai_challenger}.py (MIT).
 """
@@ -16,7 +17,8 @@ NUM_UNION_JOINTS = 24
 UPPER_BODY_IDS = tuple(range(7, 24))
 LOWER_BODY_IDS = tuple(range(0, 7))
 
-#: Horizontal flip pairs in the union layout (hips, knees, ankles, shoulders, elbows, wrists, eyes, ears).
+#: Horizontal flip pairs in the union layout (hips, knees, ankles, shoulders, elbows, wrists, eyes,
+#: ears).
 FLIP_PAIRS = [[1, 4], [2, 5], [3, 6], [14, 17], [15, 18], [16, 19], [20, 21], [22, 23]]
 
 #: Native joint orders (native index -> name, names from the union table).
@@ -48,13 +50,19 @@ AIC_SIGMAS = 2.0 * np.array(
 
 
 def get_mapping(actual_joints):
-    """Union index -> native index, or ``'*'`` when the dataset lacks that joint (the original's u2a)."""
+    """Union index -> native index, or ``'*'`` when the dataset lacks that joint.
+
+    This is the original's u2a.
+    """
     name_to_native = {name: idx for idx, name in actual_joints.items()}
     return {u: name_to_native.get(name, "*") for u, name in UNION_JOINTS.items()}
 
 
 def get_su(actual_joints):
-    """Union channels to take, in native order: ``preds[:, su]`` turns (N, 24, 3) into (N, J_native, 3)."""
+    """Union channels to take, in native order.
+
+    ``preds[:, su]`` turns (N, 24, 3) into (N, J_native, 3).
+    """
     a2u = {a: u for u, a in get_mapping(actual_joints).items() if a != "*"}
     return [a2u[a] for a in sorted(a2u)]
 
@@ -80,7 +88,10 @@ def do_mapping(joints, joints_vis, u2a_mapping):
 
 
 def trained_joints(actual_joints):
-    """Sorted union indices that a dataset with these native joints fills (the ``ai_joint_ind`` of the mixes)."""
+    """Sorted union indices that a dataset with these native joints fills.
+
+    This is the ``ai_joint_ind`` of the mixes.
+    """
     return sorted(u for u, a in get_mapping(actual_joints).items() if a != "*")
 
 

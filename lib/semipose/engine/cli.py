@@ -1,4 +1,6 @@
-"""Command lines of ``pose_estimation/train.py`` and ``valid.py`` (the original's arguments, plus overrides).
+"""Command lines of ``pose_estimation/train.py`` and ``valid.py``.
+
+The original's arguments, plus overrides.
 
 Every original flag is accepted. Trailing ``KEY VALUE`` pairs override the YAML (yacs style), e.g.
 ``python pose_estimation/train.py --cfg exp.yaml TRAIN.END_EPOCH 5 WORKERS 0``.
@@ -10,7 +12,9 @@ from semipose.config import get_cfg, update_config
 
 def _common(parser):
     parser.add_argument("--cfg", required=True, type=str, help="experiment YAML")
-    parser.add_argument("--frequent", type=int, default=0, help="log every N iterations (PRINT_FREQ)")
+    parser.add_argument(
+        "--frequent", type=int, default=0, help="log every N iterations (PRINT_FREQ)"
+    )
     parser.add_argument("--gpus", type=str, default="", help="GPU ids, e.g. 0 (sets GPUS)")
     parser.add_argument("--workers", type=int, default=-1, help="DataLoader workers (sets WORKERS)")
     parser.add_argument("--modelDir", type=str, default="", help="output root (sets OUTPUT_DIR)")
@@ -44,7 +48,9 @@ def parse_train_args(argv=None):
     """Parses train.py's command line and returns ``(args, frozen cfg)``."""
     parser = argparse.ArgumentParser(description="Train PoseDual / PoseCons / SimpleBaseline")
     _common(parser)
-    parser.add_argument("--num_gpus", type=str, default="", help="unused (accepted for old scripts)")
+    parser.add_argument(
+        "--num_gpus", type=str, default="", help="unused (accepted for old scripts)"
+    )
     parser.add_argument("--pretrained_model", type=str, default="", help="sets MODEL.PRETRAINED")
     parser.add_argument("--distributed", action="store_true", help="DistributedDataParallel")
     parser.add_argument(

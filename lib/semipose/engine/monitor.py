@@ -61,7 +61,10 @@ class CollapseMonitor:
                 self._sums[label] = stats
 
     def summary(self):
-        """``{net: {'collapsed': share in [0, 1], 'mean_max': mean peak}}`` over all ranks; resets."""
+        """Returns and resets ``{net: {'collapsed': share in [0, 1], 'mean_max': mean peak}}``.
+
+        The statistics are gathered over all ranks.
+        """
         out = {}
         for label, stats in self._sums.items():
             if is_dist():

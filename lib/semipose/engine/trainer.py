@@ -1,4 +1,6 @@
-"""Training and validation loops (the original's lib/core/function.py and pose_estimation/*.py, MIT).
+"""Training and validation loops.
+
+Ported from the original's lib/core/function.py and pose_estimation/*.py (MIT).
 
 ``train_one_epoch`` and ``validate`` are leaf functions with explicit arguments; ``do_train`` and
 ``do_valid`` assemble the datasets, model, loss and optimizer from the config and run them.
@@ -86,8 +88,8 @@ def train_one_epoch(
         FloatingPointError: the loss became NaN or infinite (the last checkpoint stays intact).
 
     Returns:
-        dict of epoch averages: ``loss``, ``acc``, the loss parts, ``samples_per_s`` and, for the semi
-        models, ``collapse`` (per net: collapsed share and mean teacher peak).
+        dict of epoch averages: ``loss``, ``acc``, the loss parts, ``samples_per_s`` and, for the
+        semi models, ``collapse`` (per net: collapsed share and mean teacher peak).
     """
     batch_time, data_time, losses, acc = (AverageMeter() for _ in range(4))
     part_meters = {}
@@ -200,7 +202,8 @@ def flip_test_heatmap(model_fn, input, flip_pairs, shift_heatmap=True):
     """Heatmaps of the mirrored input, mirrored back (the torch form of ``flip_back``).
 
     With ``shift_heatmap`` the result moves one pixel right (column 0 keeps its value, as the
-    original); otherwise it moves 0.75 px with a bilinear affine grid, as the original's other branch.
+    original); otherwise it moves 0.75 px with a bilinear affine grid, as the original's other
+    branch.
 
     Args:
         model_fn: callable returning a tuple of (N, K, H, W) heatmaps for an input batch.
@@ -265,12 +268,14 @@ def validate(
     channels_last=False,
     amp_dtype=None,
 ):
-    """Validation as the original's ``validate``: decode net 1 (and net 2 and the ensemble 0.5·(h1+h2)
-    for PoseDual), evaluate each through ``dataset.evaluate`` and log the results tables.
+    """Validation as the original's ``validate``.
+
+    Decodes net 1 (and net 2 and the ensemble 0.5·(h1+h2) for PoseDual), evaluates each through
+    ``dataset.evaluate`` and logs the results tables.
 
     Returns:
-        dict with ``perf`` (net 1's main metric, which selects ``model_best``), ``loss``, ``acc`` and
-        per network (``net1``, ``net2``, ``ensemble``) the OrderedDict of metrics.
+        dict with ``perf`` (net 1's main metric, which selects ``model_best``), ``loss``, ``acc``
+        and per network (``net1``, ``net2``, ``ensemble``) the OrderedDict of metrics.
     """
     criterion = JointsMSELoss(use_target_weight=use_target_weight)
     model.eval()
@@ -622,12 +627,13 @@ def do_train(cfg, args):
             if is_main:
                 logger.info(
                     f"Epoch {epoch} done: loss {stats['loss']:.6f}, "
-                    f"{stats['samples_per_s']:.1f} samples/s, lr {optimizer.param_groups[0]['lr']:g}"
+                    f"{stats['samples_per_s']:.1f} samples/s, "
+                    f"lr {optimizer.param_groups[0]['lr']:g}"
                 )
                 for net, c in stats.get("collapse", {}).items():
                     logger.info(
-                        f"Collapse monitor [{net}]: {100 * c['collapsed']:.1f}% of unlabeled samples "
-                        f"collapsed to background, mean teacher peak {c['mean_max']:.4f}"
+                        f"Collapse monitor [{net}]: {100 * c['collapsed']:.1f}% of unlabeled "
+                        f"samples collapsed to background, mean teacher peak {c['mean_max']:.4f}"
                     )
                     if writer_dict is not None:
                         w = writer_dict["writer"]
@@ -684,10 +690,10 @@ def do_train(cfg, args):
 
 
 def load_eval_weights(model, model_name, path):
-    """Loads ``path`` (a released checkpoint or one of ours) into ``model`` with strict key checking.
+    """Loads ``path`` (a released checkpoint or one of ours) into ``model``, checking keys strictly.
 
-    A PoseDual/PoseCons file evaluated with a single network (pose_resnet / pose_hrnet) gives net 1's
-    ``resnet.`` weights, as the original's valid.py did (there silently).
+    A PoseDual/PoseCons file evaluated with a single network (pose_resnet / pose_hrnet) gives net
+    1's ``resnet.`` weights, as the original's valid.py did (there silently).
     """
     from semipose.utils.checkpoint import (
         extract_net,
@@ -703,7 +709,9 @@ def load_eval_weights(model, model_name, path):
 
 
 def do_valid(cfg, args):
-    """Evaluates ``TEST.MODEL_FILE`` (or the run's ``final_state.pth.tar``) as the original's valid.py.
+    """Evaluates a checkpoint as the original's valid.py.
+
+    The checkpoint is ``TEST.MODEL_FILE`` (or the run's ``final_state.pth.tar``).
 
     Returns:
         ``validate``'s results dict.
@@ -720,7 +728,8 @@ def do_valid(cfg, args):
     model_file = cfg.TEST.MODEL_FILE or os.path.join(final_output_dir, "final_state.pth.tar")
     if not os.path.isfile(model_file):
         raise FileNotFoundError(
-            f"no model to evaluate: {model_file} does not exist (set TEST.MODEL_FILE or --model-file)"
+            f"no model to evaluate: {model_file} does not exist "
+            "(set TEST.MODEL_FILE or --model-file)"
         )
     logger.info(f"=> loading model from {model_file}")
     load_eval_weights(model, cfg.MODEL.NAME, model_file)
@@ -729,7 +738,9 @@ def do_valid(cfg, args):
         model = model.to(memory_format=torch.channels_last)
     prepare_data(cfg)
     valid_dataset = build_dataset(cfg, is_train=False)
-    _, valid_loader, _, _ = build_loaders(cfg, valid_dataset, valid_dataset, device, False, cfg.SEED)
+    _, valid_loader, _, _ = build_loaders(
+        cfg, valid_dataset, valid_dataset, device, False, cfg.SEED
+    )
     return _validate_with_cfg(
         cfg, model, valid_loader, valid_dataset, device, final_output_dir, None, None
     )

@@ -1,4 +1,6 @@
-"""Distributed helpers: rank/world size, device selection, process-group set-up, barriers, seeding."""
+"""Distributed helpers: rank/world size, device selection, process-group set-up, barriers and
+seeding.
+"""
 import logging
 import os
 import random
@@ -50,8 +52,8 @@ def init_distributed(local_rank=None, device_name="auto", timeout_min=30):
     """Joins the process group started by ``torchrun`` or ``torch.distributed.launch``.
 
     The rank and world size come from the launcher's environment (RANK, WORLD_SIZE, MASTER_ADDR,
-    MASTER_PORT); the local rank from LOCAL_RANK or the legacy ``--local_rank`` argument. NCCL is used on
-    GPUs and gloo on CPUs.
+    MASTER_PORT); the local rank from LOCAL_RANK or the legacy ``--local_rank`` argument. NCCL is
+    used on GPUs and gloo on CPUs.
 
     Returns:
         ``(device, local_rank)``.
@@ -84,7 +86,10 @@ def seed_everything(seed):
 
 
 def get_rng_state():
-    """Every RNG's state as plain Python values and tensors (loadable with ``weights_only=True``)."""
+    """Every RNG's state as plain Python values and tensors.
+
+    The result is loadable with ``weights_only=True``.
+    """
     np_state = np.random.get_state()
     state = {
         "python": random.getstate(),

@@ -1,4 +1,7 @@
-"""Output/log directory trees and logging set-up (the original's ``create_logger``, lib/utils/utils.py, MIT)."""
+"""Output/log directory trees and logging set-up.
+
+The original's ``create_logger`` (lib/utils/utils.py, MIT).
+"""
 import logging
 import os
 import time
@@ -30,7 +33,8 @@ def create_logger(cfg, cfg_path, phase="train", rank=0):
     """Creates the output and TensorBoard folders and configures the root logger.
 
     ``final_output_dir = OUTPUT_DIR/<dataset>/<model>/<cfg_name>`` holds the log file
-    ``<cfg_name>_<YYYY-mm-dd-HH-MM>_<phase>.log``; ``tb_log_dir = LOG_DIR/<dataset>/<model>/<cfg_name>_<time>``.
+    ``<cfg_name>_<YYYY-mm-dd-HH-MM>_<phase>.log``;
+    ``tb_log_dir = LOG_DIR/<dataset>/<model>/<cfg_name>_<time>``.
     Only rank 0 writes the log file and logs at INFO; other ranks log warnings and errors only.
 
     Returns:

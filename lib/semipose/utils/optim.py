@@ -5,9 +5,10 @@ __all__ = ["get_optimizer", "build_optimizer", "build_lr_scheduler"]
 
 
 def get_optimizer(params, name, lr, momentum=0.9, weight_decay=0.0, nesterov=False):
-    """The original's optimizers: ``adam`` = Adam with the learning rate only (default betas, eps 1e-8,
-    **no weight decay**, as the paper's numbers were made); ``sgd`` = SGD with momentum, weight decay
-    and Nesterov.
+    """The original's optimizers.
+
+    ``adam`` = Adam with the learning rate only (default betas, eps 1e-8, **no weight decay**, as
+    the paper's numbers were made); ``sgd`` = SGD with momentum, weight decay and Nesterov.
 
     Raises:
         ValueError: an unknown optimizer name.

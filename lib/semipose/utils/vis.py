@@ -76,7 +76,7 @@ def save_batch_heatmaps(batch_image, batch_heatmaps, file_name, normalize=True):
 
 
 def save_debug_images(debug, input, meta, target, joints_pred, output, prefix):
-    """Writes ``{prefix}_gt.jpg``, ``_pred.jpg``, ``_hm_gt.jpg``, ``_hm_pred.jpg`` per the DEBUG flags.
+    """Writes ``{prefix}_gt.jpg``, ``_pred.jpg``, ``_hm_gt.jpg``, ``_hm_pred.jpg`` per DEBUG flags.
 
     Args:
         debug: the ``cfg.DEBUG`` node (DEBUG, SAVE_BATCH_IMAGES_GT, ...).
