@@ -531,7 +531,7 @@ def do_train(cfg, args):
         dict: ``best_perf``, ``last`` (the last validation results), ``output_dir``, ``epochs``.
     """
     from semipose.core.loss import build_criterion
-    from semipose.dataset.build import build_dataset, prepare_data
+    from semipose.dataset.build import build_dataset, ensure_synthetic
     from semipose.models.build import build_model
     from semipose.utils import comm
     from semipose.utils.checkpoint import atomic_save, load_checkpoint, save_checkpoint
@@ -548,8 +548,8 @@ def do_train(cfg, args):
         _set_cudnn(cfg)
         comm.seed_everything(cfg.SEED + rank)
 
-        if is_main:
-            prepare_data(cfg)
+        if is_main and cfg.DATASET.SYNTHETIC.ENABLED:
+            ensure_synthetic(cfg)
         comm.synchronize()
         train_dataset = build_dataset(cfg, is_train=True)
         valid_dataset = build_dataset(cfg, is_train=False) if is_main else None
@@ -716,7 +716,7 @@ def do_valid(cfg, args):
     Returns:
         ``validate``'s results dict.
     """
-    from semipose.dataset.build import build_dataset, prepare_data
+    from semipose.dataset.build import build_dataset
     from semipose.models.build import build_model
     from semipose.utils.logger import create_logger
 
@@ -736,7 +736,6 @@ def do_valid(cfg, args):
     model = model.to(device)
     if cfg.TRAIN.CHANNELS_LAST:
         model = model.to(memory_format=torch.channels_last)
-    prepare_data(cfg)
     valid_dataset = build_dataset(cfg, is_train=False)
     _, valid_loader, _, _ = build_loaders(
         cfg, valid_dataset, valid_dataset, device, False, cfg.SEED
