@@ -1,0 +1,174 @@
+"""Dataset registry and builder: the only place that reads the config for datasets."""
+
+import logging
+import os
+
+from torchvision import transforms as T
+
+from semipose.dataset.ai_challenger import AIDataset
+from semipose.dataset.coco import COCODataset
+from semipose.dataset.mixed import MixedCOCOCOCODataset, MixedMPIIAIDataset
+from semipose.dataset.mpii import MPIIDataset
+
+__all__ = [
+    "DATASETS",
+    "build_dataset",
+    "default_transform",
+    "ensure_synthetic",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+]
+
+logger = logging.getLogger(__name__)
+
+IMAGENET_MEAN = [0.485, 0.456, 0.406]
+IMAGENET_STD = [0.229, 0.224, 0.225]
+
+DATASETS = {
+    "coco": COCODataset,
+    "ai_challenger": AIDataset,
+    "mpii": MPIIDataset,
+    "mix_coco_coco": MixedCOCOCOCODataset,
+    "mix_mpii_ai": MixedMPIIAIDataset,
+}
+
+
+def default_transform():
+    """ToTensor + Normalize with the ImageNet RGB mean/std (applied to the BGR crop, spec §9.4)."""
+    return T.Compose([T.ToTensor(), T.Normalize(mean=IMAGENET_MEAN, std=IMAGENET_STD)])
+
+
+def _joints_kwargs(cfg):
+    return {
+        "image_size": tuple(int(v) for v in cfg.MODEL.IMAGE_SIZE),
+        "heatmap_size": tuple(int(v) for v in cfg.MODEL.EXTRA.HEATMAP_SIZE),
+        "sigma": cfg.MODEL.EXTRA.SIGMA,
+        "target_type": cfg.MODEL.EXTRA.get("TARGET_TYPE", "gaussian"),
+        "scale_factor": cfg.DATASET.SCALE_FACTOR,
+        "rotation_factor": cfg.DATASET.ROT_FACTOR,
+        "flip": cfg.DATASET.FLIP,
+        "color_rgb": cfg.DATASET.COLOR_RGB,
+        "num_joints_half_body": cfg.DATASET.NUM_JOINTS_HALF_BODY,
+        "prob_half_body": cfg.DATASET.PROB_HALF_BODY,
+        "data_format": cfg.DATASET.DATA_FORMAT,
+        "select_data": cfg.DATASET.SELECT_DATA,
+    }
+
+
+def _coco_eval_kwargs(cfg):
+    return {
+        "use_gt_bbox": cfg.TEST.USE_GT_BBOX,
+        "bbox_file": cfg.TEST.COCO_BBOX_FILE,
+        "unsup_bbox_file": cfg.DATASET.UNSUP_BBOX_FILE or cfg.TEST.COCO_BBOX_FILE,
+        "image_thre": cfg.TEST.IMAGE_THRE,
+        "oks_thre": cfg.TEST.OKS_THRE,
+        "in_vis_thre": cfg.TEST.IN_VIS_THRE,
+        "save_result": cfg.TEST.SAVE_RESULT,
+    }
+
+
+def _coco_kwargs(cfg, is_train):
+    kw = {**_joints_kwargs(cfg), **_coco_eval_kwargs(cfg)}
+    kw["train_len"] = cfg.DATASET.TRAIN_LEN if is_train else -1
+    return kw
+
+
+def _mpii_kwargs(cfg, is_train):
+    return _joints_kwargs(cfg)
+
+
+def _aic_kwargs(cfg, is_train):
+    return {
+        **_joints_kwargs(cfg),
+        "in_vis_thre": cfg.TEST.IN_VIS_THRE,
+        "save_result": cfg.TEST.SAVE_RESULT,
+    }
+
+
+def _mix_common(cfg):
+    return {
+        "raw_input": cfg.RAW_INPUT,
+        "cons_rand_aug": cfg.CONS_RAND_AUG,
+        "rand_magnitude": cfg.RAND_MAGNITUDE,
+        "seed": cfg.SEED,
+    }
+
+
+def _mix_coco_kwargs(cfg, is_train):
+    kw = {**_coco_kwargs(cfg, is_train), **_mix_common(cfg)}
+    kw["train_len"] = cfg.DATASET.TRAIN_LEN
+    kw["unsup_set"] = cfg.DATASET.TRAIN_UNSUP_SET
+    return kw
+
+
+def _mix_mpii_ai_kwargs(cfg, is_train):
+    return {**_aic_kwargs(cfg, is_train), **_mix_common(cfg)}
+
+
+_KWARGS = {
+    "coco": _coco_kwargs,
+    "ai_challenger": _aic_kwargs,
+    "mpii": _mpii_kwargs,
+    "mix_coco_coco": _mix_coco_kwargs,
+    "mix_mpii_ai": _mix_mpii_ai_kwargs,
+}
+
+
+def ensure_synthetic(cfg):
+    """Generates the synthetic COCO-format set under ``DATASET.ROOT`` if its val json is missing.
+
+    A file lock (``<ROOT>/coco/.synthetic.lock``) serialises concurrent callers (DDP ranks, tests),
+    so only the first one generates; the others wait and find the files.
+    """
+    root = cfg.DATASET.ROOT
+    marker = os.path.join(root, "coco", "annotations", "person_keypoints_val2017.json")
+    if os.path.isfile(marker):
+        return
+    import fcntl
+
+    from semipose.dataset.synthetic import generate
+
+    os.makedirs(os.path.join(root, "coco"), exist_ok=True)
+    with open(os.path.join(root, "coco", ".synthetic.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if not os.path.isfile(marker):
+                syn = cfg.DATASET.SYNTHETIC
+                logger.info("=> generating the synthetic COCO-format set under %s", root)
+                generate(
+                    root,
+                    num_train=syn.NUM_TRAIN,
+                    num_val=syn.NUM_VAL,
+                    image_size=tuple(int(v) for v in syn.IMAGE_SIZE),
+                    seed=syn.SEED,
+                )
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def build_dataset(cfg, is_train, transform=None):
+    """Builds the training (``TRAIN_DATASET``/``TRAIN_SET``) or the test (``TEST_*``) dataset.
+
+    Args:
+        cfg: the frozen config.
+        is_train: training set if True, else the validation set.
+        transform: crop transform; None -> ``default_transform()``.
+
+    Returns:
+        The dataset instance.
+
+    Raises:
+        KeyError: naming the registered datasets when the name is unknown.
+    """
+    name = cfg.DATASET.TRAIN_DATASET if is_train else cfg.DATASET.TEST_DATASET
+    image_set = cfg.DATASET.TRAIN_SET if is_train else cfg.DATASET.TEST_SET
+    if name not in DATASETS:
+        raise KeyError(f"unknown dataset {name!r}; registered: {sorted(DATASETS)}")
+    if cfg.DATASET.SYNTHETIC.ENABLED:
+        ensure_synthetic(cfg)
+    if transform is None:
+        transform = default_transform()
+    kwargs = _KWARGS[name](cfg, is_train)
+    return DATASETS[name](
+        root=cfg.DATASET.ROOT, image_set=image_set, is_train=is_train, transform=transform, **kwargs
+    )

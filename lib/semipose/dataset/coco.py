@@ -1,0 +1,432 @@
+"""COCO person keypoints: GT-box or detection-box person crops, and the OKS AP evaluation.
+
+Ported from the original's lib/dataset/coco.py (MIT); spec §5.2.
+"""
+
+import contextlib
+import io
+import logging
+import os
+import pickle
+from collections import OrderedDict, defaultdict
+
+import json_tricks as json
+import numpy as np
+from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
+
+from semipose.dataset.joints import (
+    COCO_JOINTS,
+    COCO_SIGMAS,
+    COCO_SU,
+    COCO_TRAINED,
+    COCO_U2A,
+    do_mapping,
+)
+from semipose.dataset.joints_dataset import JointsDataset
+from semipose.nms.nms import oks_nms
+
+__all__ = ["COCODataset", "STATS_NAMES", "atomic_write_text"]
+
+logger = logging.getLogger(__name__)
+
+STATS_NAMES = [
+    "AP",
+    "Ap .5",
+    "AP .75",
+    "AP (M)",
+    "AP (L)",
+    "AR",
+    "AR .5",
+    "AR .75",
+    "AR (M)",
+    "AR (L)",
+]
+_EXPECTED_LAYOUT = (
+    "<root>/coco/annotations/person_keypoints_{train2017,val2017}.json (image_info_<set>.json for "
+    "test/unlabeled sets), images in <root>/coco/images/<set>/ or <root>/coco/images/<set>.zip"
+)
+
+
+def atomic_write_text(path, text):
+    """Writes ``text`` to ``path`` through a temporary file and a rename (no half-written file)."""
+    tmp = f"{path}.tmp.{os.getpid()}"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def _load_coco(path):
+    if not os.path.isfile(path):
+        raise FileNotFoundError(
+            f"COCO annotation file not found: {path}; expected {_EXPECTED_LAYOUT}"
+        )
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            return COCO(path)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"malformed COCO annotation file {path}: {exc!r}") from exc
+
+
+class COCODataset(JointsDataset):
+    """COCO keypoints in the 24-joint union layout (17 joints filled).
+
+    GT mode (training, or ``use_gt_bbox``, on sets with annotations) makes one record per non-crowd
+    person with a valid box and at least one labeled keypoint; detection mode makes one record per
+    person detection of ``bbox_file`` (``unsup_bbox_file`` for unlabeled sets).
+
+    Args:
+        root: data root holding ``coco/``.
+        image_set: ``'train'`` -> ``train2017``, ``'val'``/``'validation'`` -> ``val2017``, else
+            kept.
+        is_train: training mode (augmentation, GT boxes, ``train_len`` subset).
+        transform: see ``JointsDataset``.
+        use_gt_bbox: evaluate on GT boxes instead of detections (``TEST.USE_GT_BBOX``).
+        bbox_file: person detection json for the evaluation set (``TEST.COCO_BBOX_FILE``).
+        unsup_bbox_file: person detection json for unlabeled sets (``''`` -> ``bbox_file``).
+        image_thre: minimum detection score (``TEST.IMAGE_THRE``).
+        oks_thre: OKS-NMS threshold of the evaluation (``TEST.OKS_THRE``).
+        in_vis_thre: joint-score threshold of the rescoring (``TEST.IN_VIS_THRE``).
+        save_result: write the results json and the COCOeval pickle (``TEST.SAVE_RESULT``).
+        train_len: when training and > 0, keep only the first ``train_len`` person records in file
+            order.
+        pseudo_anno: when training, read this annotation file instead of the standard one.
+        **kwargs: ``JointsDataset`` arguments (image_size, heatmap_size, sigma, ...).
+    """
+
+    actual_joints = COCO_JOINTS
+    labeled_joints = list(COCO_TRAINED)
+    su = list(COCO_SU)
+
+    def __init__(
+        self,
+        root,
+        image_set,
+        is_train,
+        transform=None,
+        use_gt_bbox=False,
+        bbox_file="",
+        unsup_bbox_file="",
+        image_thre=0.0,
+        oks_thre=0.5,
+        in_vis_thre=0.0,
+        save_result=True,
+        train_len=-1,
+        pseudo_anno=None,
+        **kwargs,
+    ):
+        if image_set == "train":
+            image_set = "train2017"
+        elif image_set in ("val", "validation"):
+            image_set = "val2017"
+        super().__init__(root, image_set, is_train, transform, **kwargs)
+        self.use_gt_bbox = use_gt_bbox
+        self.bbox_file = bbox_file
+        self.unsup_bbox_file = unsup_bbox_file
+        self.image_thre = image_thre
+        self.oks_thre = oks_thre
+        self.in_vis_thre = in_vis_thre
+        self.save_result = save_result
+        self.pseudo_anno = pseudo_anno if is_train else None
+        self.u2a_mapping = COCO_U2A
+
+        self.ann_file = self._get_ann_file_keypoint()
+        self.coco = _load_coco(self.ann_file)
+        if not self.coco.dataset.get("categories"):
+            raise ValueError(f"COCO annotation file {self.ann_file} has no 'categories'")
+        cat_ids = self.coco.getCatIds()
+        cats = [c["name"] for c in self.coco.loadCats(cat_ids)]
+        self.classes = ["__background__"] + cats
+        self.num_classes = len(self.classes)
+        self._class_to_ind = dict(zip(self.classes, range(self.num_classes)))
+        self._class_to_coco_ind = dict(zip(cats, cat_ids))
+        self._coco_ind_to_class_ind = {
+            self._class_to_coco_ind[c]: self._class_to_ind[c] for c in cats
+        }
+        # Class index 1 (the first category) is the person class, as in the original.
+        self.person_cat_id = cat_ids[0]
+        self.image_set_index = [img["id"] for img in self.coco.dataset.get("images", [])]
+        self.num_images = len(self.image_set_index)
+        self.path_to_id = {}
+
+        db = self._get_db()
+        if is_train and self.use_select_data:
+            db = self.select_data(db)
+        if is_train and train_len is not None and train_len > 0:
+            db = db[:train_len]
+            if db:
+                logger.info(
+                    "=> labeled subset: first %d records, %s ... %s",
+                    len(db),
+                    db[0]["image"],
+                    db[-1]["image"],
+                )
+        for rec in db:
+            rec["joints_3d"], rec["joints_3d_vis"] = do_mapping(
+                rec["joints_3d"], rec["joints_3d_vis"], self.u2a_mapping
+            )
+        self.db = db
+        logger.info("=> %s: %d images, %d samples", self.image_set, self.num_images, len(self.db))
+
+    # ------------------------------------------------------------------ paths
+    def _get_ann_file_keypoint(self):
+        if self.pseudo_anno:
+            return self.pseudo_anno
+        prefix = (
+            "image_info"
+            if ("test" in self.image_set or "unlabeled" in self.image_set)
+            else "person_keypoints"
+        )
+        return os.path.join(self.root, "coco", "annotations", f"{prefix}_{self.image_set}.json")
+
+    def image_path_from_index(self, index):
+        """Image path of id ``index``: the annotation ``file_name``, else ``%012d.jpg``."""
+        img = self.coco.imgs.get(index)
+        file_name = img.get("file_name") if img else None
+        if not file_name:
+            file_name = f"{index:012d}.jpg"
+            if "2014" in self.image_set:
+                file_name = f"COCO_{self.image_set}_{file_name}"
+        folder = "test2017" if "test" in self.image_set else self.image_set
+        if self.data_format == "zip":
+            path = os.path.join(self.root, "coco", "images", f"{folder}.zip@", folder, file_name)
+        else:
+            path = os.path.join(self.root, "coco", "images", folder, file_name)
+        self.path_to_id[path] = index
+        return path
+
+    # ------------------------------------------------------------------ records
+    def _get_db(self):
+        gt_mode = (self.is_train or self.use_gt_bbox) and (
+            self.pseudo_anno or "unlabeled" not in self.image_set
+        )
+        if gt_mode:
+            return self._load_coco_keypoint_annotations()
+        return self._load_coco_person_detection_results()
+
+    def _load_coco_keypoint_annotations(self):
+        gt_db = []
+        bad = 0
+        for index in self.image_set_index:
+            recs, n_bad = self._load_coco_keypoint_annotation_kernal(index)
+            gt_db.extend(recs)
+            bad += n_bad
+        if bad:
+            logger.warning("=> skipped %d malformed annotations in %s", bad, self.ann_file)
+        return gt_db
+
+    def _load_coco_keypoint_annotation_kernal(self, index):
+        """Records of one image (GT mode); returns ``(records, number of malformed ones)``."""
+        im_ann = self.coco.imgs[index]
+        width, height = im_ann.get("width"), im_ann.get("height")
+        num_native = len(self.actual_joints)
+        recs = []
+        bad = 0
+        image_path = None
+        for obj in self.coco.imgToAnns.get(index, []):
+            if obj.get("iscrowd", 0):
+                continue
+            try:
+                x, y, w, h = (float(v) for v in obj["bbox"][:4])
+                kps = np.asarray(obj["keypoints"], dtype=np.float64).reshape(num_native, 3)
+                area = float(obj["area"])
+                x1 = max(0.0, x)
+                y1 = max(0.0, y)
+                x2 = min(width - 1, x1 + max(0.0, w - 1))
+                y2 = min(height - 1, y1 + max(0.0, h - 1))
+            except (KeyError, TypeError, ValueError):
+                bad += 1
+                continue
+            if not (area > 0 and x2 >= x1 and y2 >= y1):
+                continue
+            if self._coco_ind_to_class_ind.get(obj.get("category_id")) != 1:
+                continue
+            if kps.max() == 0:
+                continue
+            joints_3d = np.zeros((num_native, 3), dtype=np.float64)
+            joints_3d_vis = np.zeros((num_native, 3), dtype=np.float64)
+            joints_3d[:, :2] = kps[:, :2]
+            vis = np.minimum(kps[:, 2], 1)
+            joints_3d_vis[:, 0] = vis
+            joints_3d_vis[:, 1] = vis
+            center, scale = self._box2cs([x1, y1, x2 - x1, y2 - y1])
+            if image_path is None:
+                image_path = self.image_path_from_index(index)
+            recs.append(
+                {
+                    "image": image_path,
+                    "center": center,
+                    "scale": scale,
+                    "joints_3d": joints_3d,
+                    "joints_3d_vis": joints_3d_vis,
+                    "filename": "",
+                    "imgnum": 0,
+                    "raw_box": np.array([x, y, w, h], dtype=np.float32),
+                    "ann_id": obj.get("id", -1),
+                }
+            )
+        return recs, bad
+
+    def _load_coco_person_detection_results(self):
+        bbox_file = self.bbox_file
+        if "unlabeled" in self.image_set and self.unsup_bbox_file:
+            bbox_file = self.unsup_bbox_file
+        if not bbox_file:
+            raise ValueError(
+                f"COCO {self.image_set} needs a person detection file in detection mode "
+                "(TEST.COCO_BBOX_FILE, or DATASET.UNSUP_BBOX_FILE for unlabeled sets)"
+            )
+        if not os.path.isfile(bbox_file):
+            raise FileNotFoundError(f"person detection file not found: {bbox_file}")
+        with open(bbox_file) as f:
+            all_boxes = json.load(f)
+        if not all_boxes:
+            raise ValueError(f"person detection file {bbox_file} holds no detections")
+        logger.info("=> load %d detections from %s", len(all_boxes), bbox_file)
+
+        num_native = len(self.actual_joints)
+        kpt_db = []
+        bad = 0
+        for det in all_boxes:
+            try:
+                if det["category_id"] != 1:
+                    continue
+                score = float(det["score"])
+                box = [float(v) for v in det["bbox"][:4]]
+                image_id = det["image_id"]
+            except (KeyError, TypeError, ValueError):
+                bad += 1
+                continue
+            if len(box) != 4:
+                bad += 1
+                continue
+            if score < self.image_thre:
+                continue
+            center, scale = self._box2cs(box)
+            kpt_db.append(
+                {
+                    "image": self.image_path_from_index(image_id),
+                    "center": center,
+                    "scale": scale,
+                    "score": score,
+                    "joints_3d": np.zeros((num_native, 3), dtype=np.float64),
+                    "joints_3d_vis": np.ones((num_native, 3), dtype=np.float64),
+                    "filename": "",
+                    "imgnum": 0,
+                    "raw_box": np.array(box, dtype=np.float32),
+                }
+            )
+        if bad:
+            logger.warning("=> skipped %d malformed detections in %s", bad, bbox_file)
+        logger.info("=> total boxes after filter (score >= %s): %d", self.image_thre, len(kpt_db))
+        return kpt_db
+
+    # ------------------------------------------------------------------ evaluation
+    def image_id_from_path(self, path):
+        """The COCO image id of ``path`` (loading map, else the 12 digits before ``.jpg``)."""
+        image_id = self.path_to_id.get(path)
+        if image_id is None:
+            image_id = int(os.path.basename(path)[-16:-4])
+        return image_id
+
+    def evaluate(self, preds, output_dir, all_boxes, img_path, *args, prefix=None):
+        """Rescoring, per-image OKS-NMS, results json and COCOeval keypoint AP.
+
+        Args:
+            preds: (N, 24, 3) x, y, score in original-image pixels (not modified).
+            output_dir: results go to ``<output_dir>/results``.
+            all_boxes: (N, >=6) centre (2), scale (2), area, box score, [bbox (4)].
+            img_path: N image paths (as in ``meta['image']``).
+            *args: ignored (the original's extra positional arguments).
+            prefix: results file suffix (``person_keypoints_<set>_<prefix>.json``; default
+                ``results``).
+
+        Returns:
+            ``(OrderedDict name -> value, AP)``; ``({'Null': 0}, 0)`` for test/unlabeled sets.
+        """
+        preds = np.asarray(preds)[:, self.su]
+        all_boxes = np.asarray(all_boxes)
+        res_folder = os.path.join(output_dir, "results")
+        os.makedirs(res_folder, exist_ok=True)
+        res_file = os.path.join(
+            res_folder, f"person_keypoints_{self.image_set}_{prefix or 'results'}.json"
+        )
+
+        kpts = defaultdict(list)
+        for idx, kpt in enumerate(preds):
+            box = all_boxes[idx]
+            kpts[self.image_id_from_path(img_path[idx])].append(
+                {
+                    "keypoints": kpt,
+                    "center": box[0:2],
+                    "scale": box[2:4],
+                    "area": float(box[4]),
+                    "score": float(box[5]),
+                    "image": self.image_id_from_path(img_path[idx]),
+                    "bbox": box[6:10] if box.shape[0] >= 10 else None,
+                }
+            )
+
+        nmsed = []
+        for img_kpts in kpts.values():
+            for person in img_kpts:
+                scores = person["keypoints"][:, 2]
+                valid = scores[scores > self.in_vis_thre]
+                kpt_score = float(valid.mean()) if valid.size else 0.0
+                person["score"] = kpt_score * person["score"]
+            keep = oks_nms(img_kpts, self.oks_thre, sigmas=COCO_SIGMAS)
+            nmsed.append([img_kpts[k] for k in keep] if keep else img_kpts)
+
+        results = self._coco_keypoint_results(nmsed)
+        if self.save_result:
+            atomic_write_text(res_file, json.dumps(results, sort_keys=True, indent=4))
+            logger.info("=> results written to %s", res_file)
+
+        if "test" in self.image_set or "unlabeled" in self.image_set:
+            return {"Null": 0}, 0
+        info_str = self._do_python_keypoint_eval(results, res_folder)
+        name_value = OrderedDict(info_str)
+        return name_value, name_value["AP"]
+
+    def _coco_keypoint_results(self, nmsed):
+        results = []
+        for img_kpts in nmsed:
+            for person in img_kpts:
+                entry = {
+                    "image_id": int(person["image"]),
+                    "category_id": int(self.person_cat_id),
+                    "keypoints": [float(v) for v in np.asarray(person["keypoints"]).reshape(-1)],
+                    "score": float(person["score"]),
+                    "center": [float(v) for v in person["center"]],
+                    "scale": [float(v) for v in person["scale"]],
+                }
+                if person["bbox"] is not None:
+                    entry["bbox"] = [float(v) for v in person["bbox"]]
+                results.append(entry)
+        return results
+
+    def _do_python_keypoint_eval(self, results, res_folder):
+        if not results:
+            logger.warning("=> no detections to evaluate")
+            return [(name, 0.0) for name in STATS_NAMES]
+        # loadRes adds fields to its input; evaluate on copies without the extra bbox/centre fields.
+        dets = [
+            {k: r[k] for k in ("image_id", "category_id", "keypoints", "score")} for r in results
+        ]
+        with contextlib.redirect_stdout(io.StringIO()):
+            coco_dt = self.coco.loadRes(dets)
+            coco_eval = COCOeval(self.coco, coco_dt, "keypoints")
+            coco_eval.params.useSegm = None
+            coco_eval.evaluate()
+            coco_eval.accumulate()
+        buf = io.StringIO()
+        with contextlib.redirect_stdout(buf):
+            coco_eval.summarize()
+        logger.info("COCOeval keypoints (%s):\n%s", self.image_set, buf.getvalue())
+        if self.save_result:
+            eval_file = os.path.join(res_folder, f"keypoints_{self.image_set}_results.pkl")
+            tmp = f"{eval_file}.tmp.{os.getpid()}"
+            with open(tmp, "wb") as f:
+                pickle.dump(coco_eval, f, pickle.HIGHEST_PROTOCOL)
+            os.replace(tmp, eval_file)
+        return [(name, float(coco_eval.stats[i])) for i, name in enumerate(STATS_NAMES)]

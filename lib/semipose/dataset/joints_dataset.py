@@ -1,0 +1,402 @@
+"""Base class of the top-down keypoint datasets: crop, augment, and build Gaussian heatmap targets.
+
+Ported from the original's lib/dataset/JointsDataset.py (MIT). The unused mask target and the bbox /
+polygon warping of the original (spec §9.18) are dropped; everything else follows spec §5.1.
+"""
+
+import copy
+import logging
+import random
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from semipose.dataset.joints import FLIP_PAIRS, LOWER_BODY_IDS, NUM_UNION_JOINTS, UPPER_BODY_IDS
+from semipose.utils import zipreader
+from semipose.utils.transforms import fliplr_joints, get_affine_transform
+
+__all__ = ["JointsDataset", "generate_target", "gaussian_patch"]
+
+logger = logging.getLogger(__name__)
+
+_READ_FLAGS = cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
+_PLACEHOLDER_BOX = np.array([1.0, 1.0, 2.0, 2.0], dtype=np.float32)
+_PATCH_CACHE = {}
+
+
+def gaussian_patch(sigma):
+    """The unnormalised Gaussian stamp of side ``2 * 3 * sigma + 1`` with value 1 at its centre.
+
+    Args:
+        sigma: standard deviation in heatmap pixels.
+
+    Returns:
+        (S, S) float64 array, ``S = len(np.arange(0, 6 * sigma + 1))``.
+    """
+    key = float(sigma)
+    patch = _PATCH_CACHE.get(key)
+    if patch is None:
+        size = 2 * (sigma * 3) + 1
+        x = np.arange(0, size, 1, dtype=np.float64)
+        y = x[:, None]
+        x0 = y0 = size // 2
+        patch = np.exp(-((x - x0) ** 2 + (y - y0) ** 2) / (2 * sigma**2))
+        patch.setflags(write=False)
+        _PATCH_CACHE[key] = patch
+    return patch
+
+
+def generate_target(joints, joints_vis, image_size, heatmap_size, sigma, target_type="gaussian"):
+    """Gaussian heatmap targets and per-joint weights (spec §5.1 step 8).
+
+    The joint centre on the heatmap is ``mu = int(x / stride + 0.5)``; a stamp of radius ``3 *
+    sigma`` around it is pasted, clipped to the heatmap, only for joints whose weight is > 0.5. A
+    stamp lying completely outside the heatmap sets the joint's weight to 0.
+
+    Args:
+        joints: (K, >=2) joint coordinates in input-image pixels.
+        joints_vis: (K, >=1) visibilities; column 0 is the weight.
+        image_size: input ``(W, H)``.
+        heatmap_size: heatmap ``(w, h)``.
+        sigma: Gaussian sigma in heatmap pixels.
+        target_type: only ``'gaussian'``.
+
+    Returns:
+        ``(target, target_weight)``: (K, h, w) float32 and (K, 1) float32.
+    """
+    if target_type != "gaussian":
+        raise ValueError(f"only the 'gaussian' target type is supported, got {target_type!r}")
+    joints = np.asarray(joints, dtype=np.float64)
+    num_joints = joints.shape[0]
+    target_weight = np.asarray(joints_vis, dtype=np.float32)[:, :1].copy()
+    hm_w, hm_h = int(heatmap_size[0]), int(heatmap_size[1])
+    target = np.zeros((num_joints, hm_h, hm_w), dtype=np.float32)
+
+    stride = np.asarray(image_size, dtype=np.float64) / np.asarray(heatmap_size, dtype=np.float64)
+    tmp_size = sigma * 3
+    # int() truncates toward zero, as the original's int(x / stride + 0.5).
+    mu = np.trunc(joints[:, :2] / stride + 0.5)
+    ul = np.trunc(mu - tmp_size).astype(np.int64)
+    br = np.trunc(mu + tmp_size + 1).astype(np.int64)
+    outside = (ul[:, 0] >= hm_w) | (ul[:, 1] >= hm_h) | (br[:, 0] < 0) | (br[:, 1] < 0)
+    target_weight[outside, 0] = 0.0
+
+    patch = gaussian_patch(sigma)
+    for j in np.flatnonzero(target_weight[:, 0] > 0.5):
+        x0, y0 = ul[j]
+        x1, y1 = br[j]
+        ix0, ix1 = max(0, x0), min(x1, hm_w)
+        iy0, iy1 = max(0, y0), min(y1, hm_h)
+        target[j, iy0:iy1, ix0:ix1] = patch[iy0 - y0 : iy1 - y0, ix0 - x0 : ix1 - x0]
+    return target, target_weight
+
+
+class JointsDataset(Dataset):
+    """Top-down keypoint dataset: one item per person record in ``self.db`` (24 union joints).
+
+    Subclasses fill ``self.db`` with records holding ``image`` (path), ``center`` (2,), ``scale``
+    (2,) (unit 200 px), ``joints_3d`` (24, 3), ``joints_3d_vis`` (24, 3) and optionally
+    ``filename``, ``imgnum``, ``score`` and ``raw_box`` (4,).
+
+    Args:
+        root: data root (holds ``coco/``, ``mpii/``, ``ai_challenger/``).
+        image_set: image set name (e.g. ``'train2017'``).
+        is_train: random augmentation on (scale, rotation, flip, half body).
+        transform: applied to the warped BGR uint8 (H, W, 3) crop; when None, the crop itself is
+            returned.
+        image_size: network input ``(W, H)``.
+        heatmap_size: target heatmap ``(w, h)``.
+        sigma: Gaussian sigma of the targets (heatmap pixels).
+        scale_factor: scale jitter ``sf``: ``clip(N(0,1) * sf + 1, 1 - sf, 1 + sf)``.
+        rotation_factor: rotation jitter ``rf``: ``clip(N(0,1) * rf, -2 rf, 2 rf)`` degrees, with p
+            0.6.
+        flip: allow the random horizontal flip.
+        color_rgb: convert the BGR image to RGB (False in every original experiment).
+        num_joints_half_body: visible joints needed for the half-body crop.
+        prob_half_body: probability of the half-body crop.
+        data_format: ``'jpg'`` (files) or ``'zip'`` (``<archive>.zip@/<member>`` paths).
+        target_type: only ``'gaussian'``.
+        select_data: apply SimpleBaseline's record filter (``select_data``) while training.
+
+    Attributes:
+        fold_flip_into_affine: when True (default) the horizontal flip is folded into the crop
+            affine instead of mirroring the whole image first (same crop up to bilinear rounding, no
+            full-image copy); False mirrors the image as the original.
+    """
+
+    fold_flip_into_affine = True
+
+    def __init__(
+        self,
+        root,
+        image_set,
+        is_train,
+        transform=None,
+        image_size=(192, 256),
+        heatmap_size=(48, 64),
+        sigma=2,
+        scale_factor=0.25,
+        rotation_factor=30,
+        flip=True,
+        color_rgb=False,
+        num_joints_half_body=8,
+        prob_half_body=0.0,
+        data_format="jpg",
+        target_type="gaussian",
+        select_data=False,
+    ):
+        if data_format not in ("jpg", "png", "zip"):
+            raise ValueError(f"data_format must be 'jpg' or 'zip', got {data_format!r}")
+        if target_type != "gaussian":
+            raise ValueError(f"only the 'gaussian' target type is supported, got {target_type!r}")
+        self.num_joints = NUM_UNION_JOINTS
+        self.pixel_std = 200
+        self.flip_pairs = [list(p) for p in FLIP_PAIRS]
+        self.upper_body_ids = UPPER_BODY_IDS
+        self.lower_body_ids = LOWER_BODY_IDS
+
+        self.root = root
+        self.image_set = image_set
+        self.is_train = is_train
+        self.transform = transform
+        self.image_size = np.array(image_size, dtype=np.int64)
+        self.heatmap_size = np.array(heatmap_size, dtype=np.int64)
+        self.aspect_ratio = float(self.image_size[0]) / float(self.image_size[1])
+        self.sigma = sigma
+        self.scale_factor = scale_factor
+        self.rotation_factor = rotation_factor
+        self.flip = flip
+        self.color_rgb = color_rgb
+        self.num_joints_half_body = num_joints_half_body
+        self.prob_half_body = prob_half_body
+        self.data_format = data_format
+        self.target_type = target_type
+        self.use_select_data = select_data
+        self.db = []
+
+    def __len__(self):
+        return len(self.db)
+
+    # ------------------------------------------------------------------ geometry helpers
+    def _xywh2cs(self, x, y, w, h):
+        """Box ``(x, y, w, h)`` -> float32 ``(center (2,), scale (2,))``, aspect-padded, x1.25."""
+        center = np.array([x + w * 0.5, y + h * 0.5], dtype=np.float32)
+        if w > self.aspect_ratio * h:
+            h = w * 1.0 / self.aspect_ratio
+        elif w < self.aspect_ratio * h:
+            w = h * self.aspect_ratio
+        scale = np.array([w * 1.0 / self.pixel_std, h * 1.0 / self.pixel_std], dtype=np.float32)
+        if center[0] != -1:
+            scale = scale * 1.25
+        return center, scale
+
+    def _box2cs(self, box):
+        """``_xywh2cs`` on the first four entries of ``box``."""
+        x, y, w, h = box[:4]
+        return self._xywh2cs(x, y, w, h)
+
+    def half_body_transform(self, joints, joints_vis):
+        """Centre and scale of a crop around the upper or the lower body's visible joints.
+
+        Upper is chosen when ``np.random.randn() < 0.5`` (a normal draw, inherited, spec §9.8) and
+        more than 2 upper joints are visible; otherwise lower when more than 2 are visible, else
+        upper.
+
+        Args:
+            joints: (24, 3) joints in image pixels.
+            joints_vis: (24, 3) visibilities.
+
+        Returns:
+            ``(center (2,), scale (2,))`` float32, or ``(None, None)`` when fewer than 2 joints
+            qualify.
+        """
+        visible = np.asarray(joints_vis)[:, 0] > 0
+        ids = np.arange(self.num_joints)
+        upper_mask = visible & np.isin(ids, self.upper_body_ids)
+        lower_mask = visible & ~np.isin(ids, self.upper_body_ids)
+        upper = np.asarray(joints)[upper_mask]
+        lower = np.asarray(joints)[lower_mask]
+        if np.random.randn() < 0.5 and len(upper) > 2:
+            selected = upper
+        else:
+            selected = lower if len(lower) > 2 else upper
+        if len(selected) < 2:
+            return None, None
+        selected = selected.astype(np.float32)
+        center = selected.mean(axis=0)[:2]
+        left_top = selected.min(axis=0)
+        right_bottom = selected.max(axis=0)
+        w = right_bottom[0] - left_top[0]
+        h = right_bottom[1] - left_top[1]
+        if w > self.aspect_ratio * h:
+            h = w * 1.0 / self.aspect_ratio
+        elif w < self.aspect_ratio * h:
+            w = h * self.aspect_ratio
+        scale = np.array([w * 1.0 / self.pixel_std, h * 1.0 / self.pixel_std], dtype=np.float32)
+        return center, scale * 1.5
+
+    def select_data(self, db):
+        """SimpleBaseline's filter: keep records whose visible-joint mean is near the box centre.
+
+        A record with no visible joint is dropped; otherwise ``ks = exp(-|mean - center|^2 /
+        (2 * 0.2^2 * area))`` with ``area = s_w * s_h * 200^2`` must exceed ``0.45 + 0.2/16 * (n_vis
+        - 1)``.
+
+        Args:
+            db: list of records (``joints_3d``, ``joints_3d_vis``, ``center``, ``scale``).
+
+        Returns:
+            The kept records (a new list).
+        """
+        kept = []
+        for rec in db:
+            vis = np.asarray(rec["joints_3d_vis"])[:, 0] > 0
+            num_vis = int(vis.sum())
+            if num_vis == 0:
+                continue
+            mean = np.asarray(rec["joints_3d"], dtype=np.float64)[vis, :2].mean(axis=0)
+            area = rec["scale"][0] * rec["scale"][1] * (self.pixel_std**2)
+            dist2 = float(np.sum((mean - np.asarray(rec["center"], dtype=np.float64)) ** 2))
+            ks = np.exp(-1.0 * dist2 / ((0.2) ** 2 * 2.0 * area))
+            metric = (0.2 / 16) * num_vis + 0.45 - 0.2 / 16
+            if ks > metric:
+                kept.append(rec)
+        logger.info("=> num db: %d, selected db: %d", len(db), len(kept))
+        return kept
+
+    # ------------------------------------------------------------------ item
+    def read_image(self, path):
+        """Reads the image at ``path`` as BGR (or RGB if ``color_rgb``) uint8 (H, W, 3).
+
+        Raises:
+            ValueError: naming ``path`` when the image cannot be read or decoded.
+        """
+        if self.data_format == "zip":
+            try:
+                img = zipreader.imread(path, _READ_FLAGS)
+            except (FileNotFoundError, ValueError) as exc:
+                raise ValueError(f"failed to read image {path}: {exc}") from exc
+        else:
+            img = cv2.imread(path, _READ_FLAGS)
+        if img is None:
+            logger.error("=> fail to read %s", path)
+            raise ValueError(f"failed to read image {path}")
+        if self.color_rgb:
+            img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+        return img
+
+    def __getitem__(self, idx, rot_angle=None, scale=None, flip=None):
+        """One cropped, augmented person.
+
+        Args:
+            idx: record index.
+            rot_angle: force this rotation (degrees) instead of drawing one (training only).
+            scale: force this scale factor instead of drawing one (training only).
+            flip: force the flip decision (training only; still requires ``self.flip``).
+
+        Returns:
+            ``(input, target, target_weight, meta)``: ``transform(crop)`` (a (3, H, W) tensor with
+            the usual transform, or the (H, W, 3) uint8 crop when ``transform`` is None); target
+            (24, h, w) float32; target_weight (24, 1) float32; meta dict with ``image`` (str),
+            ``filename``, ``imgnum``, ``joints`` (24, 3) float32 in input pixels, ``joints_vis``
+            (24, 3) float32, ``center`` (2,) float32, ``scale`` (2,) float32, ``scale_ratio``,
+            ``rotation``, ``score`` (floats) and ``raw_box`` (4,) float32.
+        """
+        rec = self.db[idx]
+        image_file = rec["image"]
+        data_numpy = self.read_image(image_file)
+
+        joints = np.array(rec["joints_3d"], dtype=np.float64, copy=True)
+        joints_vis = np.array(rec["joints_3d_vis"], dtype=np.float64, copy=True)
+        c = np.array(rec["center"], dtype=np.float64, copy=True)
+        s = np.array(rec["scale"], dtype=np.float64, copy=True)
+        score = rec.get("score", 1)
+        r = 0.0
+        scale_ratio = 1.0
+        mirror = None
+
+        if self.is_train:
+            if (
+                "unlabel" not in self.image_set
+                and np.sum(joints_vis[:, 0]) > self.num_joints_half_body
+                and np.random.rand() < self.prob_half_body
+            ):
+                c_half, s_half = self.half_body_transform(joints, joints_vis)
+                if c_half is not None:
+                    c, s = c_half.astype(np.float64), s_half.astype(np.float64)
+
+            sf = self.scale_factor
+            rf = self.rotation_factor
+            if scale is None:
+                scale = np.clip(np.random.randn() * sf + 1, 1 - sf, 1 + sf)
+            scale_ratio = float(scale)
+            s = s * scale_ratio
+            if rot_angle is None:
+                r = (
+                    np.clip(np.random.randn() * rf, -rf * 2, rf * 2)
+                    if random.random() <= 0.6
+                    else 0
+                )
+            else:
+                r = rot_angle
+            if flip is None:
+                flip = random.random() <= 0.5
+            if self.flip and flip:
+                width = data_numpy.shape[1]
+                joints, joints_vis = fliplr_joints(joints, joints_vis, width, self.flip_pairs)
+                c[0] = width - c[0] - 1
+                mirror = np.array([[-1.0, 0.0, width - 1.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+        r = float(r)
+
+        trans = get_affine_transform(c, s, r, self.image_size)
+        warp = trans
+        if mirror is not None:
+            if self.fold_flip_into_affine:
+                # Sampling the mirrored image through trans == sampling the image through trans @
+                # mirror.
+                warp = trans @ mirror
+            else:
+                data_numpy = np.ascontiguousarray(data_numpy[:, ::-1, :])
+        crop = cv2.warpAffine(
+            data_numpy,
+            warp,
+            (int(self.image_size[0]), int(self.image_size[1])),
+            flags=cv2.INTER_LINEAR,
+        )
+        inp = self.transform(crop) if self.transform is not None else crop
+
+        vis = joints_vis[:, 0] > 0
+        joints[vis, :2] = joints[vis, :2] @ trans[:, :2].T + trans[:, 2]
+
+        target, target_weight = generate_target(
+            joints, joints_vis, self.image_size, self.heatmap_size, self.sigma, self.target_type
+        )
+        raw_box = rec.get("raw_box")
+        raw_box = _PLACEHOLDER_BOX.copy() if raw_box is None else np.asarray(raw_box, np.float32)
+
+        meta = {
+            "image": image_file,
+            "filename": rec.get("filename", ""),
+            "imgnum": rec.get("imgnum", 0),
+            "joints": joints.astype(np.float32),
+            "joints_vis": joints_vis.astype(np.float32),
+            "center": c.astype(np.float32),
+            "scale": s.astype(np.float32),
+            "scale_ratio": scale_ratio,
+            "rotation": r,
+            "score": float(score),
+            "raw_box": raw_box[:4].copy(),
+        }
+        return inp, _as_tensor(target), _as_tensor(target_weight), meta
+
+    def copy_with_transform(self, transform):
+        """A shallow copy sharing ``db`` (read-only) but using another ``transform``."""
+        other = copy.copy(self)
+        other.transform = transform
+        return other
+
+
+def _as_tensor(array):
+    return torch.from_numpy(array)
