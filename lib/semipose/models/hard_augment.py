@@ -1,0 +1,125 @@
+"""The in-model "hard" augmentation of the unlabeled view: joint cutout, per-sample affine, warp.
+
+Ported from the original's lib/models/pose_dual.py and pose_cons.py (``mask_joint``,
+``get_batch_affine_transform`` and the affine_grid/grid_sample calls) (MIT). Device-agnostic: the
+random draws use the documented global RNGs (numpy + Python ``random`` for the affine and the joint
+choice, torch on the image's device for the cutout jitter and sizes).
+"""
+
+import math
+import random
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+__all__ = ["mask_joint", "get_batch_affine_transform", "identity_theta", "warp"]
+
+
+def mask_joint(image, joints, num, *, fix_clamp=False, joint_ids=None):
+    """Zeroes ``num`` boxes per image around randomly chosen joints (the "joint cutout" of §6.8).
+
+    For each image, ``num`` joints are drawn with replacement (``np.random.choice``). Each centre is
+    jittered by N(0, 1)·10 px per coordinate and truncated toward zero; the half-sizes are drawn
+    independently per axis from ``randint(10, 20)`` (10..19 px); the box ``[x-sx, x+sx) × [y-sy,
+    y+sy)`` is set to 0 on every channel (the ImageNet mean colour after normalisation).
+
+    By default the original's clamp is reproduced: x is clamped to [0, H] and y to [0, W] (height
+    and width swapped), so on a 256x192 crop boxes in the bottom rows shrink or vanish.
+    ``fix_clamp=True`` clamps x to [0, W] and y to [0, H].
+
+    Args:
+        image: (N, C, H, W) tensor; not modified.
+        joints: (N, K, 2) joint (x, y) in input pixels (e.g. heatmap argmax × 4), same device.
+        num: boxes per image (0 returns ``image`` itself).
+        fix_clamp: use the intended clamp bounds.
+        joint_ids: channels to draw from (e.g. the labeled dataset's trained joints); None = all K.
+
+    Returns:
+        (N, C, H, W) tensor with the boxes zeroed.
+    """
+    if num <= 0:
+        return image
+    n, _, h, w = image.shape
+    device = image.device
+    candidates = np.arange(joints.shape[1]) if joint_ids is None else np.asarray(joint_ids)
+    if candidates.size == 0:
+        raise ValueError("mask_joint: joint_ids is empty")
+    chosen = np.random.choice(candidates, size=(n, num))
+    chosen = torch.as_tensor(chosen, dtype=torch.long, device=device)
+    centres = joints[torch.arange(n, device=device)[:, None], chosen].float()  # (N, M, 2)
+    centres = (centres + torch.randn(n, num, 2, device=device) * 10).long()  # truncation toward 0
+    half = torch.randint(10, 20, (n, num, 2), device=device)
+    lo, hi = centres - half, centres + half
+    x_max, y_max = (w, h) if fix_clamp else (h, w)
+    x0, x1 = lo[..., 0].clamp(0, x_max), hi[..., 0].clamp(0, x_max)
+    y0, y1 = lo[..., 1].clamp(0, y_max), hi[..., 1].clamp(0, y_max)
+    cols = torch.arange(w, device=device)
+    rows = torch.arange(h, device=device)
+    in_x = (cols >= x0[..., None]) & (cols < x1[..., None])  # (N, M, W)
+    in_y = (rows >= y0[..., None]) & (rows < y1[..., None])  # (N, M, H)
+    # (N, H, M) @ (N, M, W): the number of boxes covering each pixel.
+    cover = torch.bmm(in_y.transpose(1, 2).float(), in_x.float())
+    return image.masked_fill((cover > 0).unsqueeze(1), 0)
+
+
+def get_batch_affine_transform(
+    batch_size, scale_factor, rotation_factor, device=None, dtype=torch.float32
+):
+    """One random scale+rotation ``affine_grid`` matrix per sample (§6.7).
+
+    s = clip(N(0,1)·sf + 1, 1−sf, 1+sf); r = clip(N(0,1)·rf, −2rf, 2rf) degrees when
+    ``random.random() <= 0.8``, else 0; θ_b = [[s·cos r, s·sin r, 0], [−s·sin r, s·cos r, 0]]
+    (``cv2.getRotationMatrix2D((0, 0), r, s)``). θ maps output normalised coordinates to input ones,
+    so content shrinks by 1/s and turns by r.
+
+    Args:
+        batch_size: B.
+        scale_factor: sf (DATASET.SCALE_FACTOR).
+        rotation_factor: rf in degrees (DATASET.ROT_FACTOR).
+        device: device of the result.
+        dtype: dtype of the result (the original used float64).
+
+    Returns:
+        θ, a (B, 2, 3) tensor.
+    """
+    theta = np.zeros((batch_size, 2, 3), dtype=np.float64)
+    for b in range(batch_size):
+        s = np.clip(np.random.randn() * scale_factor + 1, 1 - scale_factor, 1 + scale_factor)
+        if random.random() <= 0.8:
+            r = np.clip(
+                np.random.randn() * rotation_factor, -2 * rotation_factor, 2 * rotation_factor
+            )
+        else:
+            r = 0.0
+        rad = math.radians(r)
+        c, sn = s * math.cos(rad), s * math.sin(rad)
+        theta[b] = [[c, sn, 0.0], [-sn, c, 0.0]]
+    return torch.as_tensor(theta, dtype=dtype, device=device)
+
+
+def identity_theta(batch_size, device=None, dtype=torch.float32):
+    """(B, 2, 3) identity ``affine_grid`` matrices."""
+    eye = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], dtype=dtype, device=device)
+    return eye.expand(batch_size, 2, 3).clone()
+
+
+def warp(x, theta):
+    """Samples ``x`` at θ·[p; 1] for every output location p (normalised coordinates).
+
+    Bilinear, zero padding, ``align_corners=False``: a θ applied to a 256x192 image and to its 64x48
+    heatmap describes the same geometric map.
+
+    Args:
+        x: (N, C, H, W) tensor.
+        theta: (N, 2, 3), cast to ``x``'s dtype and device (half/bfloat16 inputs are warped in
+            float32, so a low-precision heatmap and a float32 image see the same θ).
+
+    Returns:
+        (N, C, H, W) warped tensor.
+    """
+    work = x if x.dtype in (torch.float32, torch.float64) else x.float()
+    theta = theta.to(device=x.device, dtype=work.dtype)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    out = F.grid_sample(work, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return out.to(x.dtype)

@@ -1,0 +1,192 @@
+"""PoseDual: two pose networks that teach each other on hard views of unlabeled crops.
+
+Ported from the original's lib/models/pose_dual.py, class ``PoseCotrain`` (MIT). The networks are
+built outside (``semipose.models.build``) and passed in; the hard augmentation lives in
+``hard_augment``.
+"""
+
+import logging
+
+import torch
+from torch import nn
+
+from semipose.core.inference import get_max_preds_tensor
+from semipose.models.hard_augment import (
+    get_batch_affine_transform,
+    identity_theta,
+    mask_joint,
+    warp,
+)
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["PoseDual", "heatmap_of", "split_inputs", "heatmap_stride"]
+
+
+def heatmap_of(output):
+    """The heatmap of a network output: ``output[1]`` of a ``(features, heatmap)`` pair, else it."""
+    return output[1] if isinstance(output, (tuple, list)) else output
+
+
+def split_inputs(inputs, cons_rand_aug):
+    """Unpacks [sup_x, unsup_x(, aug_unsup_x)]; the RandAug copy is required if cons_rand_aug."""
+    if len(inputs) not in (2, 3):
+        raise ValueError(
+            f"training input must be [sup_x, unsup_x(, aug_unsup_x)], got {len(inputs)} items"
+        )
+    aug = inputs[2] if len(inputs) == 3 else None
+    if cons_rand_aug and aug is None:
+        raise ValueError("cons_rand_aug=True needs the RandAugment copy as the third input")
+    return inputs[0], inputs[1], aug
+
+
+def heatmap_stride(image, heatmap):
+    """(2,) tensor of (x, y) factors from heatmap to input pixels (4 for SimpleBaseline, HRNet)."""
+    return torch.tensor(
+        [image.shape[-1] / heatmap.shape[-1], image.shape[-2] / heatmap.shape[-2]],
+        device=heatmap.device,
+    )
+
+
+class PoseDual(nn.Module):
+    """Two networks ``resnet`` (net 1) and ``resnet2`` (net 2) with the original's names.
+
+    Training (input a list ``[sup_x, unsup_x(, aug_unsup_x)]``, each (N, 3, H_in, W_in)):
+
+    1. both nets on ``sup_x`` (with gradient);
+    2. teachers: both nets on the easy view ``unsup_x`` under ``no_grad``, in the current (train)
+       mode, so BatchNorm uses the batch statistics and updates its running statistics;
+    3. hard view: source = ``aug_unsup_x`` if ``cons_rand_aug`` else ``unsup_x``; optional joint
+       cutout (net 1's image at net 2's argmax and vice versa, heatmap → input stride); optional
+       per-sample random affine θ, shared by both images and both teacher heatmaps;
+    4. students: net k on its hard image (with gradient).
+
+    Each network forward processes exactly one batch (sup and unsup are never concatenated), so the
+    BatchNorm statistics are per forward as in the original.
+
+    Args:
+        resnet: net 1, a module returning a heatmap or ``(features, heatmap)``.
+        resnet2: net 2, same architecture.
+        scale_factor: scale jitter of the hard affine (DATASET.SCALE_FACTOR).
+        rotation_factor: rotation jitter in degrees (DATASET.ROT_FACTOR).
+        mask_joint_num: joint-cutout boxes per image (0 = off).
+        mask_joint_fix: (ours) clamp the cutout with the correct H/W and draw joints only among
+            ``trained_joints``.
+        trained_joints: channel indices the labeled dataset trains (used with ``mask_joint_fix``).
+        unsup_transform: apply the random affine (else θ = identity and no warp).
+        cons_rand_aug: use the RandAugment copy as the hard-view source.
+        same_view: (ours) collapse-prone control: the student sees exactly the teacher's easy view
+            (no RandAug, no cutout, identity θ). Its teacher heatmap is then the detached student
+            output, so each net runs once on ``unsup_x``.
+
+    Returns (training), a dict:
+        ``sup_ht1, sup_ht2`` (N, K, H, W) with gradient; ``unsup_ht1, unsup_ht2`` the teachers on
+        the easy view (no gradient); ``unsup_ht_trans1, unsup_ht_trans2`` the teachers warped by θ;
+        ``cons_ht1, cons_ht2`` the students on the hard views; ``unsup_x_trans`` (net 1's hard
+        image), ``unsup_x_trans_2`` (net 2's); ``theta`` (N, 2, 3).
+    Returns (eval, input a tensor): ``(ht1, ht2)``.
+    """
+
+    def __init__(
+        self,
+        resnet,
+        resnet2,
+        *,
+        scale_factor=0.25,
+        rotation_factor=30,
+        mask_joint_num=0,
+        mask_joint_fix=False,
+        trained_joints=None,
+        unsup_transform=True,
+        cons_rand_aug=False,
+        same_view=False,
+    ):
+        super().__init__()
+        self.resnet = resnet
+        self.resnet2 = resnet2
+        self.scale_factor = scale_factor
+        self.rotation_factor = rotation_factor
+        self.mask_joint_num = mask_joint_num
+        self.mask_joint_fix = mask_joint_fix
+        self.trained_joints = None if trained_joints is None else list(trained_joints)
+        self.unsup_transform = unsup_transform
+        self.cons_rand_aug = cons_rand_aug
+        self.same_view = same_view
+        if mask_joint_fix and mask_joint_num > 0 and self.trained_joints is None:
+            logger.warning("mask_joint_fix without trained_joints: cutout draws from all channels")
+
+    def _cutout(self, image, teacher_ht):
+        """Cutout of ``image`` at the argmax of ``teacher_ht`` (scaled to input pixels)."""
+        preds, _ = get_max_preds_tensor(teacher_ht)
+        joints = preds * heatmap_stride(image, teacher_ht)
+        return mask_joint(
+            image,
+            joints,
+            self.mask_joint_num,
+            fix_clamp=self.mask_joint_fix,
+            joint_ids=self.trained_joints if self.mask_joint_fix else None,
+        )
+
+    def _theta(self, batch_size, device):
+        if self.unsup_transform:
+            return get_batch_affine_transform(
+                batch_size, self.scale_factor, self.rotation_factor, device=device
+            )
+        return identity_theta(batch_size, device=device)
+
+    def forward(self, x):
+        if torch.is_tensor(x):
+            return heatmap_of(self.resnet(x)), heatmap_of(self.resnet2(x))
+        sup_x, unsup_x, aug_x = split_inputs(x, self.cons_rand_aug)
+        sup_ht1 = heatmap_of(self.resnet(sup_x))
+        sup_ht2 = heatmap_of(self.resnet2(sup_x))
+        batch = unsup_x.shape[0]
+
+        if self.same_view:
+            cons_ht1 = heatmap_of(self.resnet(unsup_x))
+            cons_ht2 = heatmap_of(self.resnet2(unsup_x))
+            unsup_ht1, unsup_ht2 = cons_ht1.detach(), cons_ht2.detach()
+            return {
+                "sup_ht1": sup_ht1,
+                "sup_ht2": sup_ht2,
+                "unsup_ht1": unsup_ht1,
+                "unsup_ht2": unsup_ht2,
+                "unsup_ht_trans1": unsup_ht1,
+                "unsup_ht_trans2": unsup_ht2,
+                "cons_ht1": cons_ht1,
+                "cons_ht2": cons_ht2,
+                "unsup_x_trans": unsup_x,
+                "unsup_x_trans_2": unsup_x,
+                "theta": identity_theta(batch, device=unsup_x.device),
+            }
+
+        with torch.no_grad():
+            unsup_ht1 = heatmap_of(self.resnet(unsup_x))
+            unsup_ht2 = heatmap_of(self.resnet2(unsup_x))
+            source = aug_x if self.cons_rand_aug else unsup_x
+            x1, x2 = source, source
+            if self.mask_joint_num > 0:
+                x1 = self._cutout(source, unsup_ht2)  # net 1's image, cut at net 2's joints
+                x2 = self._cutout(source, unsup_ht1)
+            theta = self._theta(batch, unsup_x.device)
+            if self.unsup_transform:
+                x1, x2 = warp(x1, theta), warp(x2, theta)
+                trans1, trans2 = warp(unsup_ht1, theta), warp(unsup_ht2, theta)
+            else:
+                trans1, trans2 = unsup_ht1, unsup_ht2
+
+        cons_ht1 = heatmap_of(self.resnet(x1))
+        cons_ht2 = heatmap_of(self.resnet2(x2))
+        return {
+            "sup_ht1": sup_ht1,
+            "sup_ht2": sup_ht2,
+            "unsup_ht1": unsup_ht1,
+            "unsup_ht2": unsup_ht2,
+            "unsup_ht_trans1": trans1,
+            "unsup_ht_trans2": trans2,
+            "cons_ht1": cons_ht1,
+            "cons_ht2": cons_ht2,
+            "unsup_x_trans": x1,
+            "unsup_x_trans_2": x2,
+            "theta": theta,
+        }

@@ -1,0 +1,296 @@
+"""SimpleBaseline pose network: ResNet backbone, three transposed convolutions, 1x1 heatmap head.
+
+Ported from the original's lib/models/pose_resnet.py, pose_dual.py and pose_cons.py (MIT). The
+original's three variants differ only in the head's attribute name (``final_layer`` vs
+``final_layer_1``) and in what they return; here one class covers them through keyword arguments.
+"""
+
+import logging
+from collections.abc import Mapping
+
+from torch import nn
+
+from semipose.utils.checkpoint import load_pretrained_state
+
+logger = logging.getLogger(__name__)
+
+BN_MOMENTUM = 0.1
+
+__all__ = ["BasicBlock", "Bottleneck", "PoseResNet", "RESNET_SPECS", "BN_MOMENTUM"]
+
+
+def conv3x3(in_planes, out_planes, stride=1):
+    """3x3 convolution with padding 1 and no bias."""
+    return nn.Conv2d(in_planes, out_planes, kernel_size=3, stride=stride, padding=1, bias=False)
+
+
+class BasicBlock(nn.Module):
+    """Two 3x3 convolutions with a residual connection (ResNet-18/34)."""
+
+    expansion = 1
+
+    def __init__(self, inplanes, planes, stride=1, downsample=None):
+        super().__init__()
+        self.conv1 = conv3x3(inplanes, planes, stride)
+        self.bn1 = nn.BatchNorm2d(planes, momentum=BN_MOMENTUM)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = conv3x3(planes, planes)
+        self.bn2 = nn.BatchNorm2d(planes, momentum=BN_MOMENTUM)
+        self.downsample = downsample
+        self.stride = stride
+
+    def forward(self, x):
+        shortcut = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return self.relu(out + shortcut)
+
+
+class Bottleneck(nn.Module):
+    """1x1 → 3x3 (strided) → 1x1 (x4 channels) residual block (ResNet-50/101/152)."""
+
+    expansion = 4
+
+    def __init__(self, inplanes, planes, stride=1, downsample=None):
+        super().__init__()
+        self.conv1 = nn.Conv2d(inplanes, planes, kernel_size=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes, momentum=BN_MOMENTUM)
+        self.conv2 = conv3x3(planes, planes, stride)
+        self.bn2 = nn.BatchNorm2d(planes, momentum=BN_MOMENTUM)
+        self.conv3 = nn.Conv2d(planes, planes * self.expansion, kernel_size=1, bias=False)
+        self.bn3 = nn.BatchNorm2d(planes * self.expansion, momentum=BN_MOMENTUM)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = downsample
+        self.stride = stride
+
+    def forward(self, x):
+        shortcut = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        return self.relu(out + shortcut)
+
+
+# depth -> (block, blocks per stage)
+RESNET_SPECS = {
+    18: (BasicBlock, (2, 2, 2, 2)),
+    34: (BasicBlock, (3, 4, 6, 3)),
+    50: (Bottleneck, (3, 4, 6, 3)),
+    101: (Bottleneck, (3, 4, 23, 3)),
+    152: (Bottleneck, (3, 8, 36, 3)),
+}
+
+_HEAD_NAMES = ("final_layer", "final_layer_1")
+_FEATURES = ("layer4", "deconv")
+
+
+def _deconv_padding(kernel):
+    """(padding, output_padding) with which a stride-2 transposed conv exactly doubles the size."""
+    if kernel == 4:
+        return 1, 0
+    if kernel == 3:
+        return 1, 1
+    if kernel == 2:
+        return 0, 0
+    raise ValueError(f"unsupported deconv kernel {kernel} (expected 2, 3 or 4)")
+
+
+class PoseResNet(nn.Module):
+    """SimpleBaseline: ResNet-N, ``num_deconv_layers`` stride-2 deconvs, a heatmap conv (stride 4).
+
+    Args:
+        num_layers: ResNet depth, one of 18, 34, 50, 101, 152.
+        num_joints: K, the heatmap channels (24 in every experiment).
+        deconv_with_bias: bias in the transposed convolutions.
+        num_deconv_layers: number of ConvT/BN/ReLU stages.
+        num_deconv_filters: channels of each stage.
+        num_deconv_kernels: kernel of each stage (4, 3 or 2).
+        final_conv_kernel: kernel of the head (1 or 3).
+        head_name: attribute name of the head, ``'final_layer'`` (pose_resnet, pose_cons) or
+            ``'final_layer_1'`` (pose_dual); it fixes the state_dict key.
+        return_features: if True, ``forward`` returns ``(features, heatmap)``, else only the
+            heatmap.
+        feature: which feature is returned: ``'layer4'`` (the pose_dual variant) or ``'deconv'``
+            (the pose_cons variant, the input of the head).
+        prm: the original's optional PRM attention module; not implemented here.
+
+    Shapes:
+        input (N, 3, H_in, W_in) → heatmap (N, K, H_in/4, W_in/4) with three deconvs.
+    """
+
+    def __init__(
+        self,
+        num_layers=50,
+        num_joints=24,
+        *,
+        deconv_with_bias=False,
+        num_deconv_layers=3,
+        num_deconv_filters=(256, 256, 256),
+        num_deconv_kernels=(4, 4, 4),
+        final_conv_kernel=1,
+        head_name="final_layer",
+        return_features=False,
+        feature="deconv",
+        prm=False,
+    ):
+        super().__init__()
+        if num_layers not in RESNET_SPECS:
+            raise ValueError(
+                f"unsupported ResNet depth {num_layers}; expected one of {sorted(RESNET_SPECS)}"
+            )
+        if head_name not in _HEAD_NAMES:
+            raise ValueError(f"head_name must be one of {_HEAD_NAMES}, got {head_name!r}")
+        if feature not in _FEATURES:
+            raise ValueError(f"feature must be one of {_FEATURES}, got {feature!r}")
+        if prm:
+            raise NotImplementedError(
+                "MODEL.PRM=True (the original's PRM attention module) is not implemented; "
+                "no experiment YAML uses it. Set MODEL.PRM False."
+            )
+        if not (len(num_deconv_filters) == len(num_deconv_kernels) == num_deconv_layers):
+            raise ValueError(
+                "num_deconv_filters and num_deconv_kernels must have num_deconv_layers entries"
+            )
+        if final_conv_kernel not in (1, 3):
+            raise ValueError(f"final_conv_kernel must be 1 or 3, got {final_conv_kernel}")
+        block, layers = RESNET_SPECS[num_layers]
+        self.num_layers = num_layers
+        self.head_name = head_name
+        self.return_features = return_features
+        self.feature = feature
+        self.inplanes = 64
+
+        self.conv1 = nn.Conv2d(3, 64, kernel_size=7, stride=2, padding=3, bias=False)
+        self.bn1 = nn.BatchNorm2d(64, momentum=BN_MOMENTUM)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+        self.layer1 = self._make_layer(block, 64, layers[0])
+        self.layer2 = self._make_layer(block, 128, layers[1], stride=2)
+        self.layer3 = self._make_layer(block, 256, layers[2], stride=2)
+        self.layer4 = self._make_layer(block, 512, layers[3], stride=2)
+
+        stages = []
+        for planes, kernel in zip(num_deconv_filters, num_deconv_kernels):
+            padding, output_padding = _deconv_padding(kernel)
+            stages += [
+                nn.ConvTranspose2d(
+                    self.inplanes,
+                    planes,
+                    kernel_size=kernel,
+                    stride=2,
+                    padding=padding,
+                    output_padding=output_padding,
+                    bias=deconv_with_bias,
+                ),
+                nn.BatchNorm2d(planes, momentum=BN_MOMENTUM),
+                nn.ReLU(inplace=True),
+            ]
+            self.inplanes = planes
+        self.deconv_layers = nn.Sequential(*stages)
+        head = nn.Conv2d(
+            self.inplanes,
+            num_joints,
+            kernel_size=final_conv_kernel,
+            stride=1,
+            padding=1 if final_conv_kernel == 3 else 0,
+        )
+        setattr(self, head_name, head)
+
+    def _make_layer(self, block, planes, blocks, stride=1):
+        downsample = None
+        if stride != 1 or self.inplanes != planes * block.expansion:
+            downsample = nn.Sequential(
+                nn.Conv2d(
+                    self.inplanes,
+                    planes * block.expansion,
+                    kernel_size=1,
+                    stride=stride,
+                    bias=False,
+                ),
+                nn.BatchNorm2d(planes * block.expansion, momentum=BN_MOMENTUM),
+            )
+        layers = [block(self.inplanes, planes, stride, downsample)]
+        self.inplanes = planes * block.expansion
+        layers += [block(self.inplanes, planes) for _ in range(1, blocks)]
+        return nn.Sequential(*layers)
+
+    @property
+    def head(self):
+        """The heatmap convolution, whatever its attribute name."""
+        return getattr(self, self.head_name)
+
+    def forward(self, x):
+        """Args: x (N, 3, H_in, W_in). Returns the heatmap (N, K, H, W) or (features, heatmap)."""
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        c5 = x
+        x = self.deconv_layers(x)
+        heatmap = self.head(x)
+        if self.return_features:
+            return (c5 if self.feature == "layer4" else x), heatmap
+        return heatmap
+
+    def init_weights(self, pretrained=""):
+        """Initialises the head, then loads ImageNet (or pose_dual) backbone weights.
+
+        Deconv weights and the head weight ~ N(0, 0.001), biases 0, deconv BNs weight 1 / bias 0;
+        the backbone keeps PyTorch's default init unless ``pretrained`` provides it.
+
+        Args:
+            pretrained: a checkpoint path or an already loaded state_dict (a bare dict, or one under
+                ``'state_dict'``; ``module.`` is stripped, ``resnet.`` keys are used without the
+                prefix and ``resnet2.`` keys ignored). ``final_layer*`` and ``fc.*`` entries are
+                dropped. Empty: random init only (logged as a warning).
+
+        Raises:
+            FileNotFoundError: ``pretrained`` is a non-empty path that does not exist.
+        """
+        for m in self.deconv_layers.modules():
+            if isinstance(m, nn.ConvTranspose2d):
+                nn.init.normal_(m.weight, std=0.001)
+                if m.bias is not None:
+                    nn.init.constant_(m.bias, 0)
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.constant_(m.weight, 1)
+                nn.init.constant_(m.bias, 0)
+        nn.init.normal_(self.head.weight, std=0.001)
+        nn.init.constant_(self.head.bias, 0)
+        if isinstance(pretrained, Mapping) or pretrained:
+            state = load_pretrained_state(pretrained)
+            source = "the given state_dict" if isinstance(pretrained, Mapping) else pretrained
+        else:
+            logger.warning(
+                "PoseResNet-%d: no pretrained file, the backbone is randomly initialised",
+                self.num_layers,
+            )
+            return
+        state = {k: v for k, v in state.items() if not k.startswith(("final_layer", "fc."))}
+        result = self.load_state_dict(state, strict=False)
+        backbone_missing = [
+            k
+            for k in result.missing_keys
+            if not k.startswith(("deconv_layers.", self.head_name + "."))
+            and not k.endswith("num_batches_tracked")
+        ]
+        if backbone_missing:
+            logger.warning(
+                "PoseResNet-%d: %d backbone entries not in %s: %s",
+                self.num_layers,
+                len(backbone_missing),
+                source,
+                backbone_missing,
+            )
+        if result.unexpected_keys:
+            logger.warning(
+                "PoseResNet-%d: ignored %d unexpected entries of %s: %s",
+                self.num_layers,
+                len(result.unexpected_keys),
+                source,
+                result.unexpected_keys,
+            )
+        logger.info(
+            "PoseResNet-%d: loaded %d backbone entries from %s",
+            self.num_layers,
+            len(state) - len(result.unexpected_keys),
+            source,
+        )

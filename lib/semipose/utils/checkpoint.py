@@ -1,0 +1,272 @@
+"""Checkpoint saving and loading: atomic writes, ``weights_only`` loading and strict key checking.
+
+Ported from the original's lib/utils/utils.py::save_checkpoint and the loading code of
+pose_estimation/valid.py (MIT). Differences: writes are atomic, loading refuses pickles that would
+run code unless explicitly trusted, and a mismatching state_dict is an error that names the keys
+(the original loaded with ``strict=False`` and silently skipped them).
+"""
+
+import logging
+import os
+import pickle
+import tempfile
+from collections import Counter, OrderedDict
+from collections.abc import Mapping
+
+import numpy as np
+import torch
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "StateDictMismatchError",
+    "UnsafeCheckpointError",
+    "atomic_save",
+    "extract_net",
+    "load_checkpoint",
+    "load_model_state",
+    "load_pretrained_state",
+    "save_checkpoint",
+    "to_plain",
+    "unwrap_state_dict",
+]
+
+BEST_NAME = "model_best.pth.tar"
+
+
+class UnsafeCheckpointError(RuntimeError):
+    """The file holds pickled objects that ``weights_only=True`` loading refuses to rebuild."""
+
+
+class StateDictMismatchError(RuntimeError):
+    """A state_dict does not match a model; ``missing``/``unexpected``/``mismatched`` list keys."""
+
+    def __init__(self, message, missing=(), unexpected=(), mismatched=()):
+        super().__init__(message)
+        self.missing = list(missing)
+        self.unexpected = list(unexpected)
+        self.mismatched = list(mismatched)
+
+
+_PLAIN = (torch.Tensor, bool, int, float, complex, str, bytes, type(None))
+
+
+def to_plain(obj, where="states"):
+    """Returns ``obj`` with numpy scalars and 0-d arrays turned into Python numbers.
+
+    Containers (dict, OrderedDict, Counter, list, tuple) are rebuilt with the same type; anything
+    that ``torch.load(weights_only=True)`` could not rebuild raises.
+
+    Raises:
+        TypeError: an unsupported value; the message gives its location, e.g. ``states['perf']``.
+    """
+    if isinstance(obj, np.generic) or (isinstance(obj, np.ndarray) and obj.ndim == 0):
+        return obj.item()  # before the plain check: np.float64 subclasses float
+    if isinstance(obj, _PLAIN) or isinstance(obj, torch.Size):
+        return obj
+    if isinstance(obj, np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(obj))
+    if isinstance(obj, Mapping):
+        if type(obj) not in (dict, OrderedDict, Counter):
+            raise TypeError(f"{where} is a {type(obj).__name__}; store a plain dict instead")
+        items = [(k, to_plain(v, f"{where}[{k!r}]")) for k, v in obj.items()]
+        if all(new is old for (_, new), old in zip(items, obj.values())):
+            return obj  # unchanged: keep the object (and a state_dict's _metadata)
+        out = type(obj)(items)
+        if hasattr(obj, "_metadata"):
+            out._metadata = obj._metadata
+        return out
+    if type(obj) in (list, tuple):
+        items = [to_plain(v, f"{where}[{i}]") for i, v in enumerate(obj)]
+        if all(new is old for new, old in zip(items, obj)):
+            return obj
+        return type(obj)(items)
+    raise TypeError(
+        f"{where} is a {type(obj).__module__}.{type(obj).__name__}, which weights_only loading "
+        "cannot rebuild; store tensors, Python numbers, strings, lists and dicts only"
+    )
+
+
+def atomic_save(obj, path):
+    """``torch.save`` to a temporary file in the same folder, flush + fsync, then ``os.replace``.
+
+    A crash mid-write leaves the previous file intact.
+    """
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def save_checkpoint(states, is_best, output_dir, filename="checkpoint.pth.tar"):
+    """Saves ``states`` to ``output_dir/filename``; if ``is_best``, ``states['state_dict']`` alone
+    to ``output_dir/model_best.pth.tar``. Both writes are atomic.
+
+    Args:
+        states: a dict of tensors, Python numbers, strings, lists and dicts (numpy scalars are
+            converted; other objects raise TypeError so the file stays loadable with
+            weights_only=True).
+        is_best: also write the best-model file.
+        output_dir: destination folder.
+        filename: name of the full checkpoint.
+    """
+    states = to_plain(states)
+    atomic_save(states, os.path.join(output_dir, filename))
+    if is_best and "state_dict" in states:
+        atomic_save(states["state_dict"], os.path.join(output_dir, BEST_NAME))
+
+
+def load_checkpoint(path, map_location="cpu", weights_only=True):
+    """Loads a checkpoint file.
+
+    Args:
+        path: file to read.
+        map_location: passed to ``torch.load``.
+        weights_only: keep True unless the file is trusted: pickles that would run code are refused.
+
+    Returns:
+        The loaded object (usually a dict).
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        UnsafeCheckpointError: the file needs arbitrary unpickling (only pass ``weights_only=False``
+            for a file you trust, e.g. an original train.py checkpoint holding a numpy ``perf``).
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=weights_only)
+    except pickle.UnpicklingError as err:
+        if not weights_only:
+            raise
+        raise UnsafeCheckpointError(
+            f"refusing to load {path}: it contains pickled objects that weights_only loading "
+            "does not allow (they could run code). Only if you trust this file, load it with "
+            f"weights_only=False. Details: {err}"
+        ) from err
+
+
+def unwrap_state_dict(obj):
+    """A bare state_dict or ``{'state_dict': ...}`` → an OrderedDict with any ``module.`` prefix
+    stripped.
+
+    Raises:
+        TypeError: ``obj`` is not a mapping.
+    """
+    if not isinstance(obj, Mapping):
+        raise TypeError(
+            f"expected a state_dict or a dict with 'state_dict', got {type(obj).__name__}"
+        )
+    if "state_dict" in obj and isinstance(obj["state_dict"], Mapping):
+        obj = obj["state_dict"]
+    out = OrderedDict()
+    for key, value in obj.items():
+        out[key[len("module.") :] if key.startswith("module.") else key] = value
+    return out
+
+
+def load_pretrained_state(source):
+    """Reads backbone initialisation weights with the original's prefix rules.
+
+    Args:
+        source: a path, or an already loaded checkpoint (bare state_dict or ``{'state_dict':
+            ...}``).
+
+    Returns:
+        An OrderedDict: ``module.`` stripped; ``resnet.X`` → ``X``; ``resnet2.*`` dropped (the
+            pose_dual
+        builder loads the pair separately); other keys unchanged.
+
+    Raises:
+        FileNotFoundError: a path that does not exist (the message names it).
+    """
+    if not isinstance(source, Mapping):
+        if not os.path.isfile(source):
+            raise FileNotFoundError(f"pretrained model file not found: {source}")
+        source = load_checkpoint(source)
+    state = unwrap_state_dict(source)
+    out = OrderedDict()
+    for key, value in state.items():
+        if key.startswith("resnet2."):
+            continue
+        out[key[len("resnet.") :] if key.startswith("resnet.") else key] = value
+    return out
+
+
+def extract_net(state_dict, prefix="resnet."):
+    """The entries under ``prefix`` with the prefix removed, e.g. net 1 of a pose_dual checkpoint.
+
+    Lets valid.py evaluate a pose_dual/pose_cons checkpoint's net 1 with a single
+    pose_resnet/pose_hrnet (the pose_dual head ``final_layer_1`` is renamed ``final_layer``).
+
+    Raises:
+        KeyError: no key starts with ``prefix``.
+    """
+    state_dict = unwrap_state_dict(state_dict)
+    out = OrderedDict()
+    for key, value in state_dict.items():
+        if key.startswith(prefix):
+            key = key[len(prefix) :]
+            if key.startswith("final_layer_1."):
+                key = "final_layer." + key[len("final_layer_1.") :]
+            out[key] = value
+    if not out:
+        raise KeyError(f"no state_dict key starts with {prefix!r}")
+    return out
+
+
+def load_model_state(model, state_dict, strict=True):
+    """Loads ``state_dict`` into ``model`` after checking names and shapes.
+
+    Only a missing ``num_batches_tracked`` is tolerated (very old checkpoints lack it). With
+    ``strict``, any other missing or unexpected key, or a shape mismatch, raises before anything is
+    loaded; without it they are logged and the matching entries are loaded.
+
+    Returns:
+        ``(missing, unexpected)`` key lists (empty after a strict load).
+
+    Raises:
+        StateDictMismatchError: the message lists the offending keys by name.
+    """
+    state_dict = unwrap_state_dict(state_dict)
+    own = model.state_dict()
+    missing = [k for k in own if k not in state_dict and not k.endswith("num_batches_tracked")]
+    unexpected = [k for k in state_dict if k not in own]
+    mismatched = [
+        f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}"
+        for k, v in state_dict.items()
+        if k in own and torch.is_tensor(v) and v.shape != own[k].shape
+    ]
+    if mismatched or (strict and (missing or unexpected)):
+        parts = []
+        if missing:
+            parts.append(f"missing keys ({len(missing)}): {missing}")
+        if unexpected:
+            parts.append(f"unexpected keys ({len(unexpected)}): {unexpected}")
+        if mismatched:
+            parts.append(f"shape mismatches ({len(mismatched)}): {mismatched}")
+        raise StateDictMismatchError(
+            f"state_dict does not match {type(model).__name__}: " + "; ".join(parts),
+            missing,
+            unexpected,
+            mismatched,
+        )
+    if missing or unexpected:
+        logger.warning(
+            "non-strict load into %s: missing %s, unexpected %s",
+            type(model).__name__,
+            missing,
+            unexpected,
+        )
+    loadable = OrderedDict((k, v) for k, v in state_dict.items() if k in own)
+    model.load_state_dict(loadable, strict=False)
+    return missing, unexpected
