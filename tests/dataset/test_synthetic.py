@@ -200,3 +200,11 @@ def test_cli(tmp_path):
     data = _load(root / "coco" / "annotations" / "person_keypoints_val2017.json")
     assert len(data["images"]) == 1 and data["images"][0]["width"] == 160
     assert (root / "coco" / "images" / "train2017" / "000000000002.jpg").is_file()
+
+
+def test_changed_parameters_regenerate(tmp_path):
+    first = synthetic.generate(tmp_path, num_train=2, num_val=1, image_size=(96, 80), seed=1)
+    again = synthetic.generate(tmp_path, num_train=2, num_val=1, image_size=(96, 80), seed=1)
+    assert first["generated"] and not again["generated"]
+    bigger = synthetic.generate(tmp_path, num_train=3, num_val=1, image_size=(96, 80), seed=1)
+    assert bigger["generated"] and bigger["num_train_images"] == 3

@@ -115,15 +115,13 @@ _KWARGS = {
 
 
 def ensure_synthetic(cfg):
-    """Generates the synthetic COCO-format set under ``DATASET.ROOT`` if its val json is missing.
+    """Generates the synthetic COCO-format set under ``DATASET.ROOT`` unless it is already there
+    with the parameters of ``DATASET.SYNTHETIC`` (other parameters regenerate it).
 
     A file lock (``<ROOT>/coco/.synthetic.lock``) serialises concurrent callers (DDP ranks, tests),
     so only the first one generates; the others wait and find the files.
     """
     root = cfg.DATASET.ROOT
-    marker = os.path.join(root, "coco", "annotations", "person_keypoints_val2017.json")
-    if os.path.isfile(marker):
-        return
     import fcntl
 
     from semipose.dataset.synthetic import generate
@@ -132,16 +130,16 @@ def ensure_synthetic(cfg):
     with open(os.path.join(root, "coco", ".synthetic.lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            if not os.path.isfile(marker):
-                syn = cfg.DATASET.SYNTHETIC
-                logger.info("=> generating the synthetic COCO-format set under %s", root)
-                generate(
-                    root,
-                    num_train=syn.NUM_TRAIN,
-                    num_val=syn.NUM_VAL,
-                    image_size=tuple(int(v) for v in syn.IMAGE_SIZE),
-                    seed=syn.SEED,
-                )
+            syn = cfg.DATASET.SYNTHETIC
+            result = generate(
+                root,
+                num_train=syn.NUM_TRAIN,
+                num_val=syn.NUM_VAL,
+                image_size=tuple(int(v) for v in syn.IMAGE_SIZE),
+                seed=syn.SEED,
+            )
+            if result["generated"]:
+                logger.info("=> generated the synthetic COCO-format set under %s", root)
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
 

@@ -824,6 +824,11 @@ def _generate_split(root_paths, split, num_images, image_size, seed, min_people,
     return dataset, dets
 
 
+#: Records the generation parameters next to the annotations, so a config asking for another set
+#: regenerates it instead of silently reusing the old one.
+PARAMS_FILE = "synthetic_params.json"
+
+
 def generate(root, num_train=1200, num_val=200, image_size=(320, 240), seed=0, min_people=1,
              max_people=4, overwrite=False, person_height=None):
     """Writes the synthetic set under ``<root>/coco`` in the COCO 2017 layout (module docstring).
@@ -857,6 +862,20 @@ def generate(root, num_train=1200, num_val=200, image_size=(320, 240), seed=0, m
     result = {"root": str(root)}
     result.update({k: str(v) for k, v in paths.items()})
     t0 = time.perf_counter()
+    params = {
+        "num_train": int(num_train), "num_val": int(num_val),
+        "image_size": [int(v) for v in image_size], "seed": int(seed),
+        "min_people": int(min_people), "max_people": int(max_people),
+        "person_height": None if person_height is None else [float(v) for v in person_height],
+    }
+    params_file = Path(root) / "coco" / PARAMS_FILE
+    if not overwrite and params_file.is_file():
+        with open(params_file) as f:
+            if json.load(f) != params:
+                logger.warning(
+                    "synthetic set under %s was made with other parameters; regenerating", root
+                )
+                overwrite = True
     if not overwrite and all(paths[k].is_file() for k in json_keys):
         logger.info("synthetic COCO set already present under %s; skipping generation", root)
         data = {}
@@ -884,6 +903,7 @@ def generate(root, num_train=1200, num_val=200, image_size=(320, 240), seed=0, m
     _write_json(paths["val_dets"], val_dets)
     _write_json(paths["val_ann"], val)
     _write_json(paths["train_ann"], train)
+    _write_json(params_file, params)
     seconds = time.perf_counter() - t0
     logger.info(
         "wrote %d + %d synthetic images under %s in %.1fs", num_train, num_val, root, seconds

@@ -370,9 +370,14 @@ def validate(
         for h in heads:
             nv = results[h]
             for k, v in (nv[0] if isinstance(nv, list) else nv).items():
-                writer.add_scalar(f"valid_{h}/{k}", float(v), step)
+                writer.add_scalar(f"valid_{h}/{_tag(k)}", float(v), step)
         writer_dict["valid_global_steps"] = writer_dict.get("valid_global_steps", 0) + 1
     return results
+
+
+def _tag(name):
+    """A TensorBoard-safe tag: 'AP (M)' -> 'AP_M', 'Ap .5' -> 'Ap_.5'."""
+    return "_".join(name.replace("(", " ").replace(")", " ").split())
 
 
 def is_interactive():
