@@ -4,6 +4,7 @@ import os
 from pathlib import Path
 
 import pytest
+
 from semipose.config import ConfigError, get_cfg, get_model_name, load_config, update_config
 
 REPO = Path(__file__).resolve().parents[2]

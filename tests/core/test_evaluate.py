@@ -1,6 +1,7 @@
 """Tests of semipose.core.evaluate: distances, per-joint accuracy and the inherited h/w swap."""
 import numpy as np
 import pytest
+
 from semipose.core.evaluate import accuracy, calc_dists, dist_acc
 
 H, W = 64, 48

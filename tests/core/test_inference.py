@@ -3,6 +3,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+
 from semipose.core.inference import (
     gaussian_blur,
     get_final_preds,

@@ -1,6 +1,7 @@
 """Tests of semipose.dataset.joints against the joint tables of the spec (§4)."""
 import numpy as np
 import pytest
+
 from semipose.dataset import joints as J
 
 

@@ -4,6 +4,7 @@ import warnings
 
 import numpy as np
 import pytest
+
 import semipose.nms as nms_pkg
 from semipose.dataset.joints import COCO_SIGMAS
 from semipose.nms import cpu_nms, nms, oks_iou, oks_nms, soft_oks_nms

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+
 from semipose.utils.transforms import (
     affine_transform,
     cvt_MToTheta,

@@ -35,6 +35,7 @@ class CollapseMonitor:
 
     def reset(self):
         self._sums = {}
+        self._counts = {}
 
     @torch.no_grad()
     def update(self, outputs, unsup_weight):
@@ -54,11 +55,13 @@ class CollapseMonitor:
             below = (peak < self.threshold) | ~trained
             collapsed = below.all(1).float().sum()
             mean_max = ((peak * trained).sum(1) / n_trained).sum()
-            stats = torch.stack([collapsed, mean_max, heat.new_tensor(float(heat.shape[0]))])
+            stats = torch.stack([collapsed, mean_max])
             if label in self._sums:
                 self._sums[label] += stats
+                self._counts[label] += heat.shape[0]
             else:
                 self._sums[label] = stats
+                self._counts[label] = heat.shape[0]
 
     def summary(self):
         """Returns and resets ``{net: {'collapsed': share in [0, 1], 'mean_max': mean peak}}``.
@@ -67,6 +70,7 @@ class CollapseMonitor:
         """
         out = {}
         for label, stats in self._sums.items():
+            stats = torch.cat([stats, stats.new_tensor([float(self._counts[label])])])
             if is_dist():
                 dist.all_reduce(stats)
             collapsed, mean_max, count = stats.tolist()

@@ -120,6 +120,10 @@ def warp(x, theta):
     """
     work = x if x.dtype in (torch.float32, torch.float64) else x.float()
     theta = theta.to(device=x.device, dtype=work.dtype)
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    out = F.grid_sample(work, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    # Autocast would build the grid in bfloat16 (about a pixel off on 256x192): keep it exact.
+    with torch.autocast(x.device.type, enabled=False):
+        grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+        out = F.grid_sample(
+            work, grid, mode="bilinear", padding_mode="zeros", align_corners=False
+        )
     return out.to(x.dtype)
