@@ -2,7 +2,7 @@
 PYTHON ?= python3
 PIP := $(PYTHON) -m pip
 STAMP := .make/install.stamp
-DEMO_CFG ?= experiments/synthetic/256x192_synthetic_PoseDual_JointCut_demo.yaml
+DEMO_CFG ?= experiments/synthetic/96x64_SYN_PoseDual_JointCut.yaml
 
 .PHONY: install build test demo lint clean
 

@@ -10,8 +10,8 @@ from collections import OrderedDict, defaultdict
 
 import numpy as np
 
-from semipose.dataset.coco import atomic_write_text
-from semipose.dataset.joints import AIC_JOINTS, AIC_SIGMAS, AIC_SU, AIC_TRAINED, AIC_U2A, do_mapping
+from semipose.dataset.coco import atomic_write_text, rescore
+from semipose.dataset.joints import AIC_JOINTS, AIC_SIGMAS, AIC_SU, AIC_TRAINED, AIC_U2A
 from semipose.dataset.joints_dataset import JointsDataset
 
 __all__ = ["AIDataset", "aic_oks", "aic_keypoint_ap", "aic_pckh"]
@@ -169,14 +169,7 @@ class AIDataset(JointsDataset):
         )
         self.annotations = OrderedDict()
         self.path_to_id = {}
-        db = self._get_db()
-        if is_train and self.use_select_data:
-            db = self.select_data(db)
-        for rec in db:
-            rec["joints_3d"], rec["joints_3d_vis"] = do_mapping(
-                rec["joints_3d"], rec["joints_3d_vis"], self.u2a_mapping
-            )
-        self.db = db
+        self.db = self._map_to_union(self._selected_db(is_train))
         logger.info("=> AI Challenger %s: %d samples", image_set, len(self.db))
 
     def _get_db(self):
@@ -267,10 +260,8 @@ class AIDataset(JointsDataset):
         scores = defaultdict(list)
         for i, kpt in enumerate(preds):
             image_id = self.image_id_from_path(img_path[i])
-            valid = kpt[:, 2][kpt[:, 2] > self.in_vis_thre]
-            kpt_score = float(valid.mean()) if valid.size else 0.0
             per_image[image_id].append(kpt)
-            scores[image_id].append(kpt_score * float(all_boxes[i][5]))
+            scores[image_id].append(rescore(kpt, float(all_boxes[i][5]), self.in_vis_thre))
 
         if self.save_result and output_dir:
             res_folder = os.path.join(output_dir, "results")

@@ -15,18 +15,11 @@ import numpy as np
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from semipose.dataset.joints import (
-    COCO_JOINTS,
-    COCO_SIGMAS,
-    COCO_SU,
-    COCO_TRAINED,
-    COCO_U2A,
-    do_mapping,
-)
+from semipose.dataset.joints import COCO_JOINTS, COCO_SIGMAS, COCO_SU, COCO_TRAINED, COCO_U2A
 from semipose.dataset.joints_dataset import JointsDataset
 from semipose.nms.nms import oks_nms
 
-__all__ = ["COCODataset", "STATS_NAMES", "atomic_write_text"]
+__all__ = ["COCODataset", "STATS_NAMES", "atomic_write_text", "rescore"]
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +47,23 @@ def atomic_write_text(path, text):
     with open(tmp, "w") as f:
         f.write(text)
     os.replace(tmp, path)
+
+
+def rescore(keypoints, box_score, in_vis_thre):
+    """The original's person score: box score × mean joint score over joints above the threshold.
+
+    Args:
+        keypoints: (K, 3) x, y, score.
+        box_score: the detection score of the person box.
+        in_vis_thre: joints scoring at or below it are left out of the mean (none left: 0).
+
+    Returns:
+        float score.
+    """
+    scores = keypoints[:, 2]
+    valid = scores[scores > in_vis_thre]
+    kpt_score = float(valid.mean()) if valid.size else 0.0
+    return kpt_score * box_score
 
 
 def _load_coco(path):
@@ -149,9 +159,7 @@ class COCODataset(JointsDataset):
         self.num_images = len(self.image_set_index)
         self.path_to_id = {}
 
-        db = self._get_db()
-        if is_train and self.use_select_data:
-            db = self.select_data(db)
+        db = self._selected_db(is_train)
         if is_train and train_len is not None and train_len > 0:
             db = db[:train_len]
             if db:
@@ -161,11 +169,7 @@ class COCODataset(JointsDataset):
                     db[0]["image"],
                     db[-1]["image"],
                 )
-        for rec in db:
-            rec["joints_3d"], rec["joints_3d_vis"] = do_mapping(
-                rec["joints_3d"], rec["joints_3d_vis"], self.u2a_mapping
-            )
-        self.db = db
+        self.db = self._map_to_union(db)
         logger.info("=> %s: %d images, %d samples", self.image_set, self.num_images, len(self.db))
 
     # ------------------------------------------------------------------ paths
@@ -370,10 +374,7 @@ class COCODataset(JointsDataset):
         nmsed = []
         for img_kpts in kpts.values():
             for person in img_kpts:
-                scores = person["keypoints"][:, 2]
-                valid = scores[scores > self.in_vis_thre]
-                kpt_score = float(valid.mean()) if valid.size else 0.0
-                person["score"] = kpt_score * person["score"]
+                person["score"] = rescore(person["keypoints"], person["score"], self.in_vis_thre)
             keep = oks_nms(img_kpts, self.oks_thre, sigmas=COCO_SIGMAS)
             nmsed.append([img_kpts[k] for k in keep] if keep else img_kpts)
 

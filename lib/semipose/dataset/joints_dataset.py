@@ -13,7 +13,13 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from semipose.dataset.joints import FLIP_PAIRS, LOWER_BODY_IDS, NUM_UNION_JOINTS, UPPER_BODY_IDS
+from semipose.dataset.joints import (
+    FLIP_PAIRS,
+    LOWER_BODY_IDS,
+    NUM_UNION_JOINTS,
+    UPPER_BODY_IDS,
+    do_mapping,
+)
 from semipose.utils import zipreader
 from semipose.utils.transforms import fliplr_joints, get_affine_transform
 
@@ -265,6 +271,25 @@ class JointsDataset(Dataset):
                 kept.append(rec)
         logger.info("=> num db: %d, selected db: %d", len(db), len(kept))
         return kept
+
+    def _selected_db(self, is_train):
+        """The ``_get_db()`` records, filtered by ``select_data`` when training with it enabled."""
+        db = self._get_db()
+        if is_train and self.use_select_data:
+            db = self.select_data(db)
+        return db
+
+    def _map_to_union(self, db):
+        """Maps every record's native joints to the union layout (``self.u2a_mapping``), in place.
+
+        Returns:
+            ``db``.
+        """
+        for rec in db:
+            rec["joints_3d"], rec["joints_3d_vis"] = do_mapping(
+                rec["joints_3d"], rec["joints_3d_vis"], self.u2a_mapping
+            )
+        return db
 
     # ------------------------------------------------------------------ item
     def read_image(self, path):

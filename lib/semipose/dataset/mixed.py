@@ -160,6 +160,13 @@ def _subset_view(dataset, records, is_train):
     return view
 
 
+def _rand_augment_view(unlabeled, is_train, transform, rand_magnitude):
+    """The RandAugment copy of ``unlabeled``; ``is_train`` (not raw_input) as the original."""
+    view = _subset_view(unlabeled, unlabeled.db, is_train)
+    view.transform = with_rand_augment(transform, rand_magnitude)
+    return view
+
+
 class MixedCOCOCOCODataset(MixedDataset):
     """``mix_coco_coco``: labeled COCO (first ``train_len`` records) + unlabeled COCO.
 
@@ -215,9 +222,7 @@ class MixedCOCOCOCODataset(MixedDataset):
             unlabeled = COCODataset(root, unsup, unlabeled_train, transform, train_len=-1, **kwargs)
         aug = None
         if cons_rand_aug:
-            # As the original, the RandAugment view is built with is_train (not raw_input).
-            aug = _subset_view(unlabeled, unlabeled.db, is_train)
-            aug.transform = with_rand_augment(transform, rand_magnitude)
+            aug = _rand_augment_view(unlabeled, is_train, transform, rand_magnitude)
         super().__init__(labeled, unlabeled, aug, seed=seed)
 
 
@@ -266,6 +271,5 @@ class MixedMPIIAIDataset(MixedDataset):
         )
         aug = None
         if cons_rand_aug:
-            aug = _subset_view(unlabeled, unlabeled.db, is_train)
-            aug.transform = with_rand_augment(transform, rand_magnitude)
+            aug = _rand_augment_view(unlabeled, is_train, transform, rand_magnitude)
         super().__init__(labeled, unlabeled, aug, seed=seed)

@@ -11,7 +11,7 @@ from collections import OrderedDict
 import numpy as np
 from scipy.io import loadmat, savemat
 
-from semipose.dataset.joints import MPII_JOINTS, MPII_SU, MPII_TRAINED, MPII_U2A, do_mapping
+from semipose.dataset.joints import MPII_JOINTS, MPII_SU, MPII_TRAINED, MPII_U2A
 from semipose.dataset.joints_dataset import JointsDataset
 
 __all__ = ["MPIIDataset", "pckh_from_gt"]
@@ -114,14 +114,7 @@ class MPIIDataset(JointsDataset):
         super().__init__(root, image_set, is_train, transform, **kwargs)
         self.u2a_mapping = MPII_U2A
         self.ann_file = os.path.join(root, "mpii", "annot", f"{image_set}.json")
-        db = self._get_db()
-        if is_train and self.use_select_data:
-            db = self.select_data(db)
-        for rec in db:
-            rec["joints_3d"], rec["joints_3d_vis"] = do_mapping(
-                rec["joints_3d"], rec["joints_3d_vis"], self.u2a_mapping
-            )
-        self.db = db
+        self.db = self._map_to_union(self._selected_db(is_train))
         logger.info("=> MPII %s: %d samples", image_set, len(self.db))
 
     def _get_db(self):

@@ -877,7 +877,7 @@ def generate(root, num_train=1200, num_val=200, image_size=(320, 240), seed=0, m
                 )
                 overwrite = True
     if not overwrite and all(paths[k].is_file() for k in json_keys):
-        logger.info("synthetic COCO set already present under %s; skipping generation", root)
+        logger.debug("synthetic COCO set already present under %s; skipping generation", root)
         data = {}
         for k in json_keys:
             with open(paths[k]) as f:

@@ -1,19 +1,35 @@
 """The in-model "hard" augmentation of the unlabeled view: joint cutout, per-sample affine, warp.
 
+``HardViewModel`` is the base of ``PoseDual`` and ``PoseCons``: their shared hard-view settings
+and the cutout / affine / warp steps that turn a teacher's easy view into the student's hard one.
+
 Ported from the original's lib/models/pose_dual.py and pose_cons.py (``mask_joint``,
 ``get_batch_affine_transform`` and the affine_grid/grid_sample calls) (MIT). Device-agnostic: the
 random draws use the documented global RNGs (numpy + Python ``random`` for the affine and the joint
 choice, torch on the image's device for the cutout jitter and sizes).
 """
 
+import logging
 import math
 import random
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
-__all__ = ["mask_joint", "get_batch_affine_transform", "identity_theta", "warp"]
+from semipose.core.inference import get_max_preds_tensor
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "mask_joint",
+    "get_batch_affine_transform",
+    "identity_theta",
+    "warp",
+    "heatmap_stride",
+    "HardViewModel",
+]
 
 
 def mask_joint(image, joints, num, *, fix_clamp=False, joint_ids=None):
@@ -127,3 +143,77 @@ def warp(x, theta):
             work, grid, mode="bilinear", padding_mode="zeros", align_corners=False
         )
     return out.to(x.dtype)
+
+
+def heatmap_stride(image, heatmap):
+    """(2,) tensor of (x, y) factors from heatmap to input pixels (4 for SimpleBaseline, HRNet)."""
+    return torch.tensor(
+        [image.shape[-1] / heatmap.shape[-1], image.shape[-2] / heatmap.shape[-2]],
+        device=heatmap.device,
+    )
+
+
+class HardViewModel(nn.Module):
+    """Base of ``PoseDual`` and ``PoseCons``: the hard-view settings and steps.
+
+    Args:
+        scale_factor: scale jitter of the hard affine (DATASET.SCALE_FACTOR).
+        rotation_factor: rotation jitter in degrees (DATASET.ROT_FACTOR).
+        mask_joint_num: joint-cutout boxes per image (0 = off).
+        mask_joint_fix: (ours) clamp the cutout with the correct H/W and draw joints only among
+            ``trained_joints``.
+        trained_joints: channel indices the labeled dataset trains (used with ``mask_joint_fix``).
+        unsup_transform: apply the random affine (else θ = identity and no warp).
+        cons_rand_aug: use the RandAugment copy as the hard-view source.
+        same_view: (ours) collapse-prone control: the student sees exactly the teacher's easy view.
+    """
+
+    def __init__(
+        self,
+        *,
+        scale_factor=0.25,
+        rotation_factor=30,
+        mask_joint_num=0,
+        mask_joint_fix=False,
+        trained_joints=None,
+        unsup_transform=True,
+        cons_rand_aug=False,
+        same_view=False,
+    ):
+        super().__init__()
+        self.scale_factor = scale_factor
+        self.rotation_factor = rotation_factor
+        self.mask_joint_num = mask_joint_num
+        self.mask_joint_fix = mask_joint_fix
+        self.trained_joints = None if trained_joints is None else list(trained_joints)
+        self.unsup_transform = unsup_transform
+        self.cons_rand_aug = cons_rand_aug
+        self.same_view = same_view
+        if mask_joint_fix and mask_joint_num > 0 and self.trained_joints is None:
+            logger.warning("mask_joint_fix without trained_joints: cutout draws from all channels")
+
+    def _cutout(self, image, teacher_ht):
+        """Cutout of ``image`` at the argmax of ``teacher_ht`` (scaled to input pixels)."""
+        preds, _ = get_max_preds_tensor(teacher_ht)
+        joints = preds * heatmap_stride(image, teacher_ht)
+        return mask_joint(
+            image,
+            joints,
+            self.mask_joint_num,
+            fix_clamp=self.mask_joint_fix,
+            joint_ids=self.trained_joints if self.mask_joint_fix else None,
+        )
+
+    def _theta(self, batch_size, device):
+        """A random affine θ per sample if ``unsup_transform``, else identities: (B, 2, 3)."""
+        if self.unsup_transform:
+            return get_batch_affine_transform(
+                batch_size, self.scale_factor, self.rotation_factor, device=device
+            )
+        return identity_theta(batch_size, device=device)
+
+    def _warp(self, theta, *tensors):
+        """``tensors`` (a tuple), each warped by ``theta`` if ``unsup_transform``, else as given."""
+        if self.unsup_transform:
+            return tuple(warp(t, theta) for t in tensors)
+        return tensors

@@ -4,26 +4,15 @@ Ported from the original's lib/models/pose_cons.py, class ``PoseCons`` (MIT). Th
 outside (``semipose.models.build``) and passed in; the hard augmentation lives in ``hard_augment``.
 """
 
-import logging
-
 import torch
-from torch import nn
 
-from semipose.core.inference import get_max_preds_tensor
-from semipose.models.hard_augment import (
-    get_batch_affine_transform,
-    identity_theta,
-    mask_joint,
-    warp,
-)
-from semipose.models.pose_dual import heatmap_of, heatmap_stride, split_inputs
-
-logger = logging.getLogger(__name__)
+from semipose.models.hard_augment import HardViewModel, identity_theta
+from semipose.models.pose_dual import heatmap_of, split_inputs
 
 __all__ = ["PoseCons"]
 
 
-class PoseCons(nn.Module):
+class PoseCons(HardViewModel):
     """A single network ``resnet`` trained with supervised + self-consistency losses.
 
     Training (input a list ``[sup_x, unsup_x(, aug_unsup_x)]``): the network on ``sup_x``; the
@@ -35,8 +24,7 @@ class PoseCons(nn.Module):
 
     Args:
         resnet: the network, returning a heatmap or ``(features, heatmap)``.
-        scale_factor, rotation_factor, mask_joint_num, mask_joint_fix, trained_joints,
-        unsup_transform, cons_rand_aug, same_view: as for ``PoseDual``.
+        **hard_view: the keyword-only ``HardViewModel`` settings, as for ``PoseDual``.
 
     Returns (training), a dict:
         ``sup_ht`` (N, K, H, W) with gradient; ``unsup_ht`` the teacher on the easy view (no
@@ -45,31 +33,9 @@ class PoseCons(nn.Module):
     Returns (eval, input a tensor): the heatmap (N, K, H, W).
     """
 
-    def __init__(
-        self,
-        resnet,
-        *,
-        scale_factor=0.25,
-        rotation_factor=30,
-        mask_joint_num=0,
-        mask_joint_fix=False,
-        trained_joints=None,
-        unsup_transform=True,
-        cons_rand_aug=False,
-        same_view=False,
-    ):
-        super().__init__()
+    def __init__(self, resnet, **hard_view):
+        super().__init__(**hard_view)
         self.resnet = resnet
-        self.scale_factor = scale_factor
-        self.rotation_factor = rotation_factor
-        self.mask_joint_num = mask_joint_num
-        self.mask_joint_fix = mask_joint_fix
-        self.trained_joints = None if trained_joints is None else list(trained_joints)
-        self.unsup_transform = unsup_transform
-        self.cons_rand_aug = cons_rand_aug
-        self.same_view = same_view
-        if mask_joint_fix and mask_joint_num > 0 and self.trained_joints is None:
-            logger.warning("mask_joint_fix without trained_joints: cutout draws from all channels")
 
     def forward(self, x):
         if torch.is_tensor(x):
@@ -94,23 +60,9 @@ class PoseCons(nn.Module):
             unsup_ht = heatmap_of(self.resnet(unsup_x))
             cons_x = aug_x if self.cons_rand_aug else unsup_x
             if self.mask_joint_num > 0:
-                preds, _ = get_max_preds_tensor(unsup_ht)
-                cons_x = mask_joint(
-                    cons_x,
-                    preds * heatmap_stride(cons_x, unsup_ht),
-                    self.mask_joint_num,
-                    fix_clamp=self.mask_joint_fix,
-                    joint_ids=self.trained_joints if self.mask_joint_fix else None,
-                )
-            if self.unsup_transform:
-                theta = get_batch_affine_transform(
-                    batch, self.scale_factor, self.rotation_factor, device=unsup_x.device
-                )
-                cons_x = warp(cons_x, theta)
-                unsup_ht_trans = warp(unsup_ht, theta)
-            else:
-                theta = identity_theta(batch, device=unsup_x.device)
-                unsup_ht_trans = unsup_ht
+                cons_x = self._cutout(cons_x, unsup_ht)
+            theta = self._theta(batch, unsup_x.device)
+            cons_x, unsup_ht_trans = self._warp(theta, cons_x, unsup_ht)
 
         cons_ht = heatmap_of(self.resnet(cons_x))
         return {

@@ -5,20 +5,9 @@ built outside (``semipose.models.build``) and passed in; the hard augmentation l
 ``hard_augment``.
 """
 
-import logging
-
 import torch
-from torch import nn
 
-from semipose.core.inference import get_max_preds_tensor
-from semipose.models.hard_augment import (
-    get_batch_affine_transform,
-    identity_theta,
-    mask_joint,
-    warp,
-)
-
-logger = logging.getLogger(__name__)
+from semipose.models.hard_augment import HardViewModel, heatmap_stride, identity_theta
 
 __all__ = ["PoseDual", "heatmap_of", "split_inputs", "heatmap_stride"]
 
@@ -40,15 +29,7 @@ def split_inputs(inputs, cons_rand_aug):
     return inputs[0], inputs[1], aug
 
 
-def heatmap_stride(image, heatmap):
-    """(2,) tensor of (x, y) factors from heatmap to input pixels (4 for SimpleBaseline, HRNet)."""
-    return torch.tensor(
-        [image.shape[-1] / heatmap.shape[-1], image.shape[-2] / heatmap.shape[-2]],
-        device=heatmap.device,
-    )
-
-
-class PoseDual(nn.Module):
+class PoseDual(HardViewModel):
     """Two networks ``resnet`` (net 1) and ``resnet2`` (net 2) with the original's names.
 
     Training (input a list ``[sup_x, unsup_x(, aug_unsup_x)]``, each (N, 3, H_in, W_in)):
@@ -67,17 +48,10 @@ class PoseDual(nn.Module):
     Args:
         resnet: net 1, a module returning a heatmap or ``(features, heatmap)``.
         resnet2: net 2, same architecture.
-        scale_factor: scale jitter of the hard affine (DATASET.SCALE_FACTOR).
-        rotation_factor: rotation jitter in degrees (DATASET.ROT_FACTOR).
-        mask_joint_num: joint-cutout boxes per image (0 = off).
-        mask_joint_fix: (ours) clamp the cutout with the correct H/W and draw joints only among
-            ``trained_joints``.
-        trained_joints: channel indices the labeled dataset trains (used with ``mask_joint_fix``).
-        unsup_transform: apply the random affine (else θ = identity and no warp).
-        cons_rand_aug: use the RandAugment copy as the hard-view source.
-        same_view: (ours) collapse-prone control: the student sees exactly the teacher's easy view
-            (no RandAug, no cutout, identity θ). Its teacher heatmap is then the detached student
-            output, so each net runs once on ``unsup_x``.
+        **hard_view: the keyword-only ``HardViewModel`` settings: scale_factor, rotation_factor,
+            mask_joint_num, mask_joint_fix, trained_joints, unsup_transform, cons_rand_aug and
+            same_view. With ``same_view`` (no RandAug, no cutout, identity θ) each teacher heatmap
+            is the detached student output, so each net runs once on ``unsup_x``.
 
     Returns (training), a dict:
         ``sup_ht1, sup_ht2`` (N, K, H, W) with gradient; ``unsup_ht1, unsup_ht2`` the teachers on
@@ -87,52 +61,10 @@ class PoseDual(nn.Module):
     Returns (eval, input a tensor): ``(ht1, ht2)``.
     """
 
-    def __init__(
-        self,
-        resnet,
-        resnet2,
-        *,
-        scale_factor=0.25,
-        rotation_factor=30,
-        mask_joint_num=0,
-        mask_joint_fix=False,
-        trained_joints=None,
-        unsup_transform=True,
-        cons_rand_aug=False,
-        same_view=False,
-    ):
-        super().__init__()
+    def __init__(self, resnet, resnet2, **hard_view):
+        super().__init__(**hard_view)
         self.resnet = resnet
         self.resnet2 = resnet2
-        self.scale_factor = scale_factor
-        self.rotation_factor = rotation_factor
-        self.mask_joint_num = mask_joint_num
-        self.mask_joint_fix = mask_joint_fix
-        self.trained_joints = None if trained_joints is None else list(trained_joints)
-        self.unsup_transform = unsup_transform
-        self.cons_rand_aug = cons_rand_aug
-        self.same_view = same_view
-        if mask_joint_fix and mask_joint_num > 0 and self.trained_joints is None:
-            logger.warning("mask_joint_fix without trained_joints: cutout draws from all channels")
-
-    def _cutout(self, image, teacher_ht):
-        """Cutout of ``image`` at the argmax of ``teacher_ht`` (scaled to input pixels)."""
-        preds, _ = get_max_preds_tensor(teacher_ht)
-        joints = preds * heatmap_stride(image, teacher_ht)
-        return mask_joint(
-            image,
-            joints,
-            self.mask_joint_num,
-            fix_clamp=self.mask_joint_fix,
-            joint_ids=self.trained_joints if self.mask_joint_fix else None,
-        )
-
-    def _theta(self, batch_size, device):
-        if self.unsup_transform:
-            return get_batch_affine_transform(
-                batch_size, self.scale_factor, self.rotation_factor, device=device
-            )
-        return identity_theta(batch_size, device=device)
 
     def forward(self, x):
         if torch.is_tensor(x):
@@ -169,11 +101,7 @@ class PoseDual(nn.Module):
                 x1 = self._cutout(source, unsup_ht2)  # net 1's image, cut at net 2's joints
                 x2 = self._cutout(source, unsup_ht1)
             theta = self._theta(batch, unsup_x.device)
-            if self.unsup_transform:
-                x1, x2 = warp(x1, theta), warp(x2, theta)
-                trans1, trans2 = warp(unsup_ht1, theta), warp(unsup_ht2, theta)
-            else:
-                trans1, trans2 = unsup_ht1, unsup_ht2
+            x1, x2, trans1, trans2 = self._warp(theta, x1, x2, unsup_ht1, unsup_ht2)
 
         cons_ht1 = heatmap_of(self.resnet(x1))
         cons_ht2 = heatmap_of(self.resnet2(x2))

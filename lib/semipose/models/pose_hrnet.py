@@ -10,7 +10,13 @@ from collections.abc import Mapping
 
 from torch import nn
 
-from semipose.models.pose_resnet import BN_MOMENTUM, BasicBlock, Bottleneck
+from semipose.models.pose_resnet import (
+    BN_MOMENTUM,
+    BasicBlock,
+    Bottleneck,
+    init_conv_bn_,
+    make_res_layer,
+)
 from semipose.utils.checkpoint import load_pretrained_state
 
 logger = logging.getLogger(__name__)
@@ -222,22 +228,8 @@ class PoseHighResolutionNet(nn.Module):
         )
 
     def _make_layer(self, block, planes, blocks, stride=1):
-        downsample = None
-        if stride != 1 or self.inplanes != planes * block.expansion:
-            downsample = nn.Sequential(
-                nn.Conv2d(
-                    self.inplanes,
-                    planes * block.expansion,
-                    kernel_size=1,
-                    stride=stride,
-                    bias=False,
-                ),
-                _bn(planes * block.expansion),
-            )
-        layers = [block(self.inplanes, planes, stride, downsample)]
-        self.inplanes = planes * block.expansion
-        layers += [block(self.inplanes, planes) for _ in range(1, blocks)]
-        return nn.Sequential(*layers)
+        layer, self.inplanes = make_res_layer(self.inplanes, block, planes, blocks, stride)
+        return layer
 
     @staticmethod
     def _make_transition_layer(pre, cur):
@@ -319,14 +311,7 @@ class PoseHighResolutionNet(nn.Module):
         Raises:
             FileNotFoundError: ``pretrained`` is a non-empty path that does not exist.
         """
-        for m in self.modules():
-            if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
-                nn.init.normal_(m.weight, std=0.001)
-                if m.bias is not None:
-                    nn.init.constant_(m.bias, 0)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.constant_(m.weight, 1)
-                nn.init.constant_(m.bias, 0)
+        init_conv_bn_(self.modules())
         if not (isinstance(pretrained, Mapping) or pretrained):
             logger.warning("PoseHighResolutionNet: no pretrained file, random initialisation")
             return

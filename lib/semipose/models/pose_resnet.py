@@ -16,7 +16,15 @@ logger = logging.getLogger(__name__)
 
 BN_MOMENTUM = 0.1
 
-__all__ = ["BasicBlock", "Bottleneck", "PoseResNet", "RESNET_SPECS", "BN_MOMENTUM"]
+__all__ = [
+    "BasicBlock",
+    "Bottleneck",
+    "PoseResNet",
+    "RESNET_SPECS",
+    "BN_MOMENTUM",
+    "make_res_layer",
+    "init_conv_bn_",
+]
 
 
 def conv3x3(in_planes, out_planes, stride=1):
@@ -82,6 +90,49 @@ RESNET_SPECS = {
 
 _HEAD_NAMES = ("final_layer", "final_layer_1")
 _FEATURES = ("layer4", "deconv")
+
+
+def make_res_layer(inplanes, block, planes, blocks, stride=1):
+    """A ResNet stage: ``blocks`` residual blocks, a 1x1 conv + BN shortcut where the shape changes.
+
+    Args:
+        inplanes: input channels.
+        block: ``BasicBlock`` or ``Bottleneck``.
+        planes: the blocks' width (output channels ``planes * block.expansion``).
+        blocks: number of blocks.
+        stride: stride of the first block.
+
+    Returns:
+        ``(nn.Sequential, output channels)``.
+    """
+    downsample = None
+    if stride != 1 or inplanes != planes * block.expansion:
+        downsample = nn.Sequential(
+            nn.Conv2d(
+                inplanes,
+                planes * block.expansion,
+                kernel_size=1,
+                stride=stride,
+                bias=False,
+            ),
+            nn.BatchNorm2d(planes * block.expansion, momentum=BN_MOMENTUM),
+        )
+    layers = [block(inplanes, planes, stride, downsample)]
+    inplanes = planes * block.expansion
+    layers += [block(inplanes, planes) for _ in range(1, blocks)]
+    return nn.Sequential(*layers), inplanes
+
+
+def init_conv_bn_(modules):
+    """In place: Conv/ConvT weights ~ N(0, 0.001) with zero bias, BatchNorm weight 1 / bias 0."""
+    for m in modules:
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+            nn.init.normal_(m.weight, std=0.001)
+            if m.bias is not None:
+                nn.init.constant_(m.bias, 0)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.constant_(m.weight, 1)
+            nn.init.constant_(m.bias, 0)
 
 
 def _deconv_padding(kernel):
@@ -197,22 +248,8 @@ class PoseResNet(nn.Module):
         setattr(self, head_name, head)
 
     def _make_layer(self, block, planes, blocks, stride=1):
-        downsample = None
-        if stride != 1 or self.inplanes != planes * block.expansion:
-            downsample = nn.Sequential(
-                nn.Conv2d(
-                    self.inplanes,
-                    planes * block.expansion,
-                    kernel_size=1,
-                    stride=stride,
-                    bias=False,
-                ),
-                nn.BatchNorm2d(planes * block.expansion, momentum=BN_MOMENTUM),
-            )
-        layers = [block(self.inplanes, planes, stride, downsample)]
-        self.inplanes = planes * block.expansion
-        layers += [block(self.inplanes, planes) for _ in range(1, blocks)]
-        return nn.Sequential(*layers)
+        layer, self.inplanes = make_res_layer(self.inplanes, block, planes, blocks, stride)
+        return layer
 
     @property
     def head(self):
@@ -245,14 +282,7 @@ class PoseResNet(nn.Module):
         Raises:
             FileNotFoundError: ``pretrained`` is a non-empty path that does not exist.
         """
-        for m in self.deconv_layers.modules():
-            if isinstance(m, nn.ConvTranspose2d):
-                nn.init.normal_(m.weight, std=0.001)
-                if m.bias is not None:
-                    nn.init.constant_(m.bias, 0)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.constant_(m.weight, 1)
-                nn.init.constant_(m.bias, 0)
+        init_conv_bn_(self.deconv_layers.modules())
         nn.init.normal_(self.head.weight, std=0.001)
         nn.init.constant_(self.head.bias, 0)
         if isinstance(pretrained, Mapping) or pretrained:
