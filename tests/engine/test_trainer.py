@@ -189,12 +189,14 @@ def test_collapse_monitor_counts_background():
     assert s["net1"]["mean_max"] == pytest.approx(0.9 / 6 / 4)
 
 
-def test_ddp_two_process_gloo(synth_root, tmp_path):
+@pytest.mark.parametrize("launcher", ["torch.distributed.run", "torch.distributed.launch"])
+def test_ddp_two_process_gloo(synth_root, tmp_path, launcher):
+    """torchrun and the legacy launcher (which passes --local-rank) both train and save once."""
     cfg_file = tmp_path / "ddp.yaml"
     cfg_file.write_text("PRINT_FREQ: 1\n")
     opts = tiny_opts(synth_root, tmp_path, epochs=1, iters=1)
     env = dict(os.environ, OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+    cmd = [sys.executable, "-m", launcher, "--nproc_per_node=2",
            "--master_port=29531", str(REPO / "pose_estimation" / "train.py"), "--distributed",
            "--cfg", str(cfg_file), *opts]
     proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
@@ -206,3 +208,38 @@ def test_ddp_two_process_gloo(synth_root, tmp_path):
     ckpt = torch.load(outdir / "checkpoint.pth.tar", weights_only=True)
     assert ckpt["epoch"] == 1
     assert math.isfinite(float(np.float64(ckpt["perf"])))
+
+
+def test_kill_9_mid_training_then_resume(synth_root, tmp_path):
+    """A run killed with SIGKILL after its first checkpoint resumes from the last whole epoch."""
+    import signal
+    import time
+
+    cfg_file = tmp_path / "killed.yaml"
+    cfg_file.write_text("PRINT_FREQ: 1\n")
+    opts = tiny_opts(synth_root, tmp_path, epochs=30, iters=2)
+    cmd = [sys.executable, str(REPO / "pose_estimation" / "train.py"), "--cfg", str(cfg_file),
+           *opts]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    outdir = tmp_path / "output" / "mix_coco_coco" / "pose_dual_18" / "killed"
+    ckpt_file = outdir / "checkpoint.pth.tar"
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 240
+        while not ckpt_file.exists() and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+        time.sleep(1.0)  # somewhere inside a later epoch (or a later save)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    saved = torch.load(ckpt_file, weights_only=True)  # never half-written
+    assert 1 <= saved["epoch"] < 30
+    cfg, args = make_cfg(tiny_opts(synth_root, tmp_path, epochs=saved["epoch"] + 1, iters=2))
+    args.cfg = str(cfg_file)
+    out = trainer.do_train(cfg, args)
+    assert out["epochs"] == 1
+    resumed = torch.load(ckpt_file, weights_only=True)
+    assert resumed["epoch"] == saved["epoch"] + 1
