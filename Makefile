@@ -7,6 +7,8 @@ DEMO_CFG ?= experiments/synthetic/96x64_SYN_PoseDual_JointCut.yaml
 .PHONY: install build test demo lint clean
 
 install: $(STAMP)
+	@$(PYTHON) -c "import semipose, sys; sys.exit(not semipose.__file__.startswith('$(CURDIR)/'))" \
+		2>/dev/null || { rm -f $(STAMP); $(MAKE) --no-print-directory $(STAMP); }
 
 # Installs the requirements and the package (editable, with the Cython NMS); re-runs only when the
 # packaging files change, so later calls are instant.
