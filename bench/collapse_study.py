@@ -1,0 +1,568 @@
+"""The collapse study: supervised vs PoseCons vs PoseDual (with and without Joint Cutout) and the
+collapse-prone same-view control, on the embedded synthetic set at one iteration budget.
+
+Each row is one config under ``experiments/synthetic/study/`` (ResNet-18 from scratch, 96x64
+input, 300 labeled persons, the whole synthetic train set unlabeled, validation every epoch). Every
+row runs in its own process, ``python pose_estimation/train.py --cfg <yaml> KEY VALUE ...``, with
+its output under ``--output``. After each row the script parses the run's log file (``parse_log``,
+a pure function): per epoch the AP of net 1, net 2 and the ensemble, and the collapse monitor's
+background share and mean teacher peak per network. It then writes ``--results`` (a markdown table
+in the layout of the paper's table plus per-epoch tables, the exact command, the machine and the
+date) and ``--plot`` (AP and background share over epochs per row; needs matplotlib, the optional
+``plot`` extra: ``pip install -e .[plot]``).
+
+``--budget-minutes`` is a guide, not a limit: the first validated epoch of each row is timed and the
+whole study's wall time is estimated from it (the other rows scaled by their forward-equivalents
+per step: supervised 3, PoseCons 7, PoseDual 14), with a hint when the estimate exceeds the guide.
+
+Usage: ``python bench/collapse_study.py [--rows all | NAME ...] [--epochs N] [--iters-per-epoch N]
+[--output output/collapse_study] [--results docs/RESULTS.md] [--plot docs/collapse_study.png]
+[--no-plot] [--budget-minutes 240] [--parse-only] [--verbose] [KEY VALUE ...]``; trailing
+``KEY VALUE`` pairs override every row's config (e.g. ``WORKERS 0 DEVICE cpu``).
+"""
+
+import argparse
+import collections
+import datetime
+import glob
+import importlib.util
+import math
+import os
+import platform
+import re
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+STUDY_DIR = Path("experiments/synthetic/study")
+TRAIN_SCRIPT = Path("pose_estimation/train.py")
+
+Row = collections.namedtuple("Row", ["cfg", "method", "aug", "cost"])
+
+#: The study's rows, in table order. ``cost``: forward-equivalents per training step (a backward
+#: counts as two forwards, as in bench/train_step.py), used to scale one row's measured epoch time
+#: to the others in the budget estimate.
+ROWS = collections.OrderedDict(
+    [
+        ("supervised", Row("96x64_SYN300_Supervised", "Supervised", "—", 3)),
+        ("posecons", Row("96x64_SYN300_PoseCons", "PoseCons", "Affine", 7)),
+        (
+            "posecons_jc",
+            Row("96x64_SYN300_PoseCons_JointCut", "PoseCons", "Affine + Joint Cutout", 7),
+        ),
+        ("posedual", Row("96x64_SYN300_PoseDual", "PoseDual", "Affine", 14)),
+        (
+            "posedual_jc",
+            Row("96x64_SYN300_PoseDual_JointCut", "PoseDual", "Affine + Joint Cutout", 14),
+        ),
+        (
+            "posedual_sameview",
+            Row("96x64_SYN300_PoseDual_SameView", "PoseDual (control)", "None (same view)", 14),
+        ),
+    ]
+)
+
+HEADS = ("net1", "net2", "ensemble")
+TABLE_TITLES = {
+    "The Predictions of Net 1": "net1",
+    "The Predictions of Net 2": "net2",
+    "Ensemble Predictions": "ensemble",
+}
+_STAMP = r"(?P<stamp>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})"
+_EPOCH_DONE = re.compile(
+    _STAMP + r" Epoch (?P<epoch>\d+) done: loss (?P<loss>\S+), (?P<rate>\S+) samples/s, "
+    r"lr (?P<lr>\S+)"
+)
+_COLLAPSE = re.compile(
+    r"Collapse monitor \[(?P<net>\w+)\]: (?P<share>[-\d.]+)% of unlabeled samples collapsed to "
+    r"background, mean teacher peak (?P<peak>[-\d.naif]+)"
+)
+_FIRST_STAMP = re.compile(r"^" + _STAMP)
+_PROGRESS = re.compile(r"Epoch: \[(?P<epoch>\d+)\]\[(?P<i>\d+)/(?P<n>\d+)\]")
+
+
+def _parse_stamp(text):
+    return datetime.datetime.strptime(text, "%Y-%m-%d %H:%M:%S,%f")
+
+
+def _cells(line):
+    return [c.strip() for c in line.strip().strip("|").split("|")]
+
+
+def parse_log(text):
+    """Per-epoch training statistics, AP and collapse-monitor values from a training log's text.
+
+    Reads the lines ``do_train`` logs: ``Epoch N done: loss L, R samples/s, lr X`` opens epoch N;
+    the ``Collapse monitor [net]: S% of unlabeled samples collapsed to background, mean teacher
+    peak P`` lines and the results tables after ``The Predictions of Net 1`` / ``... of Net 2`` /
+    ``Ensemble Predictions`` (header ``| Arch | AP | ...``, separator, one row of values) that
+    follow belong to that epoch. Text before the first ``Epoch N done`` line is ignored.
+
+    Args:
+        text: the log file's content (one run; several concatenated runs are read as one).
+
+    Returns:
+        list of dicts, one per epoch in log order, each with ``epoch`` (int), ``loss``, ``lr``,
+        ``samples_per_s`` (floats), ``wall_s`` (seconds since the previous epoch's end, or since the
+        log's first time stamp; None without time stamps), ``ap`` ({head: AP} for the heads that
+        were evaluated, heads among net1/net2/ensemble), ``metrics`` ({head: {name: value}}, the
+        full tables) and ``collapse`` ({net: {'share': fraction in [0, 1], 'peak': mean peak}}).
+    """
+    epochs = []
+    current = None
+    previous_stamp = None
+    pending_head = None
+    header = None
+    for line in text.splitlines():
+        if previous_stamp is None:
+            m = _FIRST_STAMP.match(line)
+            if m:
+                previous_stamp = _parse_stamp(m.group("stamp"))
+        m = _EPOCH_DONE.search(line)
+        if m:
+            stamp = _parse_stamp(m.group("stamp"))
+            wall = (stamp - previous_stamp).total_seconds() if previous_stamp else None
+            previous_stamp = stamp
+            current = {
+                "epoch": int(m.group("epoch")),
+                "loss": float(m.group("loss")),
+                "samples_per_s": float(m.group("rate")),
+                "lr": float(m.group("lr")),
+                "wall_s": wall,
+                "ap": {},
+                "metrics": {},
+                "collapse": {},
+            }
+            epochs.append(current)
+            pending_head, header = None, None
+            continue
+        if current is None:
+            continue
+        m = _COLLAPSE.search(line)
+        if m:
+            current["collapse"][m.group("net")] = {
+                "share": float(m.group("share")) / 100.0,
+                "peak": float(m.group("peak")),
+            }
+            continue
+        stripped = line.strip()
+        title = next((t for t in TABLE_TITLES if stripped.endswith(t)), None)
+        if title is not None:
+            pending_head, header = TABLE_TITLES[title], None
+            continue
+        if pending_head is None or not stripped.startswith("|"):
+            continue
+        cells = _cells(stripped)
+        if cells and cells[0] == "Arch":
+            header = cells[1:]
+        elif header is not None and not set(stripped) <= set("|-: "):
+            values = {}
+            for name, value in zip(header, cells[1:]):
+                try:
+                    values[name] = float(value)
+                except ValueError:
+                    continue
+            current["metrics"][pending_head] = values
+            if "AP" in values:
+                current["ap"][pending_head] = values["AP"]
+            pending_head, header = None, None
+    return epochs
+
+
+def final_summary(epochs):
+    """The last epoch's AP (net 1, ensemble) and net 1's collapse values, plus net 1's best AP.
+
+    Args:
+        epochs: ``parse_log``'s output.
+
+    Returns:
+        dict with ``ap_net1``, ``ap_ensemble``, ``best_net1``, ``best_epoch``, ``share``, ``peak``
+        (None where the log has no such value) and ``epochs`` (the number of epochs logged).
+    """
+    out = dict.fromkeys(("ap_net1", "ap_ensemble", "best_net1", "best_epoch", "share", "peak"))
+    out["epochs"] = len(epochs)
+    evaluated = [e for e in epochs if "net1" in e["ap"]]
+    if evaluated:
+        last = evaluated[-1]["ap"]
+        out["ap_net1"] = last.get("net1")
+        out["ap_ensemble"] = last.get("ensemble")
+        best = max(evaluated, key=lambda e: e["ap"]["net1"])
+        out["best_net1"], out["best_epoch"] = best["ap"]["net1"], best["epoch"]
+    monitored = [e for e in epochs if "net1" in e["collapse"]]
+    if monitored:
+        out["share"] = monitored[-1]["collapse"]["net1"]["share"]
+        out["peak"] = monitored[-1]["collapse"]["net1"]["peak"]
+    return out
+
+
+# --------------------------------------------------------------------------- running
+
+
+def row_overrides(args, cfg_path):
+    """``KEY VALUE`` overrides of one row: output roots, ``--epochs`` (LR milestones scaled along)
+    and ``--iters-per-epoch``, then the user's trailing pairs."""
+    opts = ["OUTPUT_DIR", str(args.output), "LOG_DIR", str(Path(args.output) / "tb")]
+    if args.epochs:
+        from semipose.config import load_config
+
+        cfg = load_config(str(cfg_path))
+        scale = args.epochs / max(cfg.TRAIN.END_EPOCH, 1)
+        steps = [max(1, round(s * scale)) for s in cfg.TRAIN.LR_STEP]
+        opts += ["TRAIN.END_EPOCH", str(args.epochs), "TRAIN.LR_STEP", str(steps)]
+    if args.iters_per_epoch:
+        opts += ["TRAIN.MAX_ITERS", str(args.iters_per_epoch)]
+    return opts + list(args.opts)
+
+
+def find_logs(output, cfg_name):
+    """``{path: size}`` of every training log of ``cfg_name`` under ``output``."""
+    pattern = os.path.join(glob.escape(str(output)), "**", f"{cfg_name}_*_train.log")
+    return {p: os.path.getsize(p) for p in glob.glob(pattern, recursive=True)}
+
+
+def read_new_log(output, cfg_name, before):
+    """The text a run appended to its log: the newest log of ``cfg_name``, read from the size it had
+    before the run (a run started in the same minute as an earlier one appends to its file)."""
+    logs = find_logs(output, cfg_name)
+    if not logs:
+        return None, ""
+    path = max(logs, key=os.path.getmtime)
+    with open(path, encoding="utf-8", errors="replace") as f:
+        f.seek(before.get(path, 0))
+        return path, f.read()
+
+
+class BudgetGuide:
+    """Estimates the study's wall time from each row's first validated epoch."""
+
+    def __init__(self, rows, epochs, minutes):
+        self.rows = rows
+        self.epochs = epochs
+        self.minutes = minutes
+        self.measured = {}  # row -> (startup_s, epoch_s)
+        self.finished = {}  # row -> total wall seconds
+
+    def estimate_s(self, name):
+        if name in self.finished:
+            return self.finished[name]
+        if name in self.measured:
+            startup, epoch_s = self.measured[name]
+            return startup + epoch_s * self.epochs[name]
+        ref = next(iter(self.measured), None)
+        if ref is None:
+            return None
+        startup, epoch_s = self.measured[ref]
+        scale = ROWS[name].cost / ROWS[ref].cost
+        return startup + epoch_s * scale * self.epochs[name]
+
+    def record(self, name, startup_s, epoch_s):
+        self.measured[name] = (startup_s, epoch_s)
+        total = sum(self.estimate_s(r) for r in self.rows)
+        row_min = self.estimate_s(name) / 60
+        print(
+            f"[budget] {name}: first epoch {epoch_s:.1f} s (+{startup_s:.1f} s start-up) -> this "
+            f"row ~{row_min:.1f} min; study ({len(self.rows)} rows) ~{total / 60:.1f} min "
+            f"(guide {self.minutes:g} min)",
+            flush=True,
+        )
+        if total > self.minutes * 60:
+            fit = self.minutes * 60 / total
+            epochs = max(1, math.floor(min(self.epochs.values()) * fit))
+            print(
+                f"[budget] the estimate exceeds the guide by {total / 60 - self.minutes:.1f} min; "
+                f"about --epochs {epochs} would fit",
+                flush=True,
+            )
+
+
+def run_row(name, args, guide):
+    """Trains one row in a subprocess, echoing its key lines; returns ``(rc, log_path, log_text,
+    wall_s)``."""
+    row = ROWS[name]
+    cfg_path = STUDY_DIR / f"{row.cfg}.yaml"
+    cmd = [sys.executable, str(TRAIN_SCRIPT), "--cfg", str(cfg_path)]
+    cmd += row_overrides(args, cfg_path)
+    print(f"\n=== {name}: {shlex.join(cmd)}", flush=True)
+    before = find_logs(args.output, row.cfg)
+    tail = collections.deque(maxlen=40)
+    start = time.time()
+    first_step = None
+    timed = False
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    with subprocess.Popen(
+        cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
+        env=env,
+    ) as proc:
+        for line in proc.stdout:
+            line = line.rstrip("\n")
+            tail.append(line)
+            key = "done:" in line or "Collapse monitor" in line or "Error" in line
+            if args.verbose or key:
+                print(f"  {line}", flush=True)
+            if first_step is None and _PROGRESS.search(line):
+                first_step = time.time()
+            if not timed and first_step is not None and "=> saving checkpoint" in line:
+                timed = True
+                now = time.time()
+                guide.record(name, first_step - start, now - first_step)
+        rc = proc.wait()
+    wall = time.time() - start
+    if rc != 0:
+        print(f"  {name} failed (exit {rc}); last lines:", flush=True)
+        for line in tail:
+            print(f"    {line}", flush=True)
+    log_path, text = read_new_log(args.output, row.cfg, before)
+    return rc, log_path, text, wall
+
+
+# --------------------------------------------------------------------------- reporting
+
+
+def _fmt(value, spec=".3f"):
+    return "—" if value is None else format(value, spec)
+
+
+def _machine():
+    import torch
+
+    return (
+        f"{platform.platform()}, {platform.machine()} "
+        f"({platform.processor() or 'processor unknown'}), {os.cpu_count()} logical CPUs, "
+        f"Python {platform.python_version()}, torch {torch.__version__}"
+        + (f", CUDA {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ", no CUDA")
+    )
+
+
+def render_results(results, command, machine, date, budget_minutes):
+    """The markdown of the results file.
+
+    Args:
+        results: ``{row name: {'epochs': parse_log output, 'rc', 'log', 'wall_s'}}`` in table order.
+        command: the exact command line.
+        machine: a one-line description of the machine.
+        date: the date string.
+        budget_minutes: the ``--budget-minutes`` guide.
+
+    Returns:
+        str.
+    """
+    lines = [
+        "# Collapse study: results",
+        "",
+        "Supervised vs PoseCons vs PoseDual, with and without Joint Cutout, and the collapse-prone",
+        "same-view control, on the embedded synthetic COCO-format set (configs under",
+        "`experiments/synthetic/study/`; ResNet-18 from scratch, 96x64 input, 300 labeled persons,",
+        "the whole synthetic train set unlabeled, the same iterations per epoch in every row).",
+        "Written by `bench/collapse_study.py`.",
+        "",
+        f"- Command: `{command}`",
+        f"- Machine: {machine}",
+        f"- Date: {date}",
+        f"- Budget guide: {budget_minutes:g} min",
+        "",
+        "| Method | Aug | AP (net1) | AP (ensemble) | final background share | mean teacher peak |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, res in results.items():
+        row = ROWS[name]
+        if res["rc"] != 0 and not res["epochs"]:
+            lines.append(f"| {row.method} | {row.aug} | failed (exit {res['rc']}) | | | |")
+            continue
+        s = final_summary(res["epochs"])
+        ap1 = _fmt(s["ap_net1"])
+        if s["best_net1"] is not None:
+            ap1 += f" (best {s['best_net1']:.3f} @ {s['best_epoch']})"
+        share = "—" if s["share"] is None else f"{100 * s['share']:.1f}%"
+        lines.append(
+            f"| {row.method} | {row.aug} | {ap1} | {_fmt(s['ap_ensemble'])} | {share} | "
+            f"{_fmt(s['peak'], '.4f')} |"
+        )
+    lines += [
+        "",
+        "AP: COCO AP on the synthetic val set (GT boxes) after the last epoch, net 1's best epoch",
+        "in parentheses; the ensemble is PoseDual's 0.5·(h1 + h2). Background share and mean",
+        "teacher peak: net 1's collapse monitor over the last epoch's unlabeled samples (share of",
+        "samples whose teacher heatmap max is below `MONITOR.COLLAPSE_THRE` on every trained",
+        "joint; mean of the per-sample teacher peak). The supervised row has no teacher.",
+        "Per-epoch values below.",
+        "",
+        "## Per row",
+    ]
+    for name, res in results.items():
+        row = ROWS[name]
+        wall = res.get("wall_s")
+        lines += [
+            "",
+            f"### {name}: {row.method}, {row.aug} (`{STUDY_DIR / (row.cfg + '.yaml')}`)",
+            "",
+            f"Exit status {res['rc']}, wall time "
+            + ("—" if wall is None else f"{wall / 60:.1f} min")
+            + (f", log `{res['log']}`" if res.get("log") else ", no log found"),
+            "",
+            "| Epoch | loss | AP net1 | AP net2 | AP ensemble | bg share net1 | peak net1 "
+            "| bg share net2 | peak net2 | epoch s |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for e in res["epochs"]:
+            cells = [str(e["epoch"]), f"{e['loss']:.6f}"]
+            cells += [_fmt(e["ap"].get(h)) for h in HEADS]
+            for net in ("net1", "net2"):
+                c = e["collapse"].get(net)
+                cells.append("—" if c is None else f"{100 * c['share']:.1f}%")
+                cells.append("—" if c is None else f"{c['peak']:.4f}")
+            cells.append(_fmt(e["wall_s"], ".0f"))
+            lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def check_matplotlib():
+    """Raises SystemExit with an install hint when matplotlib is missing."""
+    if importlib.util.find_spec("matplotlib") is None:
+        raise SystemExit(
+            "collapse_study: the plot needs matplotlib, an optional dependency of this script: "
+            "pip install -e '.[plot]' (or pip install matplotlib), or pass --no-plot"
+        )
+
+
+def write_plot(results, path):
+    """AP (net 1 solid, ensemble dashed) and net 1's background share over epochs, one colour per
+    row, into ``path`` (PNG)."""
+    check_matplotlib()
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_ap, ax_bg) = plt.subplots(1, 2, figsize=(12, 4.5))
+    for i, (name, res) in enumerate(results.items()):
+        color = f"C{i}"
+        ev = [e for e in res["epochs"] if "net1" in e["ap"]]
+        if ev:
+            ax_ap.plot([e["epoch"] for e in ev], [e["ap"]["net1"] for e in ev], "-o", color=color,
+                       ms=3, label=f"{name} net1")
+        ens = [e for e in res["epochs"] if "ensemble" in e["ap"]]
+        if ens:
+            ax_ap.plot([e["epoch"] for e in ens], [e["ap"]["ensemble"] for e in ens], "--",
+                       color=color, label=f"{name} ensemble")
+        mon = [e for e in res["epochs"] if "net1" in e["collapse"]]
+        if mon:
+            shares = [100 * e["collapse"]["net1"]["share"] for e in mon]
+            ax_bg.plot([e["epoch"] for e in mon], shares, "-o", color=color, ms=3, label=name)
+    ax_ap.set(xlabel="epoch", ylabel="AP (synthetic val, GT boxes)", title="AP")
+    ax_bg.set(
+        xlabel="epoch", ylabel="% unlabeled samples collapsed", title="Background share (net1)"
+    )
+    for ax in (ax_ap, ax_bg):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description="Run the collapse study's rows and write the results table and plot"
+    )
+    parser.add_argument(
+        "--rows", nargs="+", default=["all"], help=f"'all' or row names: {', '.join(ROWS)}"
+    )
+    parser.add_argument(
+        "--epochs", type=int, default=0,
+        help="TRAIN.END_EPOCH of every row (LR milestones scaled along; 0: the configs' 40)",
+    )
+    parser.add_argument(
+        "--iters-per-epoch", type=int, default=0,
+        help="TRAIN.MAX_ITERS of every row (0: the configs' 19)",
+    )
+    parser.add_argument(
+        "--output", default="output/collapse_study", help="OUTPUT_DIR of the runs (tb/ under it)"
+    )
+    parser.add_argument("--results", default="docs/RESULTS.md", help="markdown results file")
+    parser.add_argument("--plot", default="docs/collapse_study.png", help="PNG plot")
+    parser.add_argument("--no-plot", action="store_true", help="skip the plot")
+    parser.add_argument(
+        "--budget-minutes", type=float, default=240.0,
+        help="wall-time guide for the whole study (an estimate is printed, nothing is stopped)",
+    )
+    parser.add_argument(
+        "--parse-only", action="store_true",
+        help="train nothing: parse the newest logs under --output and write the results",
+    )
+    parser.add_argument("--verbose", action="store_true", help="echo every line of the runs")
+    parser.add_argument(
+        "opts", nargs=argparse.REMAINDER, default=[], help="KEY VALUE overrides for every row"
+    )
+    args = parser.parse_args(argv)
+    if args.rows == ["all"]:
+        args.rows = list(ROWS)
+    unknown = [r for r in args.rows if r not in ROWS]
+    if unknown:
+        parser.error(f"unknown rows {unknown}; choose from {', '.join(ROWS)} or 'all'")
+    if len(args.opts) % 2:
+        parser.error(f"overrides must be KEY VALUE pairs, got {args.opts}")
+    args.output = Path(args.output).resolve()
+    args.results = Path(args.results).resolve()
+    args.plot = Path(args.plot).resolve()
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if not args.no_plot:
+        check_matplotlib()
+    os.chdir(REPO)
+    command = shlex.join(["python", "bench/collapse_study.py", *sys.argv[1:]])
+    if args.epochs:
+        epochs = dict.fromkeys(args.rows, args.epochs)
+    else:
+        from semipose.config import load_config
+
+        epochs = {
+            r: load_config(str(STUDY_DIR / f"{ROWS[r].cfg}.yaml")).TRAIN.END_EPOCH
+            for r in args.rows
+        }
+    print(
+        f"[budget] guide {args.budget_minutes:g} min for {len(args.rows)} rows "
+        f"({', '.join(args.rows)}), {max(epochs.values())} epochs each; the estimate follows "
+        "the first measured epoch",
+        flush=True,
+    )
+    guide = BudgetGuide(args.rows, epochs, args.budget_minutes)
+    results = collections.OrderedDict()
+    for name in args.rows:
+        if args.parse_only:
+            log_path, text = read_new_log(args.output, ROWS[name].cfg, {})
+            rc, wall = (0 if log_path else -1), None
+        else:
+            rc, log_path, text, wall = run_row(name, args, guide)
+            guide.finished[name] = wall
+        results[name] = {"epochs": parse_log(text), "rc": rc, "log": log_path, "wall_s": wall}
+        s = final_summary(results[name]["epochs"])
+        share = "—" if s["share"] is None else f"{100 * s['share']:.1f}%"
+        print(
+            f"[result] {name}: exit {rc}, {s['epochs']} epochs, AP net1 {_fmt(s['ap_net1'])}, "
+            f"ensemble {_fmt(s['ap_ensemble'])}, background share {share}, peak "
+            f"{_fmt(s['peak'], '.4f')}" + ("" if wall is None else f", {wall / 60:.1f} min"),
+            flush=True,
+        )
+    date = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
+    text = render_results(results, command, _machine(), date, args.budget_minutes)
+    Path(args.results).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.results).write_text(text, encoding="utf-8")
+    print(f"[write] {args.results}", flush=True)
+    if not args.no_plot:
+        write_plot(results, args.plot)
+        print(f"[write] {args.plot}", flush=True)
+    return 1 if any(r["rc"] != 0 for r in results.values()) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
