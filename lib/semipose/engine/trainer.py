@@ -458,17 +458,23 @@ def build_loaders(cfg, train_dataset, valid_dataset, device, distributed, seed):
         generator=generator,
         prefetch_factor=4 if workers > 0 else None,
     )
-    valid_loader = None
-    if valid_dataset is not None:
-        valid_loader = DataLoader(
-            valid_dataset,
-            batch_size=cfg.TEST.BATCH_SIZE,
-            shuffle=False,
-            num_workers=workers,
-            pin_memory=pin,
-            worker_init_fn=_worker_init if workers > 0 else None,
-        )
+    valid_loader = None if valid_dataset is None else build_valid_loader(cfg, valid_dataset, device)
     return train_loader, valid_loader, sampler, generator
+
+
+def build_valid_loader(cfg, dataset, device):
+    """The validation DataLoader: TEST.BATCH_SIZE, in order."""
+    from torch.utils.data import DataLoader
+
+    workers = cfg.WORKERS
+    return DataLoader(
+        dataset,
+        batch_size=cfg.TEST.BATCH_SIZE,
+        shuffle=False,
+        num_workers=workers,
+        pin_memory=device.type == "cuda",
+        worker_init_fn=_worker_init if workers > 0 else None,
+    )
 
 
 def _setup_device(cfg, args):
@@ -742,9 +748,7 @@ def do_valid(cfg, args):
     if cfg.TRAIN.CHANNELS_LAST:
         model = model.to(memory_format=torch.channels_last)
     valid_dataset = build_dataset(cfg, is_train=False)
-    _, valid_loader, _, _ = build_loaders(
-        cfg, valid_dataset, valid_dataset, device, False, cfg.SEED
-    )
+    valid_loader = build_valid_loader(cfg, valid_dataset, device)
     return _validate_with_cfg(
         cfg, model, valid_loader, valid_dataset, device, final_output_dir, None, None
     )
