@@ -33,7 +33,9 @@ import re
 import shlex
 import subprocess
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -61,6 +63,16 @@ ROWS = collections.OrderedDict(
         (
             "posedual_sameview",
             Row("96x64_SYN300_PoseDual_SameView", "PoseDual (control)", "None (same view)", 14),
+        ),
+        (
+            "posecons_hardteacher",
+            Row("96x64_SYN300_PoseCons_HardTeacher", "PoseCons (control)", "Affine, hard teacher",
+                7),
+        ),
+        (
+            "posedual_hardteacher",
+            Row("96x64_SYN300_PoseDual_HardTeacher", "PoseDual (control)", "Affine, hard teacher",
+                14),
         ),
     ]
 )
@@ -218,9 +230,18 @@ def row_overrides(args, cfg_path):
 
 
 def find_logs(output, cfg_name):
-    """``{path: size}`` of every training log of ``cfg_name`` under ``output``."""
-    pattern = os.path.join(glob.escape(str(output)), "**", f"{cfg_name}_*_train.log")
-    return {p: os.path.getsize(p) for p in glob.glob(pattern, recursive=True)}
+    """``{path: size}`` of every training log of ``cfg_name`` under ``output``.
+
+    Only ``<cfg_name>_<YYYY-mm-dd-HH-MM>_train.log`` counts, so a row whose config name is a prefix
+    of another's (``..._PoseCons`` and ``..._PoseCons_JointCut``) never reads the other's log.
+    """
+    pattern = os.path.join(glob.escape(str(output)), "**", f"{glob.escape(cfg_name)}_*_train.log")
+    name = re.compile(re.escape(cfg_name) + r"_\d{4}(-\d\d){4}_train\.log")
+    return {
+        p: os.path.getsize(p)
+        for p in glob.glob(pattern, recursive=True)
+        if name.fullmatch(os.path.basename(p))
+    }
 
 
 def read_new_log(output, cfg_name, before):
@@ -233,6 +254,9 @@ def read_new_log(output, cfg_name, before):
     with open(path, encoding="utf-8", errors="replace") as f:
         f.seek(before.get(path, 0))
         return path, f.read()
+
+
+_PRINT_LOCK = threading.Lock()
 
 
 class BudgetGuide:
@@ -259,6 +283,10 @@ class BudgetGuide:
         return startup + epoch_s * scale * self.epochs[name]
 
     def record(self, name, startup_s, epoch_s):
+        with _PRINT_LOCK:
+            self._record(name, startup_s, epoch_s)
+
+    def _record(self, name, startup_s, epoch_s):
         self.measured[name] = (startup_s, epoch_s)
         total = sum(self.estimate_s(r) for r in self.rows)
         row_min = self.estimate_s(name) / 60
@@ -301,7 +329,7 @@ def run_row(name, args, guide):
             tail.append(line)
             key = "done:" in line or "Collapse monitor" in line or "Error" in line
             if args.verbose or key:
-                print(f"  {line}", flush=True)
+                print(f"  [{name}] {line}", flush=True)
             if first_step is None and _PROGRESS.search(line):
                 first_step = time.time()
             if not timed and first_step is not None and "=> saving checkpoint" in line:
@@ -311,9 +339,10 @@ def run_row(name, args, guide):
         rc = proc.wait()
     wall = time.time() - start
     if rc != 0:
-        print(f"  {name} failed (exit {rc}); last lines:", flush=True)
-        for line in tail:
-            print(f"    {line}", flush=True)
+        with _PRINT_LOCK:
+            print(f"  {name} failed (exit {rc}); last lines:", flush=True)
+            for line in tail:
+                print(f"    {line}", flush=True)
     log_path, text = read_new_log(args.output, row.cfg, before)
     return rc, log_path, text, wall
 
@@ -498,6 +527,11 @@ def parse_args(argv=None):
     )
     parser.add_argument("--verbose", action="store_true", help="echo every line of the runs")
     parser.add_argument(
+        "--jobs", type=int, default=1,
+        help="rows trained at once (e.g. 6 on a GPU machine with many cores; 1 on a laptop). With "
+        "several jobs the rows share the machine, so each row's wall time is not its cost alone",
+    )
+    parser.add_argument(
         "opts", nargs=argparse.REMAINDER, default=[], help="KEY VALUE overrides for every row"
     )
     args = parser.parse_args(argv)
@@ -537,13 +571,19 @@ def main(argv=None):
     )
     guide = BudgetGuide(args.rows, epochs, args.budget_minutes)
     results = collections.OrderedDict()
-    for name in args.rows:
-        if args.parse_only:
+    if args.parse_only:
+        runs = {}
+        for name in args.rows:
             log_path, text = read_new_log(args.output, ROWS[name].cfg, {})
-            rc, wall = (0 if log_path else -1), None
-        else:
-            rc, log_path, text, wall = run_row(name, args, guide)
-            guide.finished[name] = wall
+            runs[name] = ((0 if log_path else -1), log_path, text, None)
+    else:
+        with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+            futures = {name: pool.submit(run_row, name, args, guide) for name in args.rows}
+            runs = {name: f.result() for name, f in futures.items()}
+        for name in args.rows:
+            guide.finished[name] = runs[name][3]
+    for name in args.rows:
+        rc, log_path, text, wall = runs[name]
         results[name] = {"epochs": parse_log(text), "rc": rc, "log": log_path, "wall_s": wall}
         s = final_summary(results[name]["epochs"])
         share = "—" if s["share"] is None else f"{100 * s['share']:.1f}%"

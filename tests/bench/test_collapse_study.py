@@ -113,3 +113,16 @@ def test_final_summary_and_render(study):
 def test_rows_have_configs(study):
     for row in study.ROWS.values():
         assert (REPO / study.STUDY_DIR / f"{row.cfg}.yaml").is_file()
+
+
+def test_find_logs_ignores_rows_whose_name_extends_the_config(study, tmp_path):
+    """'..._PoseCons' must not read '..._PoseCons_JointCut''s log (the names share a prefix)."""
+    for cfg in ("96x64_SYN300_PoseCons", "96x64_SYN300_PoseCons_JointCut"):
+        folder = tmp_path / "mix_coco_coco" / "pose_cons_18" / cfg
+        folder.mkdir(parents=True)
+        (folder / f"{cfg}_2026-11-25-14-24_train.log").write_text(cfg)
+    (tmp_path / "96x64_SYN300_PoseCons_2026-11-25-14-24_valid.log").write_text("valid")
+    found = study.find_logs(tmp_path, "96x64_SYN300_PoseCons")
+    assert [Path(p).name for p in found] == ["96x64_SYN300_PoseCons_2026-11-25-14-24_train.log"]
+    path, text = study.read_new_log(tmp_path, "96x64_SYN300_PoseCons_JointCut", {})
+    assert text == "96x64_SYN300_PoseCons_JointCut"

@@ -8,8 +8,11 @@ import pytest
 import torch
 
 from semipose.models.hard_augment import (
+    HardViewModel,
+    compose_theta,
     get_batch_affine_transform,
     identity_theta,
+    invert_theta,
     mask_joint,
     warp,
 )
@@ -208,3 +211,56 @@ def test_mask_joint_on_cuda():
     img = torch.ones(2, 3, 64, 64, device="cuda")
     out = mask_joint(img, torch.full((2, 24, 2), 32.0, device="cuda"), 2)
     assert out.device.type == "cuda" and (out == 0).any()
+
+
+def test_relative_cutout_scales_box_sizes():
+    """size_scale 1/3 (a 64 px wide input): half-sizes round(10..19 / 3) = 3..6 px."""
+    torch.manual_seed(0)
+    np.random.seed(0)
+    n = 32
+    img = torch.ones(n, 3, 96, 64)
+    joints = torch.full((n, 24, 2), 32.0)
+    out = mask_joint(img, joints, 1, fix_clamp=True, size_scale=64 / 192)
+    sizes = []
+    for b in range(n):
+        zero = out[b, 0] == 0
+        h, w = zero.any(1).sum().item(), zero.any(0).sum().item()
+        assert zero.sum().item() == h * w
+        sizes += [h, w]
+    assert min(sizes) >= 6 and max(sizes) <= 12 and len(set(sizes)) > 2
+
+
+def test_invert_and_compose_theta():
+    theta = get_batch_affine_transform(5, 0.25, 30, dtype=torch.float64)
+    theta[:, :, 2] = torch.randn(5, 2, dtype=torch.float64) * 0.1
+    eye = identity_theta(5, dtype=torch.float64)
+    assert torch.allclose(compose_theta(invert_theta(theta), theta), eye, atol=1e-12)
+    assert torch.allclose(compose_theta(theta, invert_theta(theta)), eye, atol=1e-12)
+    other = get_batch_affine_transform(5, 0.25, 30, dtype=torch.float64)
+    p = torch.tensor([0.3, -0.2, 1.0], dtype=torch.float64)
+    direct = theta[:, :, :2] @ (other @ p)[..., None] + theta[:, :, 2:]
+    assert torch.allclose((compose_theta(theta, other) @ p)[..., None], direct)
+
+
+def test_hard_teacher_heatmap_lands_in_the_student_frame():
+    """A Gaussian seen through the teacher's view and carried by θ_t⁻¹·θ_s peaks where the
+    student's view of the same Gaussian peaks."""
+    np.random.seed(4)
+    random.seed(4)
+    model = HardViewModel(scale_factor=0.25, rotation_factor=30, hard_teacher=True)
+    ht = gaussian(48, 48, 26.0, 21.0, 2.0).expand(3, 1, 48, 48).contiguous()
+    teacher_view, theta_t = model._teacher_view(ht)
+    theta_s = model._theta(3, ht.device)
+    carried = warp(teacher_view, model._teacher_to_student(theta_t, theta_s))
+    student = warp(ht, theta_s)
+    for b in range(3):
+        cx, cy = centroid(carried[b, 0])
+        sx, sy = centroid(student[b, 0])
+        assert abs(cx - sx) < 0.3 and abs(cy - sy) < 0.3
+    assert model._teacher_to_student(None, theta_s) is theta_s
+
+
+def test_hard_teacher_rejects_incompatible_settings():
+    for bad in ({"mask_joint_num": 3}, {"same_view": True}, {"unsup_transform": False}):
+        with pytest.raises(ValueError, match="CONS_HARD_TEACHER"):
+            HardViewModel(hard_teacher=True, **bad)

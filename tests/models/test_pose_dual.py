@@ -170,3 +170,21 @@ def test_same_view_control():
 def test_bad_input_list():
     with pytest.raises(ValueError):
         model()([inputs()[0]])
+
+
+def test_hard_teacher_control():
+    """CONS_HARD_TEACHER: the teachers run on an affine view of their own, and the warped teacher
+    heatmaps equal the teachers' outputs carried by θ_t⁻¹·θ_s."""
+    from semipose.models.hard_augment import compose_theta, invert_theta
+
+    m = model(hard_teacher=True)
+    seed(5)
+    out = m(inputs())
+    seed(5)
+    theta_t = get_batch_affine_transform(2, 0.25, 30)
+    theta_s = get_batch_affine_transform(2, 0.25, 30)
+    assert torch.allclose(out["theta"], theta_s)
+    carry = compose_theta(invert_theta(theta_t), theta_s)
+    assert torch.allclose(out["unsup_ht_trans1"], warp(out["unsup_ht1"], carry), atol=1e-6)
+    assert torch.allclose(out["unsup_ht_trans2"], warp(out["unsup_ht2"], carry), atol=1e-6)
+    assert torch.allclose(out["unsup_x_trans"], warp(inputs()[1], theta_s), atol=1e-6)

@@ -15,6 +15,8 @@ _C.RAND_MAGNITUDE = 10  # RandAugment magnitude M (N is fixed at 2)
 _C.MASK_JOINT_NUM = 0  # number of joint-cutout boxes per hard image (0 = off)
 _C.MASK_JOINT_FIX = False  # (ours) fix cutout H/W clamp swap; draw joints only in trained channels
 _C.CONS_SAME_VIEW = False  # (ours) collapse-prone control: the student sees the teacher's easy view
+_C.CONS_HARD_TEACHER = False  # (ours) collapse-prone control: the teacher gets its own hard affine
+_C.MASK_JOINT_RELATIVE = False  # (ours) scale cutout box sizes and jitter by input width / 192
 _C.RAW_INPUT = False  # build the unlabeled dataset with is_train=False (no geometric augmentation)
 _C.SAVE_INTER = 0  # if > 0, save a bare state_dict every SAVE_INTER epochs
 _C.OUTPUT_DIR = ""  # root of the experiment output tree (checkpoints, results, logs)

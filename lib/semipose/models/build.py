@@ -96,6 +96,8 @@ def semi_kwargs(cfg):
         unsup_transform=cfg.UNSUP_TRANSFORM,
         cons_rand_aug=cfg.CONS_RAND_AUG,
         same_view=cfg.CONS_SAME_VIEW,
+        hard_teacher=cfg.CONS_HARD_TEACHER,
+        mask_joint_relative=cfg.MASK_JOINT_RELATIVE,
     )
 
 

@@ -26,13 +26,15 @@ __all__ = [
     "mask_joint",
     "get_batch_affine_transform",
     "identity_theta",
+    "invert_theta",
+    "compose_theta",
     "warp",
     "heatmap_stride",
     "HardViewModel",
 ]
 
 
-def mask_joint(image, joints, num, *, fix_clamp=False, joint_ids=None):
+def mask_joint(image, joints, num, *, fix_clamp=False, joint_ids=None, size_scale=1.0):
     """Zeroes ``num`` boxes per image around randomly chosen joints (the "joint cutout" of §6.8).
 
     For each image, ``num`` joints are drawn with replacement (``np.random.choice``). Each centre is
@@ -50,6 +52,9 @@ def mask_joint(image, joints, num, *, fix_clamp=False, joint_ids=None):
         num: boxes per image (0 returns ``image`` itself).
         fix_clamp: use the intended clamp bounds.
         joint_ids: channels to draw from (e.g. the labeled dataset's trained joints); None = all K.
+        size_scale: (ours) factor on the half-sizes and the centre jitter (1 = the original's
+            pixels, tuned for a 192 px wide input; ``HardViewModel`` passes width / 192 with
+            ``mask_joint_relative``). Half-sizes are rounded and at least 1 px.
 
     Returns:
         (N, C, H, W) tensor with the boxes zeroed.
@@ -61,11 +66,12 @@ def mask_joint(image, joints, num, *, fix_clamp=False, joint_ids=None):
     candidates = np.arange(joints.shape[1]) if joint_ids is None else np.asarray(joint_ids)
     if candidates.size == 0:
         raise ValueError("mask_joint: joint_ids is empty")
-    chosen = np.random.choice(candidates, size=(n, num))
-    chosen = torch.as_tensor(chosen, dtype=torch.long, device=device)
+    chosen = host_to_device(np.random.choice(candidates, size=(n, num)), device, torch.long)
     centres = joints[torch.arange(n, device=device)[:, None], chosen].float()  # (N, M, 2)
-    centres = (centres + torch.randn(n, num, 2, device=device) * 10).long()  # truncation toward 0
+    centres = (centres + torch.randn(n, num, 2, device=device) * (10 * size_scale)).long()
     half = torch.randint(10, 20, (n, num, 2), device=device)
+    if size_scale != 1.0:
+        half = (half * size_scale).round().clamp_min(1).long()
     lo, hi = centres - half, centres + half
     x_max, y_max = (w, h) if fix_clamp else (h, w)
     x0, x1 = lo[..., 0].clamp(0, x_max), hi[..., 0].clamp(0, x_max)
@@ -111,7 +117,40 @@ def get_batch_affine_transform(
         rad = math.radians(r)
         c, sn = s * math.cos(rad), s * math.sin(rad)
         theta[b] = [[c, sn, 0.0], [-sn, c, 0.0]]
-    return torch.as_tensor(theta, dtype=dtype, device=device)
+    return host_to_device(theta, device, dtype)
+
+
+def host_to_device(array, device, dtype):
+    """A numpy array as a tensor on ``device`` without stalling the host.
+
+    On CUDA the array is copied into pinned memory and sent with ``non_blocking=True``, so drawing
+    the hard view's random numbers on the host does not wait for the queued GPU work (a plain
+    ``torch.as_tensor(..., device='cuda')`` from pageable memory synchronises). Elsewhere it is a
+    plain conversion.
+    """
+    device = torch.device("cpu") if device is None else torch.device(device)
+    tensor = torch.from_numpy(np.ascontiguousarray(array))
+    if device.type == "cuda":
+        return tensor.pin_memory().to(device=device, dtype=dtype, non_blocking=True)
+    return tensor.to(device=device, dtype=dtype)
+
+
+def invert_theta(theta):
+    """Inverse of (B, 2, 3) affine maps: [A | b]⁻¹ = [A⁻¹ | −A⁻¹·b]."""
+    work = theta if theta.dtype in (torch.float32, torch.float64) else theta.float()
+    a, b, c, d = work[..., 0, 0], work[..., 0, 1], work[..., 1, 0], work[..., 1, 1]
+    det = a * d - b * c  # closed form: no linalg error check, so no host sync on CUDA
+    a_inv = torch.stack([torch.stack([d, -b], -1), torch.stack([-c, a], -1)], -2)
+    a_inv = a_inv / det[..., None, None]
+    return torch.cat([a_inv, -(a_inv @ work[..., 2:])], dim=-1).to(theta.dtype)
+
+
+def compose_theta(outer, inner):
+    """(B, 2, 3) map ``p -> outer(inner(p))``: sampling with it equals sampling with ``inner``
+    after a warp by ``outer`` (``warp(warp(x, outer), inner)``, up to border and interpolation)."""
+    a = outer[..., :2] @ inner[..., :2]
+    b = outer[..., :2] @ inner[..., 2:] + outer[..., 2:]
+    return torch.cat([a, b], dim=-1)
 
 
 def identity_theta(batch_size, device=None, dtype=torch.float32):
@@ -146,11 +185,16 @@ def warp(x, theta):
 
 
 def heatmap_stride(image, heatmap):
-    """(2,) tensor of (x, y) factors from heatmap to input pixels (4 for SimpleBaseline, HRNet)."""
-    return torch.tensor(
-        [image.shape[-1] / heatmap.shape[-1], image.shape[-2] / heatmap.shape[-2]],
-        device=heatmap.device,
-    )
+    """(x, y) factors from heatmap to input pixels as Python floats (4 for SimpleBaseline, HRNet).
+
+    Floats rather than a tensor, so scaling joints by them needs no host-to-device copy.
+    """
+    return image.shape[-1] / heatmap.shape[-1], image.shape[-2] / heatmap.shape[-2]
+
+
+def scale_joints(joints, factors):
+    """(N, K, 2) joints with x multiplied by ``factors[0]`` and y by ``factors[1]``."""
+    return torch.stack((joints[..., 0] * factors[0], joints[..., 1] * factors[1]), dim=-1)
 
 
 class HardViewModel(nn.Module):
@@ -166,6 +210,11 @@ class HardViewModel(nn.Module):
         unsup_transform: apply the random affine (else θ = identity and no warp).
         cons_rand_aug: use the RandAugment copy as the hard-view source.
         same_view: (ours) collapse-prone control: the student sees exactly the teacher's easy view.
+        hard_teacher: (ours) collapse-prone control: the teacher sees its own random affine view
+            (drawn like the student's, independently), so teacher and student views are equally
+            hard; the teacher heatmap is carried into the student's frame by θ_t⁻¹·θ_s. Needs
+            ``unsup_transform``; not combined with joint cutout or ``same_view``.
+        mask_joint_relative: (ours) scale the cutout boxes and jitter by input width / 192.
     """
 
     def __init__(
@@ -179,8 +228,15 @@ class HardViewModel(nn.Module):
         unsup_transform=True,
         cons_rand_aug=False,
         same_view=False,
+        hard_teacher=False,
+        mask_joint_relative=False,
     ):
         super().__init__()
+        if hard_teacher and (same_view or mask_joint_num > 0 or not unsup_transform):
+            raise ValueError(
+                "hard_teacher (CONS_HARD_TEACHER) needs UNSUP_TRANSFORM true, MASK_JOINT_NUM 0 and "
+                "CONS_SAME_VIEW false"
+            )
         self.scale_factor = scale_factor
         self.rotation_factor = rotation_factor
         self.mask_joint_num = mask_joint_num
@@ -189,20 +245,36 @@ class HardViewModel(nn.Module):
         self.unsup_transform = unsup_transform
         self.cons_rand_aug = cons_rand_aug
         self.same_view = same_view
+        self.hard_teacher = hard_teacher
+        self.mask_joint_relative = mask_joint_relative
         if mask_joint_fix and mask_joint_num > 0 and self.trained_joints is None:
             logger.warning("mask_joint_fix without trained_joints: cutout draws from all channels")
 
     def _cutout(self, image, teacher_ht):
         """Cutout of ``image`` at the argmax of ``teacher_ht`` (scaled to input pixels)."""
         preds, _ = get_max_preds_tensor(teacher_ht)
-        joints = preds * heatmap_stride(image, teacher_ht)
+        joints = scale_joints(preds, heatmap_stride(image, teacher_ht))
         return mask_joint(
             image,
             joints,
             self.mask_joint_num,
             fix_clamp=self.mask_joint_fix,
             joint_ids=self.trained_joints if self.mask_joint_fix else None,
+            size_scale=image.shape[-1] / 192 if self.mask_joint_relative else 1.0,
         )
+
+    def _teacher_view(self, unsup_x):
+        """The teacher's input and its θ: ``(unsup_x, None)``, or with ``hard_teacher`` a random
+        affine view of it and that view's θ."""
+        if not self.hard_teacher:
+            return unsup_x, None
+        theta_t = self._theta(unsup_x.shape[0], unsup_x.device)
+        return warp(unsup_x, theta_t), theta_t
+
+    def _teacher_to_student(self, theta_t, theta):
+        """θ carrying a teacher heatmap into the student's frame: θ itself for an easy teacher,
+        else θ_t⁻¹·θ_s."""
+        return theta if theta_t is None else compose_theta(invert_theta(theta_t), theta)
 
     def _theta(self, batch_size, device):
         """A random affine θ per sample if ``unsup_transform``, else identities: (B, 2, 3)."""

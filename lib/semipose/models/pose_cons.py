@@ -57,12 +57,14 @@ class PoseCons(HardViewModel):
             }
 
         with torch.no_grad():
-            unsup_ht = heatmap_of(self.resnet(unsup_x))
+            teacher_x, theta_t = self._teacher_view(unsup_x)
+            unsup_ht = heatmap_of(self.resnet(teacher_x))
             cons_x = aug_x if self.cons_rand_aug else unsup_x
             if self.mask_joint_num > 0:
                 cons_x = self._cutout(cons_x, unsup_ht)
             theta = self._theta(batch, unsup_x.device)
-            cons_x, unsup_ht_trans = self._warp(theta, cons_x, unsup_ht)
+            (cons_x,) = self._warp(theta, cons_x)
+            (unsup_ht_trans,) = self._warp(self._teacher_to_student(theta_t, theta), unsup_ht)
 
         cons_ht = heatmap_of(self.resnet(cons_x))
         return {

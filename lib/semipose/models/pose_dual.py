@@ -93,15 +93,19 @@ class PoseDual(HardViewModel):
             }
 
         with torch.no_grad():
-            unsup_ht1 = heatmap_of(self.resnet(unsup_x))
-            unsup_ht2 = heatmap_of(self.resnet2(unsup_x))
+            teacher_x, theta_t = self._teacher_view(unsup_x)
+            unsup_ht1 = heatmap_of(self.resnet(teacher_x))
+            unsup_ht2 = heatmap_of(self.resnet2(teacher_x))
             source = aug_x if self.cons_rand_aug else unsup_x
             x1, x2 = source, source
             if self.mask_joint_num > 0:
                 x1 = self._cutout(source, unsup_ht2)  # net 1's image, cut at net 2's joints
                 x2 = self._cutout(source, unsup_ht1)
             theta = self._theta(batch, unsup_x.device)
-            x1, x2, trans1, trans2 = self._warp(theta, x1, x2, unsup_ht1, unsup_ht2)
+            x1, x2 = self._warp(theta, x1, x2)
+            trans1, trans2 = self._warp(
+                self._teacher_to_student(theta_t, theta), unsup_ht1, unsup_ht2
+            )
 
         cons_ht1 = heatmap_of(self.resnet(x1))
         cons_ht2 = heatmap_of(self.resnet2(x2))
