@@ -3,6 +3,9 @@ PYTHON ?= python3
 PIP := $(PYTHON) -m pip
 STAMP := .make/install.stamp
 DEMO_CFG ?= experiments/synthetic/96x64_SYN_PoseDual_JointCut.yaml
+# The demo trains under bf16 autocast + channels_last where that is faster (a CPU with AVX512-BF16
+# or AMX units, or a GPU), else in fp32. Override with DEMO_FAST=0 or DEMO_FAST=1.
+DEMO_FAST ?= auto
 
 .PHONY: install build test demo lint clean
 
@@ -25,7 +28,11 @@ test: build
 	$(PYTHON) -m pytest -q
 
 demo: install
-	$(PYTHON) pose_estimation/train.py --cfg $(DEMO_CFG)
+	@fast=$(DEMO_FAST); if [ "$$fast" = auto ]; then fast=$$($(PYTHON) -m semipose.engine.fastpath); fi; \
+	if [ "$$fast" = 1 ]; then opts="TRAIN.BF16 true TRAIN.CHANNELS_LAST true"; \
+		echo "demo: bf16 autocast + channels_last (native bf16 here)"; \
+	else opts=""; echo "demo: fp32 (no native bf16 here, so bf16 autocast would be slower)"; fi; \
+	$(PYTHON) pose_estimation/train.py --cfg $(DEMO_CFG) $$opts
 
 lint:
 	$(PYTHON) -m ruff check lib pose_estimation tests bench

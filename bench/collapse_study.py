@@ -1,15 +1,17 @@
 """The collapse study: supervised vs PoseCons vs PoseDual (with and without Joint Cutout) and the
-collapse-prone same-view control, on the embedded synthetic set at one iteration budget.
+collapse-prone controls, on the embedded synthetic set at one iteration budget.
 
 Each row is one config under ``experiments/synthetic/study/`` (ResNet-18 from scratch, 96x64
-input, 300 labeled persons, the whole synthetic train set unlabeled, validation every epoch). Every
-row runs in its own process, ``python pose_estimation/train.py --cfg <yaml> KEY VALUE ...``, with
-its output under ``--output``. After each row the script parses the run's log file (``parse_log``,
-a pure function): per epoch the AP of net 1, net 2 and the ensemble, and the collapse monitor's
-background share and mean teacher peak per network. It then writes ``--results`` (a markdown table
-in the layout of the paper's table plus per-epoch tables, the exact command, the machine and the
-date) and ``--plot`` (AP and background share over epochs per row; needs matplotlib, the optional
-``plot`` extra: ``pip install -e .[plot]``).
+input, 300 labeled persons, the whole synthetic train set unlabeled, validation every 4th epoch).
+Every row runs in its own process, ``python pose_estimation/train.py --cfg <yaml> KEY VALUE
+...``, with its output under ``--output``. After each row the script parses the run's log file
+(``parse_log``, a pure function): per epoch the AP of net 1, net 2 and the ensemble, and the
+collapse monitor's background share and mean teacher peak per network. It then writes
+``--results`` (a markdown table in the layout of the paper's table plus per-epoch tables, the
+exact command, the machine and the date) and ``--plot`` (AP, background share and teacher peak
+over epochs per row; needs matplotlib, the optional ``plot`` extra: ``pip install -e .[plot]``).
+``--jobs N`` trains N rows at once (a GPU machine with many cores takes all eight rows together
+in about six minutes).
 
 ``--budget-minutes`` is a guide, not a limit: the first validated epoch of each row is timed and the
 whole study's wall time is estimated from it (the other rows scaled by their forward-equivalents
@@ -17,7 +19,8 @@ per step: supervised 3, PoseCons 7, PoseDual 14), with a hint when the estimate 
 
 Usage: ``python bench/collapse_study.py [--rows all | NAME ...] [--epochs N] [--iters-per-epoch N]
 [--output output/collapse_study] [--results docs/RESULTS.md] [--plot docs/collapse_study.png]
-[--no-plot] [--budget-minutes 240] [--parse-only] [--verbose] [KEY VALUE ...]``; trailing
+[--no-plot] [--budget-minutes 240] [--parse-only] [--verbose] [--jobs N] [--machine TEXT]
+[KEY VALUE ...]``; trailing
 ``KEY VALUE`` pairs override every row's config (e.g. ``WORKERS 0 DEVICE cpu``).
 """
 
@@ -354,6 +357,14 @@ def _fmt(value, spec=".3f"):
     return "—" if value is None else format(value, spec)
 
 
+def _relative(path):
+    """``path`` relative to the repository when it lies inside it, else as given."""
+    try:
+        return str(Path(path).resolve().relative_to(REPO))
+    except ValueError:
+        return str(path)
+
+
 def _machine():
     import torch
 
@@ -382,7 +393,8 @@ def render_results(results, command, machine, date, budget_minutes):
         "# Collapse study: results",
         "",
         "Supervised vs PoseCons vs PoseDual, with and without Joint Cutout, and the collapse-prone",
-        "same-view control, on the embedded synthetic COCO-format set (configs under",
+        "controls (a same-view PoseDual; PoseCons and PoseDual whose teacher sees a hard view of",
+        "its own), on the embedded synthetic COCO-format set (configs under",
         "`experiments/synthetic/study/`; ResNet-18 from scratch, 96x64 input, 300 labeled persons,",
         "the whole synthetic train set unlabeled, the same iterations per epoch in every row).",
         "Written by `bench/collapse_study.py`.",
@@ -429,7 +441,7 @@ def render_results(results, command, machine, date, budget_minutes):
             "",
             f"Exit status {res['rc']}, wall time "
             + ("—" if wall is None else f"{wall / 60:.1f} min")
-            + (f", log `{res['log']}`" if res.get("log") else ", no log found"),
+            + (f", log `{_relative(res['log'])}`" if res.get("log") else ", no log found"),
             "",
             "| Epoch | loss | AP net1 | AP net2 | AP ensemble | bg share net1 | peak net1 "
             "| bg share net2 | peak net2 | epoch s |",
@@ -457,15 +469,15 @@ def check_matplotlib():
 
 
 def write_plot(results, path):
-    """AP (net 1 solid, ensemble dashed) and net 1's background share over epochs, one colour per
-    row, into ``path`` (PNG)."""
+    """AP (net 1 solid, ensemble dashed), net 1's background share and net 1's mean teacher peak
+    over epochs, one colour per row, into ``path`` (PNG)."""
     check_matplotlib()
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (ax_ap, ax_bg) = plt.subplots(1, 2, figsize=(12, 4.5))
+    fig, (ax_ap, ax_bg, ax_pk) = plt.subplots(1, 3, figsize=(17, 4.8))
     for i, (name, res) in enumerate(results.items()):
         color = f"C{i}"
         ev = [e for e in res["epochs"] if "net1" in e["ap"]]
@@ -480,11 +492,14 @@ def write_plot(results, path):
         if mon:
             shares = [100 * e["collapse"]["net1"]["share"] for e in mon]
             ax_bg.plot([e["epoch"] for e in mon], shares, "-o", color=color, ms=3, label=name)
+            peaks = [e["collapse"]["net1"]["peak"] for e in mon]
+            ax_pk.plot([e["epoch"] for e in mon], peaks, "-", color=color, label=name)
     ax_ap.set(xlabel="epoch", ylabel="AP (synthetic val, GT boxes)", title="AP")
     ax_bg.set(
         xlabel="epoch", ylabel="% unlabeled samples collapsed", title="Background share (net1)"
     )
-    for ax in (ax_ap, ax_bg):
+    ax_pk.set(xlabel="epoch", ylabel="mean max of the teacher heatmap", title="Teacher peak (net1)")
+    for ax in (ax_ap, ax_bg, ax_pk):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.tight_layout()
@@ -526,6 +541,11 @@ def parse_args(argv=None):
         help="train nothing: parse the newest logs under --output and write the results",
     )
     parser.add_argument("--verbose", action="store_true", help="echo every line of the runs")
+    parser.add_argument(
+        "--machine", default="",
+        help="machine description for the results (default: this machine; with --parse-only of "
+        "logs trained elsewhere, say where they were trained)",
+    )
     parser.add_argument(
         "--jobs", type=int, default=1,
         help="rows trained at once (e.g. 6 on a GPU machine with many cores; 1 on a laptop). With "
@@ -594,7 +614,8 @@ def main(argv=None):
             flush=True,
         )
     date = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
-    text = render_results(results, command, _machine(), date, args.budget_minutes)
+    machine = args.machine or _machine()
+    text = render_results(results, command, machine, date, args.budget_minutes)
     Path(args.results).parent.mkdir(parents=True, exist_ok=True)
     Path(args.results).write_text(text, encoding="utf-8")
     print(f"[write] {args.results}", flush=True)

@@ -7,6 +7,7 @@ the same RNG states, so the hard augmentation draws (cutout joints, jitter, size
 
 import copy
 import random
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -231,3 +232,28 @@ def test_warp_under_autocast_samples_at_float32_grid(device):
     torch.testing.assert_close(
         warped_heatmap.float(), warp(heatmap, theta).float(), rtol=1e-2, atol=1e-2
     )
+
+
+def test_native_bf16_probe_and_the_cpu_warning(caplog, capsys, monkeypatch):
+    """``native_bf16`` follows the CPU's bf16 units; ``TRAIN.BF16`` on a CPU without them still
+    trains in bfloat16 but says it will be slow; the demo's probe prints the same answer."""
+    from semipose.engine import fastpath
+    from semipose.engine.trainer import native_bf16, resolve_amp_dtype
+
+    expected = bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    assert native_bf16("cpu") is expected
+    for flag in (False, True):
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda flag=flag: flag)
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+        assert native_bf16("cpu") is flag
+        caplog.clear()
+        fake = SimpleNamespace(TRAIN=SimpleNamespace(BF16=True))
+        with caplog.at_level("WARNING"):
+            assert resolve_amp_dtype(fake, torch.device("cpu")) is torch.bfloat16
+        assert ("emulates bfloat16" in caplog.text) is (not flag)
+        fake.TRAIN.BF16 = False
+        assert resolve_amp_dtype(fake, torch.device("cpu")) is None
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True)
+    capsys.readouterr()
+    assert fastpath.main(["cpu"]) == 0
+    assert capsys.readouterr().out.strip() == "1"

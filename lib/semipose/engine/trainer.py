@@ -419,6 +419,19 @@ def _set_cudnn(cfg):
     torch.backends.cudnn.enabled = cfg.CUDNN.ENABLED
 
 
+def native_bf16(device):
+    """True when ``device`` computes bfloat16 in hardware: a CUDA GPU with bf16 support, or a CPU
+    with AVX512-BF16 or AMX units. Elsewhere CPU autocast emulates bfloat16 (several times slower
+    than fp32)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+        return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in probes)
+    return False
+
+
 def resolve_amp_dtype(cfg, device):
     """bfloat16 when TRAIN.BF16 is set and the device supports it, else None (fp32)."""
     if not cfg.TRAIN.BF16:
@@ -426,6 +439,11 @@ def resolve_amp_dtype(cfg, device):
     if device.type == "cuda" and not torch.cuda.is_bf16_supported():
         logger.warning("TRAIN.BF16 is set but this GPU has no bfloat16 support: training in fp32")
         return None
+    if device.type == "cpu" and not native_bf16(device):
+        logger.warning(
+            "TRAIN.BF16 on a CPU without bf16 units (no AVX512-BF16 / AMX): autocast emulates "
+            "bfloat16 and is expected to be slower than fp32"
+        )
     return torch.bfloat16
 
 
