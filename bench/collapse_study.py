@@ -428,7 +428,7 @@ def render_results(results, command, machine, date, budget_minutes):
         "teacher peak: net 1's collapse monitor over the last epoch's unlabeled samples (share of",
         "samples whose teacher heatmap max is below `MONITOR.COLLAPSE_THRE` on every trained",
         "joint; mean of the per-sample teacher peak). The supervised row has no teacher.",
-        "Per-epoch values below.",
+        "Per-epoch values of the validated epochs below (`epoch s`: wall seconds of that epoch).",
         "",
         "## Per row",
     ]
@@ -447,7 +447,8 @@ def render_results(results, command, machine, date, budget_minutes):
             "| bg share net2 | peak net2 | epoch s |",
             "|---|---|---|---|---|---|---|---|---|---|",
         ]
-        for e in res["epochs"]:
+        evaluated = [e for e in res["epochs"] if e["ap"]]
+        for e in evaluated or res["epochs"]:  # the validated epochs, else every epoch
             cells = [str(e["epoch"]), f"{e['loss']:.6f}"]
             cells += [_fmt(e["ap"].get(h)) for h in HEADS]
             for net in ("net1", "net2"):

@@ -24,9 +24,9 @@ FLOPs per step are counted with ``torch.utils.flop_counter.FlopCounterMode`` on 
 the optimizer are not counted). The reference estimate is 5.79 GFLOP per ResNet-18 256x192 forward
 (scaled by the input area, R18 only) times the forward-equivalents per step, a backward counting as
 two forwards: PoseDual 2 x (3 + 2 x 2) = 14, PoseCons 7. MFU is the counted FLOP/s over the peak
-(``--peak-tflops``, else the table ``PEAK_TFLOPS`` for H100/H200: 989 TFLOP/s dense bf16, 67 TFLOP/s
-fp32; note that cuDNN runs fp32 convolutions on TF32 tensor cores by default, so an fp32 MFU
-against the 67 TFLOP/s FP32 peak can look high).
+(``--peak-tflops``, else the table ``PEAK_TFLOPS`` for H100/H200 SXM: 989 TFLOP/s dense bf16; for an
+fp32 run 494 TFLOP/s dense TF32 when cuDNN may use TF32 (PyTorch's default for convolutions), else
+67 TFLOP/s FP32).
 
 With ``--sync-debug`` (CUDA) one extra eager framework step runs under
 ``torch.cuda.set_sync_debug_mode('warn')`` and every host-device synchronisation it makes is listed
@@ -67,6 +67,8 @@ FWD_EQUIV = {"pose_dual": 2 * (3 + 2 * 2), "pose_cons": 3 + 2 * 2}
 PEAK_TFLOPS = {
     ("H100", "bf16"): 989.0,
     ("H200", "bf16"): 989.0,
+    ("H100", "tf32"): 494.0,
+    ("H200", "tf32"): 494.0,
     ("H100", "fp32"): 67.0,
     ("H200", "fp32"): 67.0,
 }
@@ -262,7 +264,10 @@ def peak_tflops(args, device):
     if device.type != "cuda":
         return None
     name = torch.cuda.get_device_name(device)
-    dtype = "bf16" if args.bf16 else "fp32"
+    if args.bf16:
+        dtype = "bf16"
+    else:  # fp32 convolutions run on TF32 tensor cores when cuDNN is allowed to
+        dtype = "tf32" if torch.backends.cudnn.allow_tf32 else "fp32"
     for (key, kind), value in PEAK_TFLOPS.items():
         if key in name and kind == dtype:
             return value
