@@ -270,3 +270,34 @@ def test_plain_imagenet_file_gives_identical_backbones(tmp_path, caplog):
         )
     assert "INIT_WEIGHTS is False" in caplog.text
     assert not torch.equal(off.resnet.conv1.weight, src.conv1.weight)
+
+
+@pytest.mark.parametrize("name", ["pose_resnet", "pose_dual"])
+def test_compile_networks_keeps_keys_and_outputs(name, tmp_path):
+    """TRAIN.COMPILE compiles the networks in place: same state_dict keys (checkpoints stay
+    compatible), same outputs; PoseDual's augmentation stays outside the compiled graphs."""
+    import numpy as np
+
+    from semipose.models.build import compile_networks
+
+    torch.manual_seed(0)
+    model = build_model(tiny_cfg(name, tmp_path), is_train=True).eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        before = model(x)
+    keys = list(model.state_dict())
+    assert compile_networks(model, backend="eager") is model
+    assert list(model.state_dict()) == keys
+    compiled = [m for m in model.modules() if getattr(m, "_compiled_call_impl", None) is not None]
+    expected = [model.resnet, model.resnet2] if name == "pose_dual" else [model]
+    assert [id(m) for m in compiled] == [id(m) for m in expected]
+    with torch.no_grad():
+        after = model(x)
+    pairs = zip(before, after) if name == "pose_dual" else [(before, after)]
+    for b, a in pairs:
+        assert torch.allclose(b, a, atol=1e-6)
+    if name == "pose_dual":
+        model.train()
+        np.random.seed(0)
+        out = model([x, x])
+        assert out["cons_ht1"].requires_grad and not out["unsup_ht1"].requires_grad

@@ -561,7 +561,7 @@ def do_train(cfg, args):
     """
     from semipose.core.loss import build_criterion
     from semipose.dataset.build import build_dataset, ensure_synthetic
-    from semipose.models.build import build_model
+    from semipose.models.build import build_model, compile_networks
     from semipose.utils import comm
     from semipose.utils.checkpoint import atomic_save, load_checkpoint, save_checkpoint
     from semipose.utils.logger import create_logger
@@ -616,7 +616,7 @@ def do_train(cfg, args):
                     train_dataset.shuffle_ind()
 
         if cfg.TRAIN.COMPILE:
-            model = torch.compile(model)
+            compile_networks(core_model)
         if distributed:
             model = torch.nn.parallel.DistributedDataParallel(
                 model, device_ids=[local_rank] if device.type == "cuda" else None

@@ -20,6 +20,7 @@ __all__ = [
     "MODELS",
     "TRAINED_JOINTS",
     "build_model",
+    "compile_networks",
     "resnet_kwargs",
     "hrnet_kwargs",
     "semi_kwargs",
@@ -214,3 +215,21 @@ def build_model(cfg, is_train):
     if name not in MODELS:
         raise KeyError(f"unknown MODEL.NAME {name!r}; registered: {sorted(MODELS)}")
     return MODELS[name](cfg, is_train)
+
+
+def compile_networks(model, **options):
+    """Compiles the pose networks of ``model`` in place (``nn.Module.compile``) and returns it.
+
+    For PoseDual and PoseCons only the networks (``resnet``, ``resnet2``) are compiled: the hard
+    augmentation around them draws host random numbers as the original does and stays eager, so the
+    compiled graphs have no breaks. In-place compilation keeps the parameter names, so checkpoints
+    and ``state_dict`` keys are those of the uncompiled model.
+
+    Args:
+        model: a model from ``build_model``.
+        **options: passed to ``torch.compile`` (e.g. ``mode``, ``backend``).
+    """
+    nets = [getattr(model, name) for name in ("resnet", "resnet2") if hasattr(model, name)]
+    for net in nets or [model]:
+        net.compile(**options)
+    return model
