@@ -20,7 +20,8 @@ class PoseCons(HardViewModel):
     view = the source (RandAug copy or ``unsup_x``) → optional cutout at the teacher's own argmax →
     optional random affine θ (also applied to the teacher heatmap); the student, the network on the
     hard view. Each forward processes one batch (no concatenation), so BatchNorm statistics are per
-    forward.
+    forward. With ``hard_teacher`` (the collapse-prone control) the teacher runs on a random affine
+    view of ``unsup_x`` of its own and its heatmap is carried to the student's frame by θ_t⁻¹·θ.
 
     Args:
         resnet: the network, returning a heatmap or ``(features, heatmap)``.

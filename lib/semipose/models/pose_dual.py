@@ -36,7 +36,8 @@ class PoseDual(HardViewModel):
 
     1. both nets on ``sup_x`` (with gradient);
     2. teachers: both nets on the easy view ``unsup_x`` under ``no_grad``, in the current (train)
-       mode, so BatchNorm uses the batch statistics and updates its running statistics;
+       mode, so BatchNorm uses the batch statistics and updates its running statistics (with
+       ``hard_teacher``, the control, on a random affine view of ``unsup_x`` instead);
     3. hard view: source = ``aug_unsup_x`` if ``cons_rand_aug`` else ``unsup_x``; optional joint
        cutout (net 1's image at net 2's argmax and vice versa, heatmap → input stride); optional
        per-sample random affine θ, shared by both images and both teacher heatmaps;
@@ -49,13 +50,14 @@ class PoseDual(HardViewModel):
         resnet: net 1, a module returning a heatmap or ``(features, heatmap)``.
         resnet2: net 2, same architecture.
         **hard_view: the keyword-only ``HardViewModel`` settings: scale_factor, rotation_factor,
-            mask_joint_num, mask_joint_fix, trained_joints, unsup_transform, cons_rand_aug and
-            same_view. With ``same_view`` (no RandAug, no cutout, identity θ) each teacher heatmap
+            mask_joint_num, mask_joint_fix, trained_joints, unsup_transform, cons_rand_aug,
+            same_view, hard_teacher and mask_joint_relative. With ``same_view`` (no RandAug, no cutout, identity θ) each teacher heatmap
             is the detached student output, so each net runs once on ``unsup_x``.
 
     Returns (training), a dict:
         ``sup_ht1, sup_ht2`` (N, K, H, W) with gradient; ``unsup_ht1, unsup_ht2`` the teachers on
-        the easy view (no gradient); ``unsup_ht_trans1, unsup_ht_trans2`` the teachers warped by θ;
+        the easy view (no gradient); ``unsup_ht_trans1, unsup_ht_trans2`` the teachers warped by θ
+        (by θ_t⁻¹·θ with ``hard_teacher``);
         ``cons_ht1, cons_ht2`` the students on the hard views; ``unsup_x_trans`` (net 1's hard
         image), ``unsup_x_trans_2`` (net 2's); ``theta`` (N, 2, 3).
     Returns (eval, input a tensor): ``(ht1, ht2)``.
