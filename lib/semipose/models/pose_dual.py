@@ -51,8 +51,9 @@ class PoseDual(HardViewModel):
         resnet2: net 2, same architecture.
         **hard_view: the keyword-only ``HardViewModel`` settings: scale_factor, rotation_factor,
             mask_joint_num, mask_joint_fix, trained_joints, unsup_transform, cons_rand_aug,
-            same_view, hard_teacher and mask_joint_relative. With ``same_view`` (no RandAug, no cutout, identity θ) each teacher heatmap
-            is the detached student output, so each net runs once on ``unsup_x``.
+            same_view, hard_teacher and mask_joint_relative. With ``same_view`` (no RandAug, no
+            cutout, identity θ) each teacher heatmap is the detached student output, so each net
+            runs once on ``unsup_x``.
 
     Returns (training), a dict:
         ``sup_ht1, sup_ht2`` (N, K, H, W) with gradient; ``unsup_ht1, unsup_ht2`` the teachers on
