@@ -223,3 +223,78 @@ def test_overrides(tmp_path):
     assert cfg.MODEL.EXTRA.NUM_LAYERS == 18  # one EXTRA override keeps the rest
     with pytest.raises(ConfigError, match="TRAIN.NOPE"):
         load_config(None, ["TRAIN.NOPE", "1"])
+
+
+@pytest.mark.parametrize(
+    "raw, value",
+    [("1e-3", 1e-3), ("1e6", 1e6), ("1.0e30", 1e30), ("-2.5E-4", -2.5e-4), ("3", 3.0), (".5", 0.5)],
+)
+def test_float_keys_take_python_float_syntax(tmp_path, raw, value):
+    """Issue 16 #1: YAML 1.1 reads '1e-3' as a string; float keys accept it from both sources."""
+    cfg = load_config(None, ["TRAIN.LR", raw, "TEST.OKS_THRE", raw])
+    assert cfg.TRAIN.LR == value and isinstance(cfg.TRAIN.LR, float)
+    assert cfg.TEST.OKS_THRE == value
+    path = _write(tmp_path, f"TRAIN:\n  LR: {raw}\n  LR_FACTOR: {raw}\n")
+    cfg = update_config(get_cfg(), _args(path))
+    assert cfg.TRAIN.LR == value and cfg.TRAIN.LR_FACTOR == value
+    assert cfg.GPUS == "0"  # string keys still take the raw text (no literal_eval)
+
+
+def test_float_keys_still_refuse_words(tmp_path):
+    with pytest.raises(ConfigError, match=r"'TRAIN.LR' expects float.*'fast'.*command-line"):
+        load_config(None, ["TRAIN.LR", "fast"])
+    with pytest.raises(ConfigError, match="TRAIN.END_EPOCH' expects int"):
+        load_config(None, ["TRAIN.END_EPOCH", "1e3"])  # int keys take no float syntax
+    load_config(None, ["GPUS", "1e3"])  # a string key keeps the text
+
+
+@pytest.mark.parametrize(
+    "key, raw, expect",
+    [
+        ("MODEL.IMAGE_SIZE", "[64]", "list of 2 positive ints"),
+        ("MODEL.IMAGE_SIZE", "[64,abc]", "list of 2 positive ints"),
+        ("MODEL.IMAGE_SIZE", "[64,48,32]", "list of 2 positive ints"),
+        ("MODEL.IMAGE_SIZE", "[64,0]", "list of 2 positive ints"),
+        ("MODEL.IMAGE_SIZE", "[64.5,48]", "list of 2 positive ints"),
+        ("MODEL.EXTRA.HEATMAP_SIZE", "[16]", "list of 2 positive ints"),
+        ("DATASET.SYNTHETIC.IMAGE_SIZE", "[320,x]", "list of 2 positive ints"),
+        ("TRAIN.LR_STEP", "[10,late]", "a list of ints"),
+        ("MODEL.EXTRA.SIGMA", "abc", "expects a number > 0"),
+        ("MODEL.EXTRA.SIGMA", "-1", "expects a number > 0"),
+        ("MODEL.EXTRA.NUM_LAYERS", "eighteen", "expects int"),
+        ("MODEL.EXTRA.DECONV_WITH_BIAS", "3", "expects bool"),
+        ("MODEL.EXTRA.NUM_DECONV_FILTERS", "[128,x,128]", "positive ints"),
+    ],
+)
+def test_bad_list_and_extra_values_name_key_and_source(tmp_path, key, raw, expect):
+    """Issue 16 #2: list lengths, element types and MODEL.EXTRA values are checked."""
+    with pytest.raises(ConfigError) as err:
+        load_config(None, [key, raw])
+    msg = str(err.value)
+    assert f"'{key}'" in msg and expect in msg and "command-line overrides" in msg
+    # The same value in a YAML file names the file.
+    *parents, leaf = key.split(".")
+    text, indent = "", ""
+    for part in parents:
+        text += f"{indent}{part}:\n"
+        indent += "  "
+    path = _write(tmp_path, text + f"{indent}{leaf}: {raw}\n")
+    with pytest.raises(ConfigError) as err:
+        update_config(get_cfg(), _args(path))
+    assert f"'{key}'" in str(err.value) and str(path) in str(err.value)
+
+
+def test_good_extra_values_are_kept(tmp_path):
+    cfg = load_config(None, ["MODEL.EXTRA.SIGMA", "1.5", "MODEL.IMAGE_SIZE", "[48,64]"])
+    assert cfg.MODEL.EXTRA.SIGMA == 1.5 and list(cfg.MODEL.IMAGE_SIZE) == [48, 64]
+    cfg = load_config(None, ["MODEL.EXTRA.SIGMA", "2e0", "MODEL.EXTRA.HEATMAP_SIZE", "16"])
+    assert cfg.MODEL.EXTRA.SIGMA == 2.0 and list(cfg.MODEL.EXTRA.HEATMAP_SIZE) == [16, 16]
+
+
+def test_stage_lists_must_match_their_counts(tmp_path):
+    with pytest.raises(ConfigError, match=r"NUM_DECONV_FILTERS' has 2 entries.*NUM_DECONV_LAYERS"):
+        load_config(None, ["MODEL.EXTRA.NUM_DECONV_FILTERS", "[128,128]"])
+    with pytest.raises(ConfigError, match=r"STAGE3.NUM_CHANNELS' has 2.*NUM_BRANCHES is 3"):
+        load_config(str(HRNET), ["MODEL.EXTRA.STAGE3.NUM_CHANNELS", "[48,96]"])
+    with pytest.raises(ConfigError, match=r"MODEL.EXTRA.STAGE2.*HRNet key"):
+        load_config(None, ["MODEL.EXTRA.STAGE2.NUM_MODULES", "2"])

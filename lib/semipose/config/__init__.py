@@ -5,11 +5,13 @@ Ported in spirit from the original's lib/core/config.py (MIT); the tree itself i
 """
 import copy
 import os
+import re
 
 import yaml
 from yacs.config import CfgNode as CN
 
 from semipose.config.defaults import _C, EXTRA_KEYS, HRNET_EXTRA
+from semipose.errors import UserError
 
 __all__ = ["get_cfg", "update_config", "get_model_name", "load_config", "ConfigError"]
 
@@ -30,8 +32,32 @@ _DATA_DIR_KEYS = (
 _SIZE_KEYS = ("IMAGE_SIZE", "HEATMAP_SIZE")
 _STAGE_KEYS = frozenset(HRNET_EXTRA.STAGE2.keys())
 
+# List keys whose length and element type are fixed: key (``STAGE*`` for any HRNet stage) ->
+# (length or None for any, element type, what the elements are).
+_LIST_SPECS = {
+    "MODEL.IMAGE_SIZE": (2, int, "[width, height] in pixels"),
+    "MODEL.EXTRA.HEATMAP_SIZE": (2, int, "[width, height] in heatmap pixels"),
+    "DATASET.SYNTHETIC.IMAGE_SIZE": (2, int, "[width, height] in pixels"),
+    "TRAIN.LR_STEP": (None, int, "epochs"),
+    "MODEL.EXTRA.NUM_DECONV_FILTERS": (None, int, "channels per deconv stage"),
+    "MODEL.EXTRA.NUM_DECONV_KERNELS": (None, int, "kernel per deconv stage"),
+    "MODEL.EXTRA.PRETRAINED_LAYERS": (None, str, "layer names"),
+    "MODEL.EXTRA.STAGE*.NUM_BLOCKS": (None, int, "blocks per branch"),
+    "MODEL.EXTRA.STAGE*.NUM_CHANNELS": (None, int, "channels per branch"),
+}
+# Keys whose elements must also be > 0 (sizes and widths).
+_POSITIVE = frozenset(
+    ("MODEL.IMAGE_SIZE", "MODEL.EXTRA.HEATMAP_SIZE", "DATASET.SYNTHETIC.IMAGE_SIZE",
+     "MODEL.EXTRA.NUM_DECONV_FILTERS", "MODEL.EXTRA.NUM_DECONV_KERNELS",
+     "MODEL.EXTRA.STAGE*.NUM_BLOCKS", "MODEL.EXTRA.STAGE*.NUM_CHANNELS")
+)  # fmt: skip
+# Defaults of every MODEL.EXTRA key (SimpleBaseline + HRNet), the reference for their types.
+_EXTRA_DEFAULTS = {**dict(_C.MODEL.EXTRA), **dict(HRNET_EXTRA)}
+# A decimal number as Python writes it: YAML 1.1 reads '1e-3', '1e6' or '1.0e30' as strings.
+_FLOAT_RE = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 
-class ConfigError(KeyError):
+
+class ConfigError(UserError, KeyError):
     """An unknown or malformed configuration key; the message names the key and its source."""
 
     def __str__(self):
@@ -51,19 +77,36 @@ def _as_pair(value):
 
 
 def _check_extra(extra, source):
+    """Checks the keys and value types of a ``MODEL.EXTRA`` mapping, normalising it in place."""
     if not isinstance(extra, dict):
         raise ConfigError(f"MODEL.EXTRA must be a mapping (in {source})")
     for key, value in extra.items():
+        full = f"MODEL.EXTRA.{key}"
         if key not in EXTRA_KEYS:
-            raise ConfigError(f"unknown config key 'MODEL.EXTRA.{key}' (in {source})")
+            raise ConfigError(f"unknown config key '{full}' (in {source})")
         if key.startswith("STAGE"):
             if not isinstance(value, dict):
-                raise ConfigError(f"MODEL.EXTRA.{key} must be a mapping (in {source})")
-            for sub in value:
+                raise ConfigError(f"{full} must be a mapping (in {source})")
+            for sub, subval in value.items():
                 if sub not in _STAGE_KEYS:
-                    raise ConfigError(f"unknown config key 'MODEL.EXTRA.{key}.{sub}' (in {source})")
+                    raise ConfigError(f"unknown config key '{full}.{sub}' (in {source})")
+                value[sub] = _coerce(HRNET_EXTRA.STAGE2[sub], subval, f"{full}.{sub}", source)
+            continue
         if key == "HEATMAP_SIZE":
-            extra[key] = _as_pair(value)
+            value = _as_pair(value)
+        if key == "SIGMA":
+            extra[key] = _positive_number(value, full, source)
+        else:
+            extra[key] = _coerce(_EXTRA_DEFAULTS[key], value, full, source)
+
+
+def _positive_number(value, full, source):
+    """An int or float > 0 (a string in Python float syntax is converted)."""
+    if isinstance(value, str) and _FLOAT_RE.fullmatch(value.strip()):
+        value = float(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ConfigError(f"config key '{full}' expects a number > 0, got {value!r} (in {source})")
+    return value
 
 
 def _check_tree(node, data, prefix, source):
@@ -93,8 +136,34 @@ def _merge_dict(cfg, data, source):
     _assign(cfg, data, "", source)
 
 
+def _check_list(value, full, source):
+    """Checks the length and element types of a list key listed in ``_LIST_SPECS``."""
+    spec_key = re.sub(r"\.STAGE\d\.", ".STAGE*.", full)
+    spec = _LIST_SPECS.get(spec_key)
+    if spec is None:
+        return value
+    length, kind, meaning = spec
+    positive = spec_key in _POSITIVE
+    ok = length is None or len(value) == length
+    for item in value:
+        if isinstance(item, bool) or not isinstance(item, kind) or (positive and item <= 0):
+            ok = False
+    if not ok:
+        count = "a list of" if length is None else f"a list of {length}"
+        what = f"{'positive ' if positive else ''}{kind.__name__}s"
+        raise ConfigError(
+            f"config key '{full}' expects {count} {what} ({meaning}), got {value!r} (in {source})"
+        )
+    return value
+
+
 def _coerce(default, value, full, source):
-    """Checks that ``value`` may replace ``default`` (yacs' type rules, no literal_eval)."""
+    """Checks that ``value`` may replace ``default`` (yacs' type rules, no literal_eval).
+
+    On top of yacs' rules, a float key accepts an int and a string in Python float syntax (YAML
+    1.1 reads ``1e-3`` as a string), and the list keys of ``_LIST_SPECS`` have their length and
+    element types checked.
+    """
     if default is None or value is None:
         return value
     if isinstance(default, bool) or isinstance(value, bool):
@@ -102,13 +171,23 @@ def _coerce(default, value, full, source):
             return value
     elif isinstance(default, float) and isinstance(value, int):
         return float(value)
+    elif isinstance(default, float) and isinstance(value, str) and _FLOAT_RE.fullmatch(value):
+        return float(value)
     elif isinstance(default, (list, tuple)) and isinstance(value, (list, tuple)):
-        return list(value)
+        return _check_list(list(value), full, source)
     elif isinstance(value, type(default)):
         return value
     raise ConfigError(
-        f"config key '{full}' expects {type(default).__name__}, got {value!r} (in {source})"
+        f"config key '{full}' expects {_type_name(default)}, got {value!r} (in {source})"
     )
+
+
+def _type_name(default):
+    if isinstance(default, (list, tuple)):
+        return "a list"
+    if isinstance(default, float):
+        return "float (e.g. 0.001 or 1e-3)"
+    return type(default).__name__
 
 
 def _assign(node, data, prefix, source):
@@ -165,12 +244,40 @@ def _merge_opts(cfg, opts):
         _check_extra(extra, "command-line overrides")
         for key, value in extra.items():
             if isinstance(value, dict):
+                if key not in cfg.MODEL.EXTRA:
+                    raise ConfigError(
+                        f"cannot override 'MODEL.EXTRA.{key}.*': the YAML's MODEL.EXTRA has no "
+                        f"{key} (it is an HRNet key; in command-line overrides)"
+                    )
                 for sub, subval in value.items():
                     cfg.MODEL.EXTRA[key][sub] = subval
             else:
                 cfg.MODEL.EXTRA[key] = value
         del data["MODEL"]["EXTRA"]
     _merge_dict(cfg, data, "command-line overrides")
+
+
+def _check_consistency(cfg, source):
+    """Checks that per-stage lists match their stage counts (deconv stages, HRNet branches)."""
+    extra = cfg.MODEL.EXTRA
+    if "NUM_DECONV_LAYERS" in extra:
+        n = extra.NUM_DECONV_LAYERS
+        for key in ("NUM_DECONV_FILTERS", "NUM_DECONV_KERNELS"):
+            if key in extra and len(extra[key]) != n:
+                raise ConfigError(
+                    f"config key 'MODEL.EXTRA.{key}' has {len(extra[key])} entries but "
+                    f"MODEL.EXTRA.NUM_DECONV_LAYERS is {n} (in {source})"
+                )
+    for stage in ("STAGE2", "STAGE3", "STAGE4"):
+        if stage not in extra:
+            continue
+        n = extra[stage].NUM_BRANCHES
+        for key in ("NUM_BLOCKS", "NUM_CHANNELS"):
+            if len(extra[stage][key]) != n:
+                raise ConfigError(
+                    f"config key 'MODEL.EXTRA.{stage}.{key}' has {len(extra[stage][key])} entries "
+                    f"but MODEL.EXTRA.{stage}.NUM_BRANCHES is {n} (in {source})"
+                )
 
 
 def _join_data_dir(cfg):
@@ -189,8 +296,14 @@ def update_config(cfg, args):
     and DATA_DIR, as the original's update_dir) and ``pretrained_model`` (sets MODEL.PRETRAINED
     after the DATA_DIR join, so it is taken as given). Non-empty paths are prefixed with DATA_DIR.
 
+    Values are type-checked against the defaults: float keys also take Python float syntax
+    (``1e-3``), the fixed-length list keys (``MODEL.IMAGE_SIZE``, ``MODEL.EXTRA.HEATMAP_SIZE``,
+    ...) their length and element type, ``MODEL.EXTRA`` values the type of their default.
+
     Raises:
-        ConfigError: an unknown key; the message names the key and the file (or the overrides).
+        ConfigError: an unknown key or a value of the wrong type or length; the message names the
+            key and the file (or the overrides).
+        FileNotFoundError: ``args.cfg`` does not exist.
     """
     cfg.defrost()
     if getattr(args, "cfg", None):
@@ -202,6 +315,9 @@ def update_config(cfg, args):
         value = getattr(args, attr, "")
         if value:
             cfg[key] = value
+    sources = [getattr(args, "cfg", None), opts and "command-line overrides"]
+    sources = [src for src in sources if src]
+    _check_consistency(cfg, " + ".join(sources) or "defaults")
     _join_data_dir(cfg)
     if getattr(args, "pretrained_model", ""):
         cfg.MODEL.PRETRAINED = args.pretrained_model
