@@ -54,12 +54,13 @@ import argparse
 import json
 import logging
 import math
-import os
 import time
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+from semipose.common.io import atomic_write_json
 
 logger = logging.getLogger(__name__)
 
@@ -778,12 +779,8 @@ def _annotation_paths(root):
 
 
 def _write_json(path, obj):
-    """Writes ``obj`` to ``path`` through a temporary file and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as f:
-        json.dump(obj, f, separators=(",", ":"))
-    os.replace(tmp, path)
+    """Writes ``obj`` as compact JSON to ``path`` atomically (temporary file, then a rename)."""
+    atomic_write_json(path, obj, separators=(",", ":"))
 
 
 def _generate_split(root_paths, split, num_images, image_size, seed, min_people, max_people,

@@ -7,7 +7,7 @@ variant.
 """
 import numpy as np
 
-from semipose.dataset.joints import COCO_SIGMAS
+from semipose.common.joints import COCO_SIGMAS
 
 __all__ = ["oks_iou", "oks_nms", "soft_oks_nms", "nms"]
 

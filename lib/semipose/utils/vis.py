@@ -6,7 +6,7 @@ import numpy as np
 import torch
 import torchvision
 
-from semipose.core.inference import get_max_preds
+from semipose.common.heatmaps import get_max_preds
 
 
 def _to_uint8_grid(batch, nrow, padding):
