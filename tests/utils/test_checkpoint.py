@@ -7,9 +7,11 @@ import numpy as np
 import pytest
 import torch
 
+from semipose.errors import UserError
 from semipose.models.pose_dual import PoseDual
 from semipose.models.pose_resnet import PoseResNet
 from semipose.utils.checkpoint import (
+    CheckpointError,
     StateDictMismatchError,
     UnsafeCheckpointError,
     atomic_save,
@@ -160,3 +162,36 @@ def test_extract_net_into_a_single_network():
     torch.testing.assert_close(single(x), model(x)[0])
     with pytest.raises(KeyError, match="resnet3"):
         extract_net(model.state_dict(), prefix="resnet3.")
+
+
+def _damaged(tmp_path, name, data):
+    path = tmp_path / name
+    path.write_bytes(data)
+    return str(path)
+
+
+@pytest.mark.parametrize("weights_only", [True, False])
+def test_bad_checkpoint_files_are_named(tmp_path, weights_only):
+    """Issue 16 #6: a text file, an empty file and a truncated save each give one clear error."""
+    good = tmp_path / "good.pth.tar"
+    save_checkpoint({"epoch": 3, "state_dict": {"w": torch.arange(4000.0)}}, False, str(tmp_path),
+                    "good.pth.tar")  # fmt: skip
+    data = good.read_bytes()
+    legacy = tmp_path / "legacy.pth"
+    torch.save({"w": torch.arange(4000.0)}, legacy, _use_new_zipfile_serialization=False)
+    cases = {
+        _damaged(tmp_path, "notes.txt", b"hello, a text file\n"): "not a PyTorch checkpoint",
+        _damaged(tmp_path, "empty.pth", b""): "is empty (0 bytes",
+        _damaged(tmp_path, "checkpoint.pth.tar", data[: len(data) // 2]): "is truncated",
+        _damaged(tmp_path, "tail.pth.tar", data[:-10]): "is truncated",
+        _damaged(tmp_path, "legacy_cut.pth", legacy.read_bytes()[:-40]): "truncated or damaged",
+    }
+    for path, expect in cases.items():
+        with pytest.raises(CheckpointError) as err:
+            load_checkpoint(path, weights_only=weights_only)
+        msg = str(err.value)
+        assert path in msg and expect in msg, msg
+        assert isinstance(err.value, UserError) and isinstance(err.value, ValueError)
+        if expect != "not a PyTorch checkpoint":
+            assert "interrupted save" in msg
+    assert load_checkpoint(str(good), weights_only=weights_only)["epoch"] == 3

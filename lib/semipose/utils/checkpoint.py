@@ -10,15 +10,19 @@ import logging
 import os
 import pickle
 import tempfile
+import zipfile
 from collections import Counter, OrderedDict
 from collections.abc import Mapping
 
 import numpy as np
 import torch
 
+from semipose.errors import DataFileError, UserError
+
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "CheckpointError",
     "StateDictMismatchError",
     "UnsafeCheckpointError",
     "atomic_save",
@@ -34,11 +38,15 @@ __all__ = [
 BEST_NAME = "model_best.pth.tar"
 
 
-class UnsafeCheckpointError(RuntimeError):
+class UnsafeCheckpointError(UserError, RuntimeError):
     """The file holds pickled objects that ``weights_only=True`` loading refuses to rebuild."""
 
 
-class StateDictMismatchError(RuntimeError):
+class CheckpointError(DataFileError):
+    """The file is not a readable checkpoint: empty, not a PyTorch file, truncated or damaged."""
+
+
+class StateDictMismatchError(UserError, RuntimeError):
     """A state_dict does not match a model; ``missing``/``unexpected``/``mismatched`` list keys."""
 
     def __init__(self, message, missing=(), unexpected=(), mismatched=()):
@@ -125,6 +133,33 @@ def save_checkpoint(states, is_best, output_dir, filename="checkpoint.pth.tar"):
         atomic_save(states["state_dict"], os.path.join(output_dir, BEST_NAME))
 
 
+_ZIP_MAGIC = b"PK\x03\x04"  # torch.save's default (zip) format
+_PICKLE_MAGIC = b"\x80"  # legacy torch.save format: a pickle, protocol >= 2
+_INTERRUPTED = "possibly an interrupted save or copy"
+# Messages of torch.load's RuntimeErrors that mean damaged bytes (not, e.g., a device problem).
+_DAMAGE_HINTS = ("PytorchStreamReader", "unexpected EOF", "corrupted", "invalid load key")
+
+
+def _check_checkpoint_file(path):
+    """Raises CheckpointError when ``path`` is plainly not a checkpoint, before unpickling."""
+    size = os.path.getsize(path)
+    if size == 0:
+        raise CheckpointError(f"checkpoint {path} is empty (0 bytes; {_INTERRUPTED})")
+    with open(path, "rb") as f:
+        head = f.read(16)
+    if head.startswith(_ZIP_MAGIC):
+        if not zipfile.is_zipfile(path):
+            raise CheckpointError(
+                f"checkpoint {path} is truncated: a PyTorch zip file without its end record "
+                f"({size} bytes; {_INTERRUPTED})"
+            )
+    elif not head.startswith(_PICKLE_MAGIC):
+        raise CheckpointError(
+            f"{path} is not a PyTorch checkpoint (it starts with {head[:8]!r}; expected a file "
+            "written by torch.save)"
+        )
+
+
 def load_checkpoint(path, map_location="cpu", weights_only=True):
     """Loads a checkpoint file.
 
@@ -138,20 +173,34 @@ def load_checkpoint(path, map_location="cpu", weights_only=True):
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
+        CheckpointError: ``path`` is empty, not a ``torch.save`` file, truncated or damaged; the
+            message names the file and says which.
         UnsafeCheckpointError: the file needs arbitrary unpickling (only pass ``weights_only=False``
             for a file you trust, e.g. an original train.py checkpoint holding a numpy ``perf``).
     """
     if not os.path.isfile(path):
         raise FileNotFoundError(f"checkpoint not found: {path}")
+    _check_checkpoint_file(path)
     try:
         return torch.load(path, map_location=map_location, weights_only=weights_only)
     except pickle.UnpicklingError as err:
         if not weights_only:
-            raise
+            raise CheckpointError(f"checkpoint {path} is damaged ({_INTERRUPTED}): {err}") from err
         raise UnsafeCheckpointError(
             f"refusing to load {path}: it contains pickled objects that weights_only loading "
             "does not allow (they could run code). Only if you trust this file, load it with "
             f"weights_only=False. Details: {err}"
+        ) from err
+    except (EOFError, KeyError, zipfile.BadZipFile) as err:
+        raise CheckpointError(
+            f"checkpoint {path} is truncated or damaged ({_INTERRUPTED}): {err!r}"
+        ) from err
+    except RuntimeError as err:
+        if not any(hint in str(err) for hint in _DAMAGE_HINTS):
+            raise
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise CheckpointError(
+            f"checkpoint {path} is truncated or damaged ({_INTERRUPTED}): {first}"
         ) from err
 
 
