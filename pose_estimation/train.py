@@ -7,7 +7,7 @@
 """
 import sys
 
-from semipose.engine.cli import parse_train_args
+from semipose.engine.cli import parse_train_args, run_cli
 from semipose.engine.trainer import do_train
 
 
@@ -17,4 +17,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_cli(main))

@@ -4,7 +4,7 @@
 """
 import sys
 
-from semipose.engine.cli import parse_valid_args
+from semipose.engine.cli import parse_valid_args, run_cli
 from semipose.engine.trainer import do_valid
 
 
@@ -14,4 +14,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_cli(main))

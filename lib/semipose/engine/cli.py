@@ -2,12 +2,28 @@
 
 The original's arguments, plus overrides.
 
-Every original flag is accepted. Trailing ``KEY VALUE`` pairs override the YAML (yacs style), e.g.
-``python pose_estimation/train.py --cfg exp.yaml TRAIN.END_EPOCH 5 WORKERS 0``.
+Every original flag is accepted. ``KEY VALUE`` pairs override the YAML (yacs style), e.g.
+``python pose_estimation/train.py --cfg exp.yaml TRAIN.END_EPOCH 5 WORKERS 0``; flags may come
+before, between or after them.
+
+``run_cli`` runs an entry point with the project's error convention: an error caused by the input
+(``semipose.errors.UserError``, a missing file) ends the run with one ``error: ...`` line on stderr
+and exit status 2, a NaN/Inf stop with status 1, Ctrl-C with status 130; any other exception is a
+bug and keeps its traceback. ``--traceback`` or ``SEMIPOSE_DEBUG=1`` shows every traceback.
 """
 import argparse
+import os
+import sys
+import traceback
 
 from semipose.config import get_cfg, update_config
+from semipose.errors import UserError
+
+__all__ = ["parse_train_args", "parse_valid_args", "run_cli", "split_flags"]
+
+EXIT_USER_ERROR = 2
+EXIT_NAN_STOP = 1
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a Ctrl-C
 
 
 def _common(parser):
@@ -25,8 +41,59 @@ def _common(parser):
         "--NoDebug", type=str, default="", help="non-empty: no debug images, no results file"
     )
     parser.add_argument(
-        "opts", nargs=argparse.REMAINDER, default=[], help="KEY VALUE config overrides"
+        "--traceback", action="store_true",
+        help="print the full traceback of every error (also SEMIPOSE_DEBUG=1)",
+    )  # fmt: skip
+    parser.add_argument(
+        "opts", nargs="*", default=[], metavar="OVERRIDE", help="KEY VALUE config overrides"
     )
+
+
+def split_flags(parser, argv):
+    """Separates the flags of ``parser`` from the ``KEY VALUE`` overrides, wherever they stand.
+
+    A token starting with ``-`` where a KEY is expected is a flag (with its value, when the flag
+    takes one); every other token starts a ``KEY VALUE`` pair, so a value may look like a flag
+    (``TRAIN.LR -1e-3``). Unknown flags are left to argparse, which names them.
+
+    Args:
+        parser: the ``argparse.ArgumentParser`` whose flags are recognised.
+        argv: the command-line tokens (without the program name).
+
+    Returns:
+        ``(flags, opts)``: the flag tokens in their order, and the override tokens.
+    """
+    # Option string -> does it take a value (argparse keeps its actions in ``_actions``).
+    takes_value = {}
+    for action in parser._actions:
+        for option in action.option_strings:
+            takes_value[option] = action.nargs != 0
+    flags, opts = [], []
+    i = 0
+    while i < len(argv):
+        token = argv[i]
+        if token.startswith("-") and len(token) > 1:
+            flags.append(token)
+            name = token.split("=", 1)[0]
+            if name not in takes_value and parser.allow_abbrev:  # argparse's unique prefixes
+                matches = [o for o in takes_value if o.startswith(name) and o.startswith("--")]
+                name = matches[0] if len(matches) == 1 else name
+            if takes_value.get(name) and "=" not in token and i + 1 < len(argv):
+                flags.append(argv[i + 1])
+                i += 1
+            i += 1
+        else:
+            opts.extend(argv[i : i + 2])
+            i += 2
+    return flags, opts
+
+
+def _parse(parser, argv):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    flags, opts = split_flags(parser, argv)
+    args = parser.parse_args(flags)
+    args.opts = opts
+    return args
 
 
 def _overrides(args):
@@ -57,7 +124,7 @@ def parse_train_args(argv=None):
         "--local_rank", "--local-rank", dest="local_rank", type=int, default=-1,
         help="set by torch.distributed.launch (torchrun sets LOCAL_RANK instead)",
     )
-    args = parser.parse_args(argv)
+    args = _parse(parser, argv)
     args.opts = _overrides(args) + list(args.opts)
     cfg = update_config(get_cfg(), args)
     return args, cfg
@@ -75,7 +142,7 @@ def parse_valid_args(argv=None):
     parser.add_argument("--post-process", action="store_true", help="TEST.POST_PROCESS True")
     parser.add_argument("--shift-heatmap", action="store_true", help="TEST.SHIFT_HEATMAP True")
     parser.add_argument("--coco-bbox-file", type=str, default="", help="TEST.COCO_BBOX_FILE")
-    args = parser.parse_args(argv)
+    args = _parse(parser, argv)
     opts = _overrides(args)
     if args.use_detect_bbox:
         opts += ["TEST.USE_GT_BBOX", "False"]
@@ -97,3 +164,43 @@ def parse_valid_args(argv=None):
             cfg.TEST.COCO_BBOX_FILE = args.coco_bbox_file
         cfg.freeze()
     return args, cfg
+
+
+def _wants_traceback(argv):
+    if os.environ.get("SEMIPOSE_DEBUG", "") not in ("", "0"):
+        return True
+    return "--traceback" in (sys.argv[1:] if argv is None else argv)
+
+
+def _one_line(err):
+    text = " ".join(str(err).split())
+    return text or type(err).__name__
+
+
+def run_cli(main, argv=None):
+    """Runs ``main(argv)`` and turns the expected errors into one line on stderr.
+
+    Args:
+        main: the entry point, called with ``argv``.
+        argv: command-line tokens; None reads ``sys.argv[1:]``.
+
+    Returns:
+        The exit status: ``main``'s return value (0 for None); 2 for a ``UserError`` or a missing
+        file (config, data, checkpoint), 1 for a ``FloatingPointError`` (the NaN/Inf stop; the last
+        finite checkpoint is kept), 130 for Ctrl-C. Other exceptions propagate with their
+        traceback, as do all of them with ``--traceback`` or ``SEMIPOSE_DEBUG=1``.
+    """
+    debug = _wants_traceback(argv)
+    try:
+        status = main(argv)
+    except KeyboardInterrupt:
+        if debug:
+            traceback.print_exc()
+        print("error: interrupted (Ctrl-C); saved checkpoints are kept", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (UserError, FileNotFoundError, FloatingPointError) as err:
+        if debug:
+            raise
+        print(f"error: {_one_line(err)}", file=sys.stderr)
+        return EXIT_NAN_STOP if isinstance(err, FloatingPointError) else EXIT_USER_ERROR
+    return 0 if status is None else status
