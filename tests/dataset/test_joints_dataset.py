@@ -224,3 +224,18 @@ def test_flip_folded_into_affine_matches_mirrored_image(tiny_coco, tiny_kwargs):
     assert diff.max() <= 2 and diff.mean() < 0.1
     np.testing.assert_array_equal(folded[3]["joints"], mirrored[3]["joints"])
     torch.testing.assert_close(folded[1], mirrored[1])
+
+
+def test_truncated_image_is_named_and_used(tiny_coco, tiny_kwargs, caplog):
+    """Issue 16 #4: a truncated JPEG in a dataset is read with one warning naming it."""
+    root, _ = tiny_coco
+    ds = COCODataset(root, "train", False, None, use_gt_bbox=True, **tiny_kwargs)
+    path = Path(ds.db[0]["image"])
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with caplog.at_level("WARNING"):
+        crop = ds[0][0]
+        ds[0]
+    assert crop.shape == (128, 96, 3)
+    hits = [r for r in caplog.records if "truncated JPEG" in r.getMessage()]
+    assert len(hits) == 1 and str(path) in hits[0].getMessage()

@@ -20,7 +20,7 @@ from semipose.dataset.joints import (
     UPPER_BODY_IDS,
     do_mapping,
 )
-from semipose.utils import zipreader
+from semipose.utils import image_io
 from semipose.utils.transforms import fliplr_joints, get_affine_transform
 
 __all__ = ["JointsDataset", "generate_target", "gaussian_patch"]
@@ -295,19 +295,13 @@ class JointsDataset(Dataset):
     def read_image(self, path):
         """Reads the image at ``path`` as BGR (or RGB if ``color_rgb``) uint8 (H, W, 3).
 
+        A truncated JPEG is decoded (the missing part gray) with one warning naming the file
+        (``semipose.utils.image_io``).
+
         Raises:
-            ValueError: naming ``path`` when the image cannot be read or decoded.
+            DataFileError: (a ValueError) naming ``path`` when the image cannot be read or decoded.
         """
-        if self.data_format == "zip":
-            try:
-                img = zipreader.imread(path, _READ_FLAGS)
-            except (FileNotFoundError, ValueError) as exc:
-                raise ValueError(f"failed to read image {path}: {exc}") from exc
-        else:
-            img = cv2.imread(path, _READ_FLAGS)
-        if img is None:
-            logger.error("=> fail to read %s", path)
-            raise ValueError(f"failed to read image {path}")
+        img = image_io.read_image(path, _READ_FLAGS, self.data_format)
         if self.color_rgb:
             img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
         return img
