@@ -2,6 +2,8 @@
 
 ``HardViewModel`` is the base of ``PoseDual`` and ``PoseCons``: their shared hard-view settings
 and the cutout / affine / warp steps that turn a teacher's easy view into the student's hard one.
+The batch-level ops (joint cutout and the successors' JO, CutOut, CutMix, MixUp and compositions)
+and their registry live in ``augment_ops``; ``mask_joint`` is re-exported here.
 
 Ported from the original's lib/models/pose_dual.py and pose_cons.py (``mask_joint``,
 ``get_batch_affine_transform`` and the affine_grid/grid_sample calls) (MIT). Device-agnostic: the
@@ -19,11 +21,19 @@ import torch.nn.functional as F
 from torch import nn
 
 from semipose.core.inference import get_max_preds_tensor
+from semipose.models.augment_ops import (
+    HardAugSettings,
+    build_hard_augment,
+    expand_names,
+    host_to_device,
+    mask_joint,
+)
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
     "mask_joint",
+    "host_to_device",
     "get_batch_affine_transform",
     "identity_theta",
     "invert_theta",
@@ -32,57 +42,6 @@ __all__ = [
     "heatmap_stride",
     "HardViewModel",
 ]
-
-
-def mask_joint(image, joints, num, *, fix_clamp=False, joint_ids=None, size_scale=1.0):
-    """Zeroes ``num`` boxes per image around randomly chosen joints (the "joint cutout" of §6.8).
-
-    For each image, ``num`` joints are drawn with replacement (``np.random.choice``). Each centre is
-    jittered by N(0, 1)·10 px per coordinate and truncated toward zero; the half-sizes are drawn
-    independently per axis from ``randint(10, 20)`` (10..19 px); the box ``[x-sx, x+sx) × [y-sy,
-    y+sy)`` is set to 0 on every channel (the ImageNet mean colour after normalisation).
-
-    By default the original's clamp is reproduced: x is clamped to [0, H] and y to [0, W] (height
-    and width swapped), so on a 256x192 crop boxes in the bottom rows shrink or vanish.
-    ``fix_clamp=True`` clamps x to [0, W] and y to [0, H].
-
-    Args:
-        image: (N, C, H, W) tensor; not modified.
-        joints: (N, K, 2) joint (x, y) in input pixels (e.g. heatmap argmax × 4), same device.
-        num: boxes per image (0 returns ``image`` itself).
-        fix_clamp: use the intended clamp bounds.
-        joint_ids: channels to draw from (e.g. the labeled dataset's trained joints); None = all K.
-        size_scale: (ours) factor on the half-sizes and the centre jitter (1 = the original's
-            pixels, tuned for a 192 px wide input; ``HardViewModel`` passes width / 192 with
-            ``mask_joint_relative``). Half-sizes are rounded and at least 1 px.
-
-    Returns:
-        (N, C, H, W) tensor with the boxes zeroed.
-    """
-    if num <= 0:
-        return image
-    n, _, h, w = image.shape
-    device = image.device
-    candidates = np.arange(joints.shape[1]) if joint_ids is None else np.asarray(joint_ids)
-    if candidates.size == 0:
-        raise ValueError("mask_joint: joint_ids is empty")
-    chosen = host_to_device(np.random.choice(candidates, size=(n, num)), device, torch.long)
-    centres = joints[torch.arange(n, device=device)[:, None], chosen].float()  # (N, M, 2)
-    centres = (centres + torch.randn(n, num, 2, device=device) * (10 * size_scale)).long()
-    half = torch.randint(10, 20, (n, num, 2), device=device)
-    if size_scale != 1.0:
-        half = (half * size_scale).round().clamp_min(1).long()
-    lo, hi = centres - half, centres + half
-    x_max, y_max = (w, h) if fix_clamp else (h, w)
-    x0, x1 = lo[..., 0].clamp(0, x_max), hi[..., 0].clamp(0, x_max)
-    y0, y1 = lo[..., 1].clamp(0, y_max), hi[..., 1].clamp(0, y_max)
-    cols = torch.arange(w, device=device)
-    rows = torch.arange(h, device=device)
-    in_x = (cols >= x0[..., None]) & (cols < x1[..., None])  # (N, M, W)
-    in_y = (rows >= y0[..., None]) & (rows < y1[..., None])  # (N, M, H)
-    # (N, H, M) @ (N, M, W): the number of boxes covering each pixel.
-    cover = torch.bmm(in_y.transpose(1, 2).float(), in_x.float())
-    return image.masked_fill((cover > 0).unsqueeze(1), 0)
 
 
 def get_batch_affine_transform(
@@ -118,21 +77,6 @@ def get_batch_affine_transform(
         c, sn = s * math.cos(rad), s * math.sin(rad)
         theta[b] = [[c, sn, 0.0], [-sn, c, 0.0]]
     return host_to_device(theta, device, dtype)
-
-
-def host_to_device(array, device, dtype):
-    """A numpy array as a tensor on ``device`` without stalling the host.
-
-    On CUDA the array is copied into pinned memory and sent with ``non_blocking=True``, so drawing
-    the hard view's random numbers on the host does not wait for the queued GPU work (a plain
-    ``torch.as_tensor(..., device='cuda')`` from pageable memory synchronises). Elsewhere it is a
-    plain conversion.
-    """
-    device = torch.device("cpu") if device is None else torch.device(device)
-    tensor = torch.from_numpy(np.ascontiguousarray(array))
-    if device.type == "cuda":
-        return tensor.pin_memory().to(device=device, dtype=dtype, non_blocking=True)
-    return tensor.to(device=device, dtype=dtype)
 
 
 def invert_theta(theta):
@@ -178,9 +122,7 @@ def warp(x, theta):
     # Autocast would build the grid in bfloat16 (about a pixel off on 256x192): keep it exact.
     with torch.autocast(x.device.type, enabled=False):
         grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-        out = F.grid_sample(
-            work, grid, mode="bilinear", padding_mode="zeros", align_corners=False
-        )
+        out = F.grid_sample(work, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     return out.to(x.dtype)
 
 
@@ -215,6 +157,20 @@ class HardViewModel(nn.Module):
             hard; the teacher heatmap is carried into the student's frame by θ_t⁻¹·θ_s. Needs
             ``unsup_transform``; not combined with joint cutout or ``same_view``.
         mask_joint_relative: (ours) scale the cutout boxes and jitter by input width / 192.
+        hard_ops: (ours) the hard-view op sequence, registry names of ``augment_ops.HARD_AUGS``
+            applied in order (``JC``, ``JO``/``SSCO``, ``CO``, ``CM``, ``MU``, ``JOCO``, ``JCCM``).
+            Empty (the default): ``('JC',)`` when ``mask_joint_num > 0``, else none, i.e. the
+            original. JC always takes its settings from the ``mask_joint_*`` arguments.
+        jo_joint_num: (ours) JO pairs per image (MultiAugs ``KP_CutMix_JOINT_NUM``).
+        co_holes: (ours) CutOut boxes per image (MultiAugs ``MASK_HOLES_NUM_CO``).
+        cm_holes: (ours) CutMix boxes per image (MultiAugs ``MASK_HOLES_NUM_CM``).
+        jccm_cm_holes: (ours) CutMix boxes inside ``JCCM``; 0 = ``cm_holes`` (MultiAugs used 2 in
+            PoseCons and 5 in PoseDual).
+        mixup_alpha: (ours) MixUp's Beta(α, α) parameter.
+        jo_fix: (ours) centre JO's boxes on the joints (the published code transposes x and y).
+        hole_fix: (ours) CutOut/CutMix centres and clamps with the right H/W (published: swapped).
+        joint_pool_fix: (ours) JC and JO draw their joints among ``trained_joints`` without
+            replacement (published: all channels, with replacement).
     """
 
     def __init__(
@@ -230,12 +186,23 @@ class HardViewModel(nn.Module):
         same_view=False,
         hard_teacher=False,
         mask_joint_relative=False,
+        hard_ops=(),
+        jo_joint_num=2,
+        co_holes=5,
+        cm_holes=2,
+        jccm_cm_holes=0,
+        mixup_alpha=0.2,
+        jo_fix=False,
+        hole_fix=False,
+        joint_pool_fix=False,
     ):
         super().__init__()
-        if hard_teacher and (same_view or mask_joint_num > 0 or not unsup_transform):
+        names = tuple(hard_ops) if hard_ops else (("JC",) if mask_joint_num > 0 else ())
+        expand_names(names)  # unknown names fail here, before the other checks
+        if hard_teacher and (same_view or names or not unsup_transform):
             raise ValueError(
-                "hard_teacher (CONS_HARD_TEACHER) needs UNSUP_TRANSFORM true, MASK_JOINT_NUM 0 and "
-                "CONS_SAME_VIEW false"
+                "hard_teacher (CONS_HARD_TEACHER) needs UNSUP_TRANSFORM true, MASK_JOINT_NUM 0, "
+                "no HARD_AUG.OPS and CONS_SAME_VIEW false"
             )
         self.scale_factor = scale_factor
         self.rotation_factor = rotation_factor
@@ -249,6 +216,53 @@ class HardViewModel(nn.Module):
         self.mask_joint_relative = mask_joint_relative
         if mask_joint_fix and mask_joint_num > 0 and self.trained_joints is None:
             logger.warning("mask_joint_fix without trained_joints: cutout draws from all channels")
+        self.hard_ops = names
+        self.hard_aug = build_hard_augment(
+            names,
+            HardAugSettings(
+                mask_joint_num=mask_joint_num,
+                mask_joint_fix=mask_joint_fix,
+                mask_joint_relative=mask_joint_relative,
+                jo_joint_num=jo_joint_num,
+                co_holes=co_holes,
+                cm_holes=cm_holes,
+                jccm_cm_holes=jccm_cm_holes,
+                mixup_alpha=mixup_alpha,
+                jo_fix=jo_fix,
+                hole_fix=hole_fix,
+                joint_pool_fix=joint_pool_fix,
+                trained_joints=None if trained_joints is None else tuple(trained_joints),
+            ),
+        )
+
+    def _hard_ops(self, source, *teacher_hts, generator=None):
+        """The configured op sequence on ``source``, once per teacher heatmap.
+
+        Each hard image is cut at the argmax of its teacher heatmap (scaled to input pixels); every
+        step is drawn for all images before the next step (MultiAugs' order). With only ``JC``
+        configured this equals ``_cutout`` per heatmap, in the same order.
+
+        Args:
+            source: (N, 3, H_in, W_in) image batch; not modified.
+            *teacher_hts: (N, K, H, W) heatmaps, one per hard image wanted.
+            generator: an explicit ``torch.Generator``; None = the documented global RNGs.
+
+        Returns:
+            tuple of (N, 3, H_in, W_in) hard images, one per heatmap (``source`` itself when no op
+            is configured).
+        """
+        if not self.hard_aug:
+            return tuple(source for _ in teacher_hts)
+        joints = [
+            self._joints(source, ht) if self.hard_aug.needs_joints else None for ht in teacher_hts
+        ]
+        return tuple(self.hard_aug.apply_interleaved(source, joints, generator))
+
+    @staticmethod
+    def _joints(image, teacher_ht):
+        """(N, K, 2) argmax joints of ``teacher_ht`` in ``image``'s pixels."""
+        preds, _ = get_max_preds_tensor(teacher_ht)
+        return scale_joints(preds, heatmap_stride(image, teacher_ht))
 
     def _cutout(self, image, teacher_ht):
         """Cutout of ``image`` at the argmax of ``teacher_ht`` (scaled to input pixels)."""

@@ -17,9 +17,9 @@ class PoseCons(HardViewModel):
 
     Training (input a list ``[sup_x, unsup_x(, aug_unsup_x)]``): the network on ``sup_x``; the
     teacher, the same network on the easy view ``unsup_x`` under ``no_grad`` in train mode; the hard
-    view = the source (RandAug copy or ``unsup_x``) → optional cutout at the teacher's own argmax →
-    optional random affine θ (also applied to the teacher heatmap); the student, the network on the
-    hard view. Each forward processes one batch (no concatenation), so BatchNorm statistics are per
+    view = the source (RandAug copy or ``unsup_x``) → the optional hard ops (joint cutout or the
+    ``hard_ops`` sequence) at the teacher's own argmax → optional random affine θ (also applied to
+    the teacher heatmap); the student, the network on the hard view. Each forward processes one batch (no concatenation), so BatchNorm statistics are per
     forward. With ``hard_teacher`` (the collapse-prone control) the teacher runs on a random affine
     view of ``unsup_x`` of its own and its heatmap is carried to the student's frame by θ_t⁻¹·θ.
 
@@ -61,8 +61,7 @@ class PoseCons(HardViewModel):
             teacher_x, theta_t = self._teacher_view(unsup_x)
             unsup_ht = heatmap_of(self.resnet(teacher_x))
             cons_x = aug_x if self.cons_rand_aug else unsup_x
-            if self.mask_joint_num > 0:
-                cons_x = self._cutout(cons_x, unsup_ht)
+            (cons_x,) = self._hard_ops(cons_x, unsup_ht)  # at the teacher's own joints
             theta = self._theta(batch, unsup_x.device)
             (cons_x,) = self._warp(theta, cons_x)
             (unsup_ht_trans,) = self._warp(self._teacher_to_student(theta_t, theta), unsup_ht)

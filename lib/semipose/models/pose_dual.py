@@ -38,9 +38,10 @@ class PoseDual(HardViewModel):
     2. teachers: both nets on the easy view ``unsup_x`` under ``no_grad``, in the current (train)
        mode, so BatchNorm uses the batch statistics and updates its running statistics (with
        ``hard_teacher``, the control, on a random affine view of ``unsup_x`` instead);
-    3. hard view: source = ``aug_unsup_x`` if ``cons_rand_aug`` else ``unsup_x``; optional joint
-       cutout (net 1's image at net 2's argmax and vice versa, heatmap → input stride); optional
-       per-sample random affine θ, shared by both images and both teacher heatmaps;
+    3. hard view: source = ``aug_unsup_x`` if ``cons_rand_aug`` else ``unsup_x``; the optional
+       hard ops (joint cutout, or the ``hard_ops`` sequence; net 1's image at net 2's argmax and
+       vice versa, heatmap → input stride); optional per-sample random affine θ, shared by both
+       images and both teacher heatmaps;
     4. students: net k on its hard image (with gradient).
 
     Each network forward processes exactly one batch (sup and unsup are never concatenated), so the
@@ -51,7 +52,9 @@ class PoseDual(HardViewModel):
         resnet2: net 2, same architecture.
         **hard_view: the keyword-only ``HardViewModel`` settings: scale_factor, rotation_factor,
             mask_joint_num, mask_joint_fix, trained_joints, unsup_transform, cons_rand_aug,
-            same_view, hard_teacher and mask_joint_relative. With ``same_view`` (no RandAug, no
+            same_view, hard_teacher, mask_joint_relative and the hard-op settings (hard_ops,
+            jo_joint_num, co_holes, cm_holes, jccm_cm_holes, mixup_alpha, jo_fix, hole_fix,
+            joint_pool_fix). With ``same_view`` (no RandAug, no
             cutout, identity θ) each teacher heatmap is the detached student output, so each net
             runs once on ``unsup_x``.
 
@@ -100,10 +103,8 @@ class PoseDual(HardViewModel):
             unsup_ht1 = heatmap_of(self.resnet(teacher_x))
             unsup_ht2 = heatmap_of(self.resnet2(teacher_x))
             source = aug_x if self.cons_rand_aug else unsup_x
-            x1, x2 = source, source
-            if self.mask_joint_num > 0:
-                x1 = self._cutout(source, unsup_ht2)  # net 1's image, cut at net 2's joints
-                x2 = self._cutout(source, unsup_ht1)
+            # net 1's image is cut at net 2's joints and vice versa (JC alone: as _cutout)
+            x1, x2 = self._hard_ops(source, unsup_ht2, unsup_ht1)
             theta = self._theta(batch, unsup_x.device)
             x1, x2 = self._warp(theta, x1, x2)
             trans1, trans2 = self._warp(
