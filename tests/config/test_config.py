@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from semipose.config import ConfigError, get_cfg, get_model_name, load_config, update_config
+from semipose.methods import build_method
 
 REPO = Path(__file__).resolve().parents[2]
 EXPERIMENTS = sorted(REPO.glob("experiments/**/*.yaml"))
@@ -199,8 +200,8 @@ def test_get_model_name_examples():
     cfg = load_config(str(REPO / COCO_SUBSET / "256x192_COCO1K_PoseCons.yaml"))
     assert get_model_name(cfg) == ("pose_cons_18", "256x192_pose_cons_18_d256d256d256")
     cfg = load_config(None, ["MODEL.NAME", "some_net"])
-    with pytest.raises(ValueError):
-        get_model_name(cfg)
+    with pytest.raises(KeyError, match="some_net"):  # the method registry names it
+        build_method(cfg)
 
 
 def test_config_is_frozen_and_defaults_untouched():

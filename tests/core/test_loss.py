@@ -3,13 +3,11 @@
 import pytest
 import torch
 
-from semipose.config import load_config
 from semipose.core.loss import (
     JointsMSELoss,
     PoseCoLoss,
     PoseDisLoss,
     SupervisedLoss,
-    build_criterion,
 )
 
 
@@ -115,20 +113,8 @@ def test_pose_dis_loss_uses_the_warped_teacher():
     assert total.item() == pytest.approx(2.0)
 
 
-def test_supervised_loss_and_registry():
+def test_supervised_loss():
     target = torch.zeros(1, 24, 4, 4)
     total, parts = SupervisedLoss()(target + 1, target, torch.ones(1, 24, 1))
     assert total.item() == pytest.approx(0.5) and set(parts) == {"loss_pose"}
-    expect = {
-        "pose_resnet": SupervisedLoss,
-        "pose_hrnet": SupervisedLoss,
-        "pose_dual": PoseCoLoss,
-        "pose_cons": PoseDisLoss,
-    }
-    for name, cls in expect.items():
-        crit = build_criterion(
-            load_config(None, ["MODEL.NAME", name, "LOSS.USE_TARGET_WEIGHT", False])
-        )
-        assert type(crit) is cls and crit.mse.use_target_weight is False
-    with pytest.raises(KeyError, match="pose_blend"):
-        build_criterion(load_config(None, ["MODEL.NAME", "pose_blend"]))
+

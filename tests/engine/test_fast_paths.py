@@ -14,10 +14,9 @@ import pytest
 import torch
 
 from semipose.config import load_config
-from semipose.core.loss import build_criterion
 from semipose.dataset.joints import COCO_TRAINED
-from semipose.engine.trainer import autocast_context, to_device
-from semipose.models.build import build_model
+from semipose.engine.train_loop import autocast_context, to_device
+from semipose.methods import build_method, build_model
 from semipose.models.hard_augment import get_batch_affine_transform, warp
 
 K = 24
@@ -109,7 +108,7 @@ def train_step(model, cfg, device, *, channels_last=False, amp_dtype=None):
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     model.train()
-    criterion = build_criterion(cfg).to(device)
+    method = build_method(cfg)
     optimizer = torch.optim.Adam(model.parameters(), lr=0.0)
     inputs, targets, weights = make_batch()
     inputs = to_device(inputs, device, channels_last)
@@ -118,7 +117,7 @@ def train_step(model, cfg, device, *, channels_last=False, amp_dtype=None):
     seed_all()
     with autocast_context(device, amp_dtype):
         outputs = model(inputs)
-        loss, _ = criterion(outputs, targets, weights)
+        loss, _ = method.loss(outputs, targets, weights)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
@@ -238,7 +237,7 @@ def test_native_bf16_probe_and_the_cpu_warning(caplog, capsys, monkeypatch):
     """``native_bf16`` follows the CPU's bf16 units; ``TRAIN.BF16`` on a CPU without them still
     trains in bfloat16 but says it will be slow; the demo's probe prints the same answer."""
     from semipose.engine import fastpath
-    from semipose.engine.trainer import native_bf16, resolve_amp_dtype
+    from semipose.engine.defaults import native_bf16, resolve_amp_dtype
 
     expected = bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
     assert native_bf16("cpu") is expected

@@ -176,13 +176,13 @@ def test_cli_parses_original_flags(tmp_path):
 def test_collapse_monitor_counts_background():
     from semipose.engine.monitor import CollapseMonitor
 
-    mon = CollapseMonitor("pose_dual", threshold=0.1)
+    mon = CollapseMonitor(threshold=0.1)
     heat = torch.zeros(4, 24, 8, 6)
     heat[0, 1, 2, 2] = 0.9  # sample 0 has a confident trained joint
     heat[1, 0, 2, 2] = 0.9  # sample 1 only on an untrained channel -> collapsed
     weight = torch.zeros(4, 24, 1)
     weight[:, 1:7] = 1
-    mon.update({"unsup_ht1": heat, "unsup_ht2": heat * 0}, weight)
+    mon.update({"net1": heat, "net2": heat * 0}, weight)
     s = mon.summary()
     assert s["net1"]["collapsed"] == pytest.approx(0.75)
     assert s["net2"]["collapsed"] == pytest.approx(1.0)

@@ -341,13 +341,9 @@ def get_model_name(cfg):
     """Returns ``(name, full_name)`` as the original.
 
     For example ``('pose_dual_18', '256x192_pose_dual_18_d256d256d256')``.
-
-    Raises:
-        ValueError: MODEL.NAME is not one of pose_resnet, pose_dual, pose_cons, pose_hrnet.
+    MODEL.NAME itself is checked where the method is built (``semipose.methods``' registry).
     """
     name = cfg.MODEL.NAME
-    if name not in ("pose_resnet", "pose_dual", "pose_cons", "pose_hrnet"):
-        raise ValueError(f"get_model_name: unknown MODEL.NAME '{name}'")
     extra = cfg.MODEL.EXTRA
     if "NUM_LAYERS" in extra:
         depth = extra.NUM_LAYERS

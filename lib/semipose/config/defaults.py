@@ -138,6 +138,7 @@ _C.TRAIN.CHECKPOINT = ""  # (unused)
 _C.TRAIN.BATCH_SIZE = 32  # batch per GPU (per process under DDP)
 _C.TRAIN.SHUFFLE = True  # shuffle the training set
 _C.TRAIN.MAX_ITERS = 0  # (ours) if > 0, stop each epoch after this many iterations
+_C.TRAIN.LOSS_LIMIT = 1.0e6  # (ours) stop as for a NaN when the loss exceeds this (0: no bound)
 _C.TRAIN.BF16 = False  # (ours) bf16 autocast of the training step (CUDA, and CPUs with bf16 units)
 _C.TRAIN.CHANNELS_LAST = False  # (ours) channels_last memory format for the model and its inputs
 _C.TRAIN.COMPILE = False  # (ours) torch.compile the networks

@@ -12,8 +12,6 @@ __all__ = [
     "PoseCoLoss",
     "PoseDisLoss",
     "SupervisedLoss",
-    "LOSSES",
-    "build_criterion",
 ]
 
 
@@ -115,24 +113,3 @@ class PoseDisLoss(nn.Module):
         loss_cons = self.mse(outputs["cons_ht"], outputs["unsup_ht_trans"].detach(), weights[1])
         total = loss_pose + loss_cons
         return total, {"loss_pose": loss_pose.detach(), "loss_cons": loss_cons.detach()}
-
-
-# MODEL.NAME -> criterion class
-LOSSES = {
-    "pose_resnet": SupervisedLoss,
-    "pose_hrnet": SupervisedLoss,
-    "pose_dual": PoseCoLoss,
-    "pose_cons": PoseDisLoss,
-}
-
-
-def build_criterion(cfg):
-    """The criterion for ``cfg.MODEL.NAME`` with ``use_target_weight = cfg.LOSS.USE_TARGET_WEIGHT``.
-
-    Raises:
-        KeyError: an unknown model name (the message lists the registered ones).
-    """
-    name = cfg.MODEL.NAME
-    if name not in LOSSES:
-        raise KeyError(f"no criterion registered for MODEL.NAME {name!r}; known: {sorted(LOSSES)}")
-    return LOSSES[name](use_target_weight=cfg.LOSS.USE_TARGET_WEIGHT)

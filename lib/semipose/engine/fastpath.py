@@ -8,7 +8,7 @@ import sys
 
 import torch
 
-from semipose.engine.trainer import native_bf16
+from semipose.engine.defaults import native_bf16
 
 
 def main(argv=None):

@@ -9,48 +9,34 @@ import torch.distributed as dist
 
 from semipose.utils.comm import is_dist
 
-#: Teacher heatmaps in each semi-supervised model's output dict, by network label.
-TEACHER_KEYS = {
-    "pose_dual": (("net1", "unsup_ht1"), ("net2", "unsup_ht2")),
-    "pose_cons": (("net1", "unsup_ht"),),
-}
-
 
 class CollapseMonitor:
     """Accumulates collapse statistics on the device; one host sync per ``summary()``.
 
     Args:
-        model_name: MODEL.NAME (only pose_dual and pose_cons have teachers).
         threshold: a joint counts as background when its heatmap maximum is below this.
     """
 
-    def __init__(self, model_name, threshold=0.1):
-        self.keys = TEACHER_KEYS.get(model_name, ())
+    def __init__(self, threshold=0.1):
         self.threshold = float(threshold)
         self.reset()
-
-    @property
-    def enabled(self):
-        return bool(self.keys)
 
     def reset(self):
         self._sums = {}
         self._counts = {}
 
     @torch.no_grad()
-    def update(self, outputs, unsup_weight):
+    def update(self, teachers, unsup_weight):
         """Adds one batch.
 
         Args:
-            outputs: the model's training output dict.
+            teachers: ``{net label: (N, K, H, W) teacher heatmap}`` (``Method.teacher_heatmaps``).
             unsup_weight: (N, K, 1) unlabeled target weights (> 0 on the trained joints).
         """
-        if not self.keys:
-            return
         trained = unsup_weight.reshape(unsup_weight.shape[0], -1) > 0  # (N, K)
         n_trained = trained.sum(1).clamp(min=1)
-        for label, key in self.keys:
-            heat = outputs[key].detach().float()
+        for label, heat in teachers.items():
+            heat = heat.detach().float()
             peak = heat.flatten(2).amax(2)  # (N, K)
             below = (peak < self.threshold) | ~trained
             collapsed = below.all(1).float().sum()

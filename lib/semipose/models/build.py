@@ -1,8 +1,8 @@
-"""Model registry: ``MODELS`` (MODEL.NAME → builder) and ``build_model(cfg, is_train)``.
+"""Network builders: the backbone registry ``BACKBONES`` and the config → keyword-argument
+translators used by the methods (``semipose.methods``), which assemble whole models.
 
 Ported from the ``get_pose_net`` functions of the original's
-lib/models/pose_{resnet,hrnet,dual,cons}.py (MIT). The builders translate the config into keyword
-arguments; the model classes never see it.
+lib/models/pose_{resnet,hrnet,dual,cons}.py (MIT). The model classes never see the config.
 """
 
 import logging
@@ -17,12 +17,14 @@ from semipose.utils.checkpoint import load_checkpoint, unwrap_state_dict
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "MODELS",
+    "BACKBONES",
     "TRAINED_JOINTS",
-    "build_model",
+    "build_backbone",
     "compile_networks",
-    "resnet_kwargs",
     "hrnet_kwargs",
+    "init_network",
+    "pretrained_state",
+    "resnet_kwargs",
     "semi_kwargs",
 ]
 
@@ -102,7 +104,7 @@ def semi_kwargs(cfg):
     )
 
 
-def _pretrained_state(cfg, is_train):
+def pretrained_state(cfg, is_train):
     """MODEL.PRETRAINED loaded once, or None (random init with a warning, or evaluation)."""
     if not is_train:
         return None
@@ -117,26 +119,34 @@ def _pretrained_state(cfg, is_train):
     return unwrap_state_dict(load_checkpoint(cfg.MODEL.PRETRAINED))
 
 
-def _backbone(cfg, *, head_name, feature, return_features, prm=False):
-    if cfg.MODEL.NAME in ("pose_dual", "pose_cons"):
-        backbone = cfg.MODEL.BACKBONE
-    else:
-        backbone = "hrnet" if cfg.MODEL.NAME == "pose_hrnet" else "resnet"
-    if backbone == "resnet":
-        return PoseResNet(
-            **resnet_kwargs(cfg),
-            head_name=head_name,
-            feature=feature,
-            return_features=return_features,
-            prm=prm,
-        )
-    if backbone == "hrnet":
-        return PoseHighResolutionNet(**hrnet_kwargs(cfg), return_features=return_features, prm=prm)
-    raise ValueError(f"MODEL.BACKBONE must be 'resnet' or 'hrnet', got {backbone!r}")
+# backbone name -> (network class, keyword arguments from the config)
+BACKBONES = {
+    "resnet": (PoseResNet, resnet_kwargs),
+    "hrnet": (PoseHighResolutionNet, hrnet_kwargs),
+}
 
 
-def _init(net, cfg, is_train, state):
-    """Initialises one network (nothing when not training, as the original)."""
+def build_backbone(cfg, backbone, *, head_name="final_layer", prm=False):
+    """One pose network: ``backbone`` ('resnet' or 'hrnet') configured from ``cfg.MODEL``.
+
+    Args:
+        head_name: attribute name of the final 1x1 conv (``final_layer_1`` in PoseDual's nets,
+            as the original's key names).
+        prm: add the pose refine machine (MODEL.PRM).
+
+    Raises:
+        ValueError: an unknown backbone name.
+    """
+    if backbone not in BACKBONES:
+        raise ValueError(f"MODEL.BACKBONE must be one of {sorted(BACKBONES)}, got {backbone!r}")
+    cls, kwargs = BACKBONES[backbone]
+    extra = {"head_name": head_name} if cls is PoseResNet else {}
+    return cls(**kwargs(cfg), prm=prm, **extra)
+
+
+def init_network(net, cfg, is_train, state):
+    """Initialises one network from ``state`` (a state_dict or None for random init); nothing when
+    not training, as the original."""
     if not is_train:
         return
     if isinstance(net, PoseHighResolutionNet):
@@ -144,77 +154,6 @@ def _init(net, cfg, is_train, state):
         net.init_weights(state if state is not None else "", pretrained_layers=layers)
     else:
         net.init_weights(state if state is not None else "")
-
-
-def build_pose_resnet(cfg, is_train):
-    net = _backbone(
-        cfg, head_name="final_layer", feature="deconv", return_features=False, prm=cfg.MODEL.PRM
-    )
-    _init(net, cfg, is_train, _pretrained_state(cfg, is_train))
-    return net
-
-
-def build_pose_hrnet(cfg, is_train):
-    net = _backbone(
-        cfg, head_name="final_layer", feature="deconv", return_features=False, prm=cfg.MODEL.PRM
-    )
-    _init(net, cfg, is_train, _pretrained_state(cfg, is_train))
-    return net
-
-
-def build_pose_cons(cfg, is_train):
-    net = _backbone(cfg, head_name="final_layer", feature="deconv", return_features=True)
-    _init(net, cfg, is_train, _pretrained_state(cfg, is_train))
-    return PoseCons(net, **semi_kwargs(cfg))
-
-
-def build_pose_dual(cfg, is_train):
-    state = _pretrained_state(cfg, is_train)
-    nets = [
-        _backbone(cfg, head_name="final_layer_1", feature="layer4", return_features=True)
-        for _ in range(2)
-    ]
-    for net in nets:
-        _init(net, cfg, is_train, state)
-    model = PoseDual(nets[0], nets[1], **semi_kwargs(cfg))
-    if state is not None and "resnet2.conv1.weight" in state:
-        # A pose_dual initialisation file: each net gets its own weights (e.g. two different
-        # ImageNet
-        # ResNet-18s under resnet./resnet2.).
-        own = model.state_dict()
-        pair = {
-            k: v
-            for k, v in state.items()
-            if k.startswith(("resnet.", "resnet2.")) and ".fc." not in k and k in own
-        }
-        model.load_state_dict(pair, strict=False)
-        logger.info(
-            "pose_dual: loaded %d resnet./resnet2. entries from %s", len(pair), cfg.MODEL.PRETRAINED
-        )
-    return model
-
-
-# MODEL.NAME -> builder(cfg, is_train)
-MODELS = {
-    "pose_resnet": build_pose_resnet,
-    "pose_hrnet": build_pose_hrnet,
-    "pose_cons": build_pose_cons,
-    "pose_dual": build_pose_dual,
-}
-
-
-def build_model(cfg, is_train):
-    """Builds ``cfg.MODEL.NAME``; with ``is_train`` also initialises it (MODEL.INIT_WEIGHTS and a
-    non-empty MODEL.PRETRAINED load the file, otherwise random init with a warning).
-
-    Raises:
-        KeyError: an unknown MODEL.NAME (the message lists the registered ones).
-        FileNotFoundError: MODEL.PRETRAINED names a missing file.
-    """
-    name = cfg.MODEL.NAME
-    if name not in MODELS:
-        raise KeyError(f"unknown MODEL.NAME {name!r}; registered: {sorted(MODELS)}")
-    return MODELS[name](cfg, is_train)
 
 
 def compile_networks(model, **options):
@@ -233,3 +172,10 @@ def compile_networks(model, **options):
     for net in nets or [model]:
         net.compile(**options)
     return model
+
+
+def build_model(cfg, is_train):
+    """Moved to ``semipose.methods.build_model`` (kept while callers move)."""
+    from semipose.methods import build_model as _build
+
+    return _build(cfg, is_train)

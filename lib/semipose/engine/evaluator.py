@@ -1,0 +1,240 @@
+"""Inference over a validation set and scoring (the original's ``validate``): heatmaps of every net
+(with the flip test), decoding, and the dataset's evaluator per evaluated head."""
+
+import logging
+import os
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from semipose.core.evaluate import accuracy
+from semipose.core.inference import get_final_preds
+from semipose.core.loss import JointsMSELoss
+from semipose.engine.train_loop import autocast_context, to_device
+from semipose.utils.logger import AverageMeter
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "TestOptions",
+    "flip_test_heatmap",
+    "format_name_value",
+    "main_metric",
+    "summarize",
+    "validate",
+]
+
+TITLES = {"net1": "The Predictions of Net 1", "net2": "The Predictions of Net 2",
+          "ensemble": "Ensemble Predictions"}
+#: results-file prefix per head, as the original's eval_1/eval_2/eval_3
+PREFIXES = {"net1": "eval_1", "net2": "eval_2", "ensemble": "eval_3"}
+
+
+@dataclass(frozen=True)
+class TestOptions:
+    """How validation runs (the TEST node, plus the loss weighting and fast paths)."""
+
+    flip_test: bool = False
+    shift_heatmap: bool = True
+    post_process: bool = True
+    post_type: str = "shift"
+    blur_kernel: int = 11
+    use_target_weight: bool = True
+    print_freq: int = 20
+    channels_last: bool = False
+    amp_dtype: object = None
+    full_arch_name: str = ""
+
+    @classmethod
+    def from_config(cls, cfg):
+        from semipose.config import get_model_name
+
+        return cls(
+            flip_test=cfg.TEST.FLIP_TEST,
+            shift_heatmap=cfg.TEST.SHIFT_HEATMAP,
+            post_process=cfg.TEST.POST_PROCESS,
+            post_type=cfg.TEST.POST_TYPE,
+            blur_kernel=cfg.TEST.BLUR_KERNEL,
+            use_target_weight=cfg.LOSS.USE_TARGET_WEIGHT,
+            print_freq=cfg.PRINT_FREQ,
+            channels_last=cfg.TRAIN.CHANNELS_LAST,
+            full_arch_name=get_model_name(cfg)[1],
+        )
+
+
+def _flip_permutation(num_joints, flip_pairs):
+    perm = list(range(num_joints))
+    for a, b in flip_pairs:
+        perm[a], perm[b] = b, a
+    return perm
+
+
+def flip_test_heatmap(model_fn, input, flip_pairs, shift_heatmap=True):
+    """Heatmaps of the mirrored input, mirrored back (the torch form of ``flip_back``).
+
+    With ``shift_heatmap`` the result moves one pixel right (column 0 keeps its value, as the
+    original); otherwise it moves 0.75 px with a bilinear affine grid, as the original's other
+    branch.
+
+    Args:
+        model_fn: callable returning a tuple of (N, K, H, W) heatmaps for an input batch.
+        input: (N, 3, H_in, W_in) batch.
+
+    Returns:
+        tuple of flipped-back heatmaps, one per network.
+    """
+    outs = model_fn(torch.flip(input, [3]))
+    result = []
+    for out in outs:
+        perm = _flip_permutation(out.shape[1], flip_pairs)
+        out = torch.flip(out, [3])[:, perm]
+        if shift_heatmap:
+            shifted = out.clone()
+            shifted[:, :, :, 1:] = out[:, :, :, :-1]
+            out = shifted
+        else:
+            w = out.shape[3]
+            theta = out.new_tensor([[1.0, 0.0, -1.5 / w], [0.0, 1.0, 0.0]]).expand(
+                out.shape[0], 2, 3
+            )
+            grid = F.affine_grid(theta, list(out.shape), align_corners=False)
+            out = F.grid_sample(out, grid, align_corners=False)
+        result.append(out)
+    return tuple(result)
+
+
+def format_name_value(name_value, full_arch_name):
+    """The original's markdown results table: a header row, a separator and one row of values."""
+    names = list(name_value.keys())
+    values = list(name_value.values())
+    arch = full_arch_name if len(full_arch_name) <= 15 else full_arch_name[:8] + "..."
+    lines = [
+        "| Arch | " + " | ".join(names) + " |",
+        "|---|" + "---|" * len(names),
+        f"| {arch} | " + " | ".join(f"{float(v):.3f}" for v in values) + " |",
+    ]
+    return "\n".join(lines)
+
+
+def main_metric(results):
+    """Net 1's main metric (COCO AP, PCKh Mean, ...) from ``validate``'s results."""
+    return float(results.get("perf", 0.0))
+
+
+def first_table(name_values):
+    """The first metrics table of a head (evaluators of mixed sets return a list of tables)."""
+    return name_values[0] if isinstance(name_values, list) else name_values
+
+
+def summarize(results):
+    """A compact OrderedDict head -> main metric, for logs and metrics records."""
+    out = OrderedDict()
+    for head in results.get("heads", ()):
+        nv = first_table(results[head])
+        out[head] = float(next(iter(nv.values()))) if nv else 0.0
+    return out
+
+
+class _Predictions:
+    """Decoded keypoints per head and the box table of a whole validation set."""
+
+    def __init__(self, num_samples, num_joints, heads):
+        self.preds = {h: np.zeros((num_samples, num_joints, 3), dtype=np.float32) for h in heads}
+        self.boxes = np.zeros((num_samples, 10))
+        self.image_path = []
+        self.idx = 0
+
+    def add(self, heatmaps, meta, opts):
+        n = meta["center"].shape[0]
+        c = meta["center"].numpy()
+        s = meta["scale"].numpy()
+        r = meta["rotation"].numpy() if "rotation" in meta else np.zeros(n)
+        i = self.idx
+        for head, ht in heatmaps.items():
+            preds, maxvals = get_final_preds(
+                ht.cpu().numpy(), c, s, r, post_process=opts.post_process,
+                post_type=opts.post_type, blur_kernel=opts.blur_kernel,
+            )
+            self.preds[head][i:i + n, :, 0:2] = preds[:, :, 0:2]
+            self.preds[head][i:i + n, :, 2:3] = maxvals
+        self.boxes[i:i + n, 0:2] = c[:, 0:2]
+        self.boxes[i:i + n, 2:4] = s[:, 0:2]
+        self.boxes[i:i + n, 4] = np.prod(s * 200, 1)
+        self.boxes[i:i + n, 5] = meta["score"].numpy()
+        if "raw_box" in meta:
+            self.boxes[i:i + n, 6:10] = meta["raw_box"].numpy()[:, 0:4]
+        self.image_path.extend(meta["image"])
+        self.idx += n
+
+
+@torch.no_grad()
+def predict_heatmaps(model, method, input, flip_pairs, opts, device):
+    """The method's evaluated heatmaps of one batch: ``OrderedDict(head -> (N, K, H, W))``."""
+
+    def forward(x):
+        with autocast_context(device, opts.amp_dtype):
+            out = model(x)
+        return tuple(o.float() for o in method.net_heatmaps(out))
+
+    outs = forward(input)
+    if opts.flip_test:
+        flipped = flip_test_heatmap(forward, input, flip_pairs, opts.shift_heatmap)
+        outs = tuple((o + f) * 0.5 for o, f in zip(outs, flipped))
+    return method.eval_heatmaps(outs)
+
+
+@torch.no_grad()
+def validate(model, method, loader, dataset, device, opts, output_dir, debug_hook=None):
+    """Scores ``model`` on ``dataset`` as the original's ``validate``.
+
+    Every head the method evaluates (net 1; for PoseDual also net 2 and the ensemble) is decoded
+    and scored through ``dataset.evaluate``; the loss and accuracy are net 1's.
+
+    Args:
+        opts: a ``TestOptions``.
+        debug_hook: optional ``callable(i, input, meta, target, heatmap)`` on logged batches.
+
+    Returns:
+        dict: ``perf`` (the first head's main metric, which selects ``model_best``), ``loss``,
+        ``acc``, ``heads`` (the evaluated heads in order) and per head (``net1``, ...) its
+        OrderedDict of metrics (a list of them for a set scored on several benchmarks).
+    """
+    criterion = JointsMSELoss(use_target_weight=opts.use_target_weight)
+    model.eval()
+    store = _Predictions(len(dataset), dataset.num_joints, method.heads)
+    losses, acc = AverageMeter(), AverageMeter()
+    for i, (input, target, target_weight, meta) in enumerate(loader):
+        input = to_device(input, device, opts.channels_last)
+        heatmaps = predict_heatmaps(model, method, input, dataset.flip_pairs, opts, device)
+        net1 = next(iter(heatmaps.values()))
+        target = target.to(device, non_blocking=True)
+        target_weight = target_weight.to(device, non_blocking=True)
+        n = input.size(0)
+        losses.update(criterion(net1, target, target_weight).item(), n)
+        _, avg_acc, cnt, _ = accuracy(net1.cpu().numpy(), target.cpu().numpy())
+        acc.update(avg_acc, cnt)
+        store.add(heatmaps, meta, opts)
+        if i % opts.print_freq == 0:
+            logger.info(
+                f"Test: [{i}/{len(loader)}]\tLoss {losses.val:.4f} ({losses.avg:.4f})\t"
+                f"Accuracy {acc.val:.3f} ({acc.avg:.3f})"
+            )
+            if debug_hook is not None:
+                debug_hook(i, input, meta, target, net1)
+
+    np.save(os.path.join(output_dir, "all_preds.npy"), store.preds[method.heads[0]])
+    results = {"loss": losses.avg, "acc": acc.avg, "heads": tuple(method.heads)}
+    for head in method.heads:
+        name_values, perf = dataset.evaluate(
+            store.preds[head], output_dir, store.boxes, store.image_path,
+            prefix=PREFIXES.get(head, f"eval_{head}"),
+        )
+        results[head] = name_values
+        results.setdefault("perf", float(perf))
+        logger.info(TITLES.get(head, f"Predictions of {head}"))
+        for nv in name_values if isinstance(name_values, list) else [name_values]:
+            logger.info("\n" + format_name_value(nv, opts.full_arch_name))
+    return results

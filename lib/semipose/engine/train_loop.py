@@ -1,0 +1,211 @@
+"""The training loop (after detectron2's ``engine/train_loop.py``): a ``Trainer`` whose ``run_step``
+is the training step and whose loop calls hooks; every other behaviour (schedule, checkpoints,
+evaluation, metrics, the collapse monitor, progress) is a hook in ``semipose.engine.hooks``."""
+
+import contextlib
+import logging
+import math
+import time
+
+import torch
+
+from semipose.methods.base import first
+from semipose.utils import comm
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["HookBase", "Trainer", "autocast_context", "to_device"]
+
+
+def to_device(x, device, channels_last=False):
+    """Moves a tensor, or a (nested) list/tuple of tensors, to ``device`` without blocking."""
+    if isinstance(x, (list, tuple)):
+        return [to_device(v, device, channels_last) for v in x]
+    if not torch.is_tensor(x):
+        return x
+    x = x.to(device, non_blocking=True)
+    if channels_last and x.dim() == 4 and x.shape[1] == 3:
+        x = x.contiguous(memory_format=torch.channels_last)
+    return x
+
+
+def autocast_context(device, amp_dtype):
+    """``torch.autocast`` on the device's type when ``amp_dtype`` is set, else a no-op context."""
+    if amp_dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=torch.device(device).type, dtype=amp_dtype)
+
+
+class HookBase:
+    """A behaviour attached to the ``Trainer``; override any of the six calls.
+
+    ``self.trainer`` is set by ``Trainer.register_hooks``. Hooks run in registration order.
+    """
+
+    trainer = None
+
+    def before_train(self):
+        pass
+
+    def after_train(self):
+        pass
+
+    def before_epoch(self):
+        pass
+
+    def after_epoch(self):
+        pass
+
+    def before_step(self):
+        pass
+
+    def after_step(self):
+        pass
+
+
+class Trainer:
+    """Epoch-based training of one method's model.
+
+    Args:
+        model: the network module (DDP-wrapped or not); ``model(inputs)`` gives the method's
+            training outputs.
+        method: the ``semipose.methods.Method`` that owns the loss and says what it exposes.
+        optimizer: a torch optimizer over the model's parameters.
+        loader: iterable of ``(input, target, target_weight, meta)`` batches.
+        device: where the step runs.
+        amp_dtype: autocast dtype of the step (``None``: fp32).
+        channels_last: move image batches to channels_last.
+        max_iters: if > 0, at most this many iterations per epoch.
+        loss_limit: a loss above this (or NaN/inf) stops the run; 0 disables the bound.
+
+    State read by hooks: ``epoch``, ``iter`` (within the epoch), ``global_iter``, ``start_epoch``,
+    ``max_epoch``, ``iters_per_epoch``, ``step`` (the last ``run_step``'s dict: ``inputs``,
+    ``targets``, ``weights``, ``meta``, ``outputs``, ``loss``, ``parts``, ``loss_value``,
+    ``batch_size``, ``data_time``, ``step_time``) and ``epoch_stats`` (what hooks report for the
+    epoch; written as the epoch's metrics record).
+    """
+
+    def __init__(self, model, method, optimizer, loader, device, *, amp_dtype=None,
+                 channels_last=False, max_iters=0, loss_limit=0.0):
+        self.model = model
+        self.method = method
+        self.optimizer = optimizer
+        self.loader = loader
+        self.device = torch.device(device)
+        self.amp_dtype = amp_dtype
+        self.channels_last = channels_last
+        self.max_iters = int(max_iters)
+        self.loss_limit = float(loss_limit)
+        self.hooks = []
+        self.epoch = self.iter = self.global_iter = 0
+        self.start_epoch = self.max_epoch = 0
+        self.step = {}
+        self.epoch_stats = {}
+
+    @property
+    def iters_per_epoch(self):
+        n = len(self.loader)
+        return n if self.max_iters <= 0 else min(n, self.max_iters)
+
+    @property
+    def lr(self):
+        return self.optimizer.param_groups[0]["lr"]
+
+    def register_hooks(self, hooks):
+        """Appends hooks (``None`` entries are skipped) and binds them to this trainer."""
+        for hook in hooks:
+            if hook is not None:
+                hook.trainer = self
+                self.hooks.append(hook)
+
+    def emit(self, record):
+        """Sends one metrics record to every hook that writes metrics (``write(record)``)."""
+        for hook in self.hooks:
+            write = getattr(hook, "write", None)
+            if write is not None:
+                write(record)
+
+    def _call(self, name):
+        for hook in self.hooks:
+            getattr(hook, name)()
+
+    def train(self, start_epoch, max_epoch):
+        """Trains epochs ``start_epoch .. max_epoch - 1``."""
+        self.start_epoch, self.max_epoch = int(start_epoch), int(max_epoch)
+        self.global_iter = self.start_epoch * self.iters_per_epoch
+        self._call("before_train")
+        for epoch in range(self.start_epoch, self.max_epoch):
+            self.epoch = epoch
+            self.run_epoch()
+        self._call("after_train")
+
+    def run_epoch(self):
+        """One epoch: ``before_epoch``, the steps, ``after_epoch``, then the epoch's record."""
+        self.model.train()
+        self.epoch_stats = {}
+        self._call("before_epoch")
+        start = end = time.perf_counter()
+        num = self.iters_per_epoch
+        for i, batch in enumerate(self.loader):
+            if i >= num:
+                break
+            self.iter = i
+            data_time = time.perf_counter() - end
+            self._call("before_step")
+            self.run_step(batch)
+            self.step["data_time"] = data_time
+            self.step["step_time"] = time.perf_counter() - end
+            self._call("after_step")
+            self.global_iter += 1
+            end = time.perf_counter()
+        self.epoch_stats["elapsed_s"] = time.perf_counter() - start
+        self._call("after_epoch")
+        self.emit({"type": "epoch", "epoch": self.epoch, "iteration": self.global_iter,
+                   **self.epoch_stats})
+        comm.synchronize()
+
+    def run_step(self, batch):
+        """The training step: data → device → forward → loss → zero_grad → backward → step →
+        non-finite check (the original's order).
+
+        Args:
+            batch: ``(input, target, target_weight, meta)`` as the datasets return them.
+
+        Returns:
+            the step dict (also kept in ``self.step``).
+
+        Raises:
+            FloatingPointError: the loss is NaN, infinite or above ``loss_limit`` (the last
+                checkpoint stays intact).
+        """
+        inputs, targets, weights, meta = batch
+        inputs = to_device(inputs, self.device, self.channels_last)
+        targets = to_device(targets, self.device)
+        weights = to_device(weights, self.device)
+        with autocast_context(self.device, self.amp_dtype):
+            outputs = self.model(inputs)
+            loss, parts = self.method.loss(outputs, targets, weights)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        loss_value = loss.item()
+        if not math.isfinite(loss_value) or (self.loss_limit > 0 and loss_value > self.loss_limit):
+            detail = ", ".join(f"{k} {float(v):.6g}" for k, v in parts.items())
+            what = "non-finite" if not math.isfinite(loss_value) else "diverging"
+            raise FloatingPointError(
+                f"{what} loss {loss_value:.6g} at epoch {self.epoch}, iteration {self.iter} "
+                f"({detail}); training stopped, the last checkpoint is intact "
+                "(lower TRAIN.LR and resume, or raise TRAIN.LOSS_LIMIT)"
+            )
+        self.step = {
+            "inputs": inputs,
+            "targets": targets,
+            "weights": weights,
+            "meta": meta,
+            "outputs": outputs,
+            "loss": loss,
+            "parts": parts,
+            "loss_value": loss_value,
+            "batch_size": first(inputs).shape[0],
+        }
+        return self.step

@@ -1,0 +1,92 @@
+"""The contract every training method fulfils (MMPose's "the model owns its loss", detectron2's
+meta-architecture): how its network module is built, what its training loss is, and what it
+exposes to the engine.
+
+The engine never tests a method's name: it asks the method for
+
+- ``loss(outputs, targets, weights)`` → ``(total, {part: detached value})``;
+- ``labeled_heatmap(outputs)`` / ``labeled_target(targets)``: net 1 on the labeled batch
+  (accuracy, debug images);
+- ``teacher_heatmaps(outputs)`` and ``unlabeled_weight(weights)``: the teachers' heatmaps per net on
+  the unlabeled batch (the collapse monitor; empty for a supervised method);
+- ``net_heatmaps(eval_output)`` → one heatmap per net, ``eval_heatmaps(per_net)`` → the evaluated
+  outputs in ``heads`` order (e.g. net 1, net 2 and their ensemble); the first head's main metric
+  selects ``model_best``;
+- ``eval_state(state_dict)``: the part of a checkpoint that its evaluation module loads.
+"""
+
+from collections import OrderedDict
+
+__all__ = ["Method", "first"]
+
+
+def first(x):
+    """The labeled part of a batch item: ``x[0]`` of a ``[labeled, unlabeled, ...]`` list, else
+    ``x`` itself."""
+    return x[0] if isinstance(x, (list, tuple)) else x
+
+
+class Method:
+    """Base class of the training methods (one subclass per file under ``semipose.methods``).
+
+    Args:
+        cfg: the frozen experiment config; ``build_model`` reads ``MODEL``/``DATASET`` from it,
+            the loss reads ``LOSS.USE_TARGET_WEIGHT``.
+
+    Attributes:
+        nets: labels of the networks, in the order of the eval forward's outputs.
+        heads: labels of the evaluated outputs, in the order of the AP tables.
+        criterion: the loss module (``core.loss``), built by ``build_criterion``.
+    """
+
+    nets = ("net1",)
+    heads = ("net1",)
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+        self.name = cfg.MODEL.NAME
+        self.criterion = self.build_criterion(use_target_weight=cfg.LOSS.USE_TARGET_WEIGHT)
+
+    # ----------------------------------------------------------------------------- building
+    def build_model(self, is_train):
+        """The network module (``nn.Module``); initialised when ``is_train``."""
+        raise NotImplementedError
+
+    def build_criterion(self, use_target_weight):
+        """The loss module: ``criterion(outputs, targets, weights) -> (total, parts)``."""
+        raise NotImplementedError
+
+    # ----------------------------------------------------------------------------- training
+    def loss(self, outputs, targets, weights):
+        """``(total, {part: detached tensor})`` of one training forward's outputs."""
+        return self.criterion(outputs, targets, weights)
+
+    def labeled_heatmap(self, outputs):
+        """Net 1's heatmap on the labeled batch, (N, K, H, W)."""
+        raise NotImplementedError
+
+    def labeled_target(self, targets):
+        """The labeled batch's target heatmaps, (N, K, H, W)."""
+        return first(targets)
+
+    def teacher_heatmaps(self, outputs):
+        """``{net label: (N, K, H, W) teacher heatmap on the unlabeled batch}``; ``{}`` when the
+        method has no teacher."""
+        return {}
+
+    def unlabeled_weight(self, weights):
+        """(N, K, 1) weights of the unlabeled batch (> 0 on the joints the labeled set trains)."""
+        return weights[1] if isinstance(weights, (list, tuple)) and len(weights) > 1 else None
+
+    # ----------------------------------------------------------------------------- evaluation
+    def net_heatmaps(self, output):
+        """The eval forward's output as a tuple of heatmaps, one per entry of ``nets``."""
+        return tuple(output) if isinstance(output, (tuple, list)) else (output,)
+
+    def eval_heatmaps(self, per_net):
+        """``OrderedDict(head -> heatmaps)`` from ``net_heatmaps``' tuple, in ``heads`` order."""
+        return OrderedDict(zip(self.heads, per_net))
+
+    def eval_state(self, state_dict):
+        """The entries of a checkpoint's state_dict that the evaluation module loads."""
+        return state_dict
