@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from semipose.dataset.coco import STATS_NAMES, COCODataset
+from semipose.errors import DataFileError
 
 KW = {"image_size": (192, 256), "heatmap_size": (48, 64)}
 
@@ -197,3 +198,36 @@ def test_malformed_annotation_skipped(tiny_coco, caplog):
         ds = COCODataset(root, "train", True, **KW)
     assert len(ds.db) == 3
     assert "skipped 1 malformed" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "text, expect",
+    [
+        ('[{"image_id": 200, "category_id": 1, "bbox": [1, 2', "is not valid JSON"),
+        ("", "is not valid JSON"),
+        ('{"image_id": 200, "category_id": 1, "bbox": [1, 2, 3, 4], "score": 1}', "JSON object"),
+        ('"dets.json"', "JSON string"),
+        ("[[200, 1, [1, 2, 3, 4], 0.9]]", "none of its 1 records is a detection; record 0 is"),
+    ],
+)
+def test_bad_detection_file_names_file_and_format(tiny_coco, tmp_path, text, expect):
+    """Issue 16 #5: a truncated detection json, or one that is not a list of detections."""
+    root, _ = tiny_coco
+    det = tmp_path / "dets.json"
+    det.write_text(text)
+    with pytest.raises(DataFileError) as err:
+        COCODataset(root, "val", False, bbox_file=str(det), **KW)
+    msg = str(err.value)
+    assert str(det) in msg and expect in msg
+    assert '"bbox": [x, y, w, h]' in msg or "empty" in msg
+
+
+def test_some_malformed_detections_are_skipped_with_the_first_named(tiny_coco, tmp_path, caplog):
+    root, _ = tiny_coco
+    det = tmp_path / "dets.json"
+    good = {"image_id": 200, "category_id": 1, "bbox": [10, 10, 40, 80], "score": 0.9}
+    det.write_text(json.dumps([good, {"image_id": 200, "bbox": "x"}, good]))
+    with caplog.at_level("WARNING"):
+        ds = COCODataset(root, "val", False, bbox_file=str(det), **KW)
+    assert len(ds.db) == 2
+    assert "skipped 1 malformed detections" in caplog.text and "record 1" in caplog.text

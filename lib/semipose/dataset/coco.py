@@ -17,6 +17,7 @@ from pycocotools.cocoeval import COCOeval
 
 from semipose.dataset.joints import COCO_JOINTS, COCO_SIGMAS, COCO_SU, COCO_TRAINED, COCO_U2A
 from semipose.dataset.joints_dataset import JointsDataset
+from semipose.errors import DataFileError
 from semipose.nms.nms import oks_nms
 
 __all__ = ["COCODataset", "STATS_NAMES", "atomic_write_text", "rescore"]
@@ -64,6 +65,53 @@ def rescore(keypoints, box_score, in_vis_thre):
     valid = scores[scores > in_vis_thre]
     kpt_score = float(valid.mean()) if valid.size else 0.0
     return kpt_score * box_score
+
+
+_DETECTION_FORMAT = (
+    'a JSON list of person detections {"image_id": int, "category_id": 1, '
+    '"bbox": [x, y, w, h], "score": float} (the COCO results format)'
+)
+_JSON_TYPES = {str: "string", int: "number", float: "number", bool: "boolean", type(None): "null"}
+
+
+def _short(value, limit=80):
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def load_detections(path):
+    """Reads a person detection file (``TEST.COCO_BBOX_FILE``, ``DATASET.UNSUP_BBOX_FILE``).
+
+    Args:
+        path: the json file.
+
+    Returns:
+        The list of detection dicts, as stored.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        DataFileError: the file is not JSON (e.g. truncated), or holds something other than a
+            non-empty list; the message names the file and the expected format.
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"person detection file not found: {path}")
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except ValueError as exc:  # json.JSONDecodeError, UnicodeDecodeError
+        raise DataFileError(
+            f"person detection file {path} is not valid JSON (truncated or damaged? {exc}); "
+            f"expected {_DETECTION_FORMAT}"
+        ) from exc
+    if not isinstance(data, list):
+        kind = "object" if isinstance(data, dict) else _JSON_TYPES.get(type(data), "value")
+        raise DataFileError(
+            f"person detection file {path} holds a JSON {kind}, not a list; "
+            f"expected {_DETECTION_FORMAT}"
+        )
+    if not data:
+        raise DataFileError(f"person detection file {path} holds no detections (an empty list)")
+    return data
 
 
 def _load_coco(path):
@@ -280,18 +328,14 @@ class COCODataset(JointsDataset):
                 f"COCO {self.image_set} needs a person detection file in detection mode "
                 "(TEST.COCO_BBOX_FILE, or DATASET.UNSUP_BBOX_FILE for unlabeled sets)"
             )
-        if not os.path.isfile(bbox_file):
-            raise FileNotFoundError(f"person detection file not found: {bbox_file}")
-        with open(bbox_file) as f:
-            all_boxes = json.load(f)
-        if not all_boxes:
-            raise ValueError(f"person detection file {bbox_file} holds no detections")
+        all_boxes = load_detections(bbox_file)
         logger.info("=> load %d detections from %s", len(all_boxes), bbox_file)
 
         num_native = len(self.actual_joints)
         kpt_db = []
         bad = 0
-        for det in all_boxes:
+        first_bad = None
+        for index, det in enumerate(all_boxes):
             try:
                 if det["category_id"] != 1:
                     continue
@@ -299,10 +343,10 @@ class COCODataset(JointsDataset):
                 box = [float(v) for v in det["bbox"][:4]]
                 image_id = det["image_id"]
             except (KeyError, TypeError, ValueError):
+                box = None
+            if box is None or len(box) != 4:
                 bad += 1
-                continue
-            if len(box) != 4:
-                bad += 1
+                first_bad = index if first_bad is None else first_bad
                 continue
             if score < self.image_thre:
                 continue
@@ -320,8 +364,19 @@ class COCODataset(JointsDataset):
                     "raw_box": np.array(box, dtype=np.float32),
                 }
             )
+        if bad == len(all_boxes):
+            raise DataFileError(
+                f"person detection file {bbox_file}: none of its {bad} records is a detection; "
+                f"record 0 is {_short(all_boxes[0])}; expected {_DETECTION_FORMAT}"
+            )
         if bad:
-            logger.warning("=> skipped %d malformed detections in %s", bad, bbox_file)
+            logger.warning(
+                "=> skipped %d malformed detections in %s (the first is record %d: %s)",
+                bad,
+                bbox_file,
+                first_bad,
+                _short(all_boxes[first_bad]),
+            )
         logger.info("=> total boxes after filter (score >= %s): %d", self.image_thre, len(kpt_db))
         return kpt_db
 
