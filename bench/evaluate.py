@@ -10,8 +10,8 @@ is never regenerated), it times, separately:
     with GT boxes, OKS_THRE 0.9, IN_VIS_THRE 0.2) on predictions = the GT keypoints jittered by
     ``--jitter`` px plus ``--dups`` duplicate detections per person (jittered by a further
     ``--dup-jitter`` px, lower box score), so that OKS-NMS has work; the time is split into
-    ``oks_nms``, ``COCOeval`` (``_do_python_keypoint_eval``) and the rest (rescoring, grouping,
-    results json);
+    ``oks_nms``, ``COCOeval`` (``COCOKeypointEvaluator._cocoeval``) and the rest (rescoring,
+    grouping, results json);
   * **box NMS**: the Cython ``cpu_nms`` against the numpy ``nms`` on ``--boxes`` random clustered
     boxes (asserting that both keep the same indices, in the same order).
 
@@ -34,8 +34,9 @@ import numpy as np
 
 from semipose.config import load_config
 from semipose.core.inference import get_final_preds
-from semipose.dataset import coco as coco_module
 from semipose.dataset.build import build_dataset
+from semipose.evaluation import coco as coco_eval_module
+from semipose.evaluation.coco import COCOKeypointEvaluator
 from semipose.nms import cpu_nms
 from semipose.nms.nms import nms
 
@@ -154,17 +155,22 @@ class _Timer:
 
 @contextlib.contextmanager
 def _timed_evaluate(dataset):
-    """Times ``oks_nms`` (as called by ``coco.py``) and the COCOeval part of ``evaluate``."""
-    nms_timer = _Timer(coco_module.oks_nms)
-    eval_timer = _Timer(dataset._do_python_keypoint_eval)
-    saved = coco_module.oks_nms
-    coco_module.oks_nms = nms_timer
-    dataset._do_python_keypoint_eval = eval_timer
+    """Times ``oks_nms`` (as called by the COCO evaluator) and the COCOeval part of ``evaluate``."""
+    saved_nms = coco_eval_module.oks_nms
+    saved_eval = COCOKeypointEvaluator._cocoeval
+    nms_timer = _Timer(saved_nms)
+    eval_timer = _Timer(saved_eval)
+
+    def timed_cocoeval(evaluator, *args, **kwargs):
+        return eval_timer(evaluator, *args, **kwargs)
+
+    coco_eval_module.oks_nms = nms_timer
+    COCOKeypointEvaluator._cocoeval = timed_cocoeval
     try:
         yield nms_timer, eval_timer
     finally:
-        coco_module.oks_nms = saved
-        del dataset._do_python_keypoint_eval
+        coco_eval_module.oks_nms = saved_nms
+        COCOKeypointEvaluator._cocoeval = saved_eval
 
 
 def time_evaluate(dataset, preds, boxes, paths, out_dir, repeat):

@@ -6,6 +6,7 @@ polygon warping of the original (spec §9.18) are dropped; everything else follo
 
 import copy
 import logging
+import os
 import random
 
 import cv2
@@ -13,6 +14,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from semipose.common.io import read_json
 from semipose.dataset.joints import (
     FLIP_PAIRS,
     LOWER_BODY_IDS,
@@ -23,7 +25,7 @@ from semipose.dataset.joints import (
 from semipose.utils import image_io
 from semipose.utils.transforms import fliplr_joints, get_affine_transform
 
-__all__ = ["JointsDataset", "generate_target", "gaussian_patch"]
+__all__ = ["JointsDataset", "generate_target", "gaussian_patch", "make_record", "native_joints"]
 
 logger = logging.getLogger(__name__)
 
@@ -97,6 +99,43 @@ def generate_target(joints, joints_vis, image_size, heatmap_size, sigma, target_
         iy0, iy1 = max(0, y0), min(y1, hm_h)
         target[j, iy0:iy1, ix0:ix1] = patch[iy0 - y0 : iy1 - y0, ix0 - x0 : ix1 - x0]
     return target, target_weight
+
+
+def native_joints(num_joints, xy=None, vis=None):
+    """``joints_3d``, ``joints_3d_vis`` arrays of a record in native joint order.
+
+    Args:
+        num_joints: J, the dataset's native joint count.
+        xy: (J, >=2) joint coordinates, or None (all zero: no labels).
+        vis: (J,) visibility weights (0 or 1), or None (all zero).
+
+    Returns:
+        ``(joints_3d, joints_3d_vis)``, each (J, 3) float64: x, y, 0 and vis, vis, 0.
+    """
+    joints_3d = np.zeros((num_joints, 3), dtype=np.float64)
+    joints_3d_vis = np.zeros((num_joints, 3), dtype=np.float64)
+    if xy is not None:
+        joints_3d[:, :2] = np.asarray(xy)[:, :2]
+    if vis is not None:
+        joints_3d_vis[:, 0] = vis
+        joints_3d_vis[:, 1] = vis
+    return joints_3d, joints_3d_vis
+
+
+def make_record(image, center, scale, joints_3d, joints_3d_vis, **extra):
+    """One person record of ``JointsDataset.db`` (``filename`` '' and ``imgnum`` 0, as the
+    original), with ``extra`` fields (``score``, ``raw_box``, ``ann_id``) added."""
+    rec = {
+        "image": image,
+        "center": center,
+        "scale": scale,
+        "joints_3d": joints_3d,
+        "joints_3d_vis": joints_3d_vis,
+        "filename": "",
+        "imgnum": 0,
+    }
+    rec.update(extra)
+    return rec
 
 
 class JointsDataset(Dataset):
@@ -278,6 +317,19 @@ class JointsDataset(Dataset):
         if is_train and self.use_select_data:
             db = self.select_data(db)
         return db
+
+    def _load_annotation_json(self, what, expected):
+        """Reads ``self.ann_file``; a missing file is a FileNotFoundError naming it and
+        ``expected`` (the layout), an invalid one a ValueError naming it."""
+        if not os.path.isfile(self.ann_file):
+            raise FileNotFoundError(f"{what} not found: {self.ann_file}; expected {expected}")
+        return read_json(self.ann_file, what)
+
+    def _image_folder(self, *parts):
+        """``<root>/<parts>/images``, or ``<root>/<parts>/images.zip@/images`` in zip mode."""
+        if self.data_format == "zip":
+            return os.path.join(self.root, *parts, "images.zip@", "images")
+        return os.path.join(self.root, *parts, "images")
 
     def _map_to_union(self, db):
         """Maps every record's native joints to the union layout (``self.u2a_mapping``), in place.
