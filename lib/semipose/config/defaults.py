@@ -173,3 +173,16 @@ _C.DEBUG.SAVE_HEATMAPS_PRED = False  # predicted heatmaps over the input
 # ---------------------------------------------------------------- (ours) collapse monitor
 _C.MONITOR = CN()
 _C.MONITOR.COLLAPSE_THRE = 0.1  # teacher collapsed if heatmap max < this on every trained joint
+
+# ---------------------------------------------------------------- (ours) hard-view ops
+# MultiAugs / SSPCM's batch augmentations (semipose.models.augment_ops, spec/SUCCESSORS.md §1.3).
+_C.HARD_AUG = CN()
+_C.HARD_AUG.OPS = []  # (ours) op sequence: JC JO SSCO CO CM MU JOCO JCCM; [] = JC if MASK_JOINT_NUM
+_C.HARD_AUG.JO_JOINT_NUM = 2  # (ours) JO/SSCO joint pairs per image (MultiAugs KP_CutMix_JOINT_NUM)
+_C.HARD_AUG.CO_HOLES = 5  # (ours) CutOut boxes per image (MultiAugs MASK_HOLES_NUM_CO)
+_C.HARD_AUG.CM_HOLES = 2  # (ours) CutMix boxes per image (MultiAugs MASK_HOLES_NUM_CM)
+_C.HARD_AUG.JCCM_CM_HOLES = 0  # (ours) CutMix boxes in JCCM (0 = CM_HOLES; MultiAugs' PoseDual: 5)
+_C.HARD_AUG.MIXUP_ALPHA = 0.2  # (ours) MixUp lambda ~ Beta(a, a); image weight 1 - 0.25 * lambda
+_C.HARD_AUG.JO_FIX = False  # (ours) centre JO boxes on the joints (published: x, y transposed)
+_C.HARD_AUG.HOLE_FIX = False  # (ours) CutOut/CutMix centres and clamps with the right H/W
+_C.HARD_AUG.JOINT_POOL_FIX = False  # (ours) JC/JO joints among trained channels, no replacement
