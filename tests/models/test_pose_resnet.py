@@ -1,11 +1,14 @@
-"""PoseResNet: shapes, feature selector, head naming, initialisation and pretrained loading."""
+"""PoseResNet: shapes, feature selector, head naming, initialisation, pretrained loading, PRM."""
 
 import logging
+from pathlib import Path
 
 import pytest
 import torch
 
-from semipose.models.pose_resnet import PoseResNet
+from semipose.models.pose_resnet import PRM, PoseResNet
+
+SPEC = Path(__file__).resolve().parents[3] / "shared" / "spec" / "state_dict_keys"
 
 
 @pytest.fixture(autouse=True)
@@ -106,6 +109,68 @@ def test_init_weights_imagenet_prefix_rules(tmp_path):
     assert not torch.equal(net.conv1.weight, src2.conv1.weight)
 
 
-def test_prm_not_implemented():
-    with pytest.raises(NotImplementedError, match="PRM"):
-        tiny(prm=True)
+# ------------------------------------------------------------------ PRM (§6.1a)
+
+
+def test_prm_parameter_count_and_state_dict_matches_original():
+    with torch.device("meta"):
+        net = PoseResNet(18, 24, prm=True)
+    assert sum(p.numel() for p in net.parameters()) == 16_189_528
+    path = SPEC / "pose_resnet_prm_resnet18_256x192.txt"
+    if not path.is_file():
+        pytest.skip(f"state_dict key list not found at {path}")
+    keys = [f"{k} {tuple(v.shape)}" for k, v in net.state_dict().items()]
+    assert keys == path.read_text().splitlines()  # names, shapes and order
+
+
+def test_prm_module_shapes_and_formula():
+    torch.manual_seed(0)
+    prm = PRM(8)
+    assert prm.conv_bn_relu_prm_3_2.conv.weight.shape == (8, 1, 9, 9)  # depthwise
+    assert prm.conv_bn_relu_prm_1.conv.bias is not None
+    x = torch.randn(3, 8, 10, 6)
+    prm.train()
+    out = prm(x)
+    assert out.shape == x.shape
+    prm.eval()
+    out = prm(x)
+    with torch.no_grad():
+        out_1 = prm.conv_bn_relu_prm_1(x)
+        pooled = out_1.mean(dim=(2, 3), keepdim=True)
+        channel = torch.sigmoid(prm.conv_bn_relu_prm_2_2(prm.conv_bn_relu_prm_2_1(pooled)))
+        spatial = torch.sigmoid(prm.conv_bn_relu_prm_3_2(prm.conv_bn_relu_prm_3_1(out_1)))
+    torch.testing.assert_close(out, out_1 * (1 + channel * spatial))
+    # the gates lie in (0, 1): out_1 <= output <= 2 * out_1 (out_1 >= 0 after the ReLU)
+    assert torch.all(out >= out_1) and torch.all(out <= 2 * out_1 + 1e-6)
+    torch.testing.assert_close(prm(x), out, rtol=0, atol=0)  # deterministic in eval mode
+
+
+def test_pose_resnet_with_prm_forward_and_gradients():
+    torch.manual_seed(0)
+    net = tiny(prm=True, return_features=True, feature="deconv")
+    x = torch.randn(2, 3, 64, 64)
+    feat, ht = net(x)
+    assert feat.shape == (2, 16, 16, 16) and ht.shape == (2, 24, 16, 16)
+    net.eval()
+    feat, ht = net(x)
+    with torch.no_grad():
+        c5 = net.layer4(
+            net.layer3(net.layer2(net.layer1(net.maxpool(net.relu(net.bn1(net.conv1(x)))))))
+        )
+        expect = net.prm(net.deconv_layers(c5))
+    torch.testing.assert_close(feat, expect)  # PRM sits between the deconvs and the head
+    torch.testing.assert_close(ht, net.final_layer(feat))
+    net.train()
+    net(x)[1].pow(2).mean().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in net.prm.parameters())
+    plain = tiny()
+    assert "prm.conv_bn_relu_prm_1.conv.weight" not in plain.state_dict() and plain.prm is None
+
+
+def test_prm_keeps_default_init():
+    torch.manual_seed(0)
+    net = tiny(prm=True)
+    before = {k: v.clone() for k, v in net.prm.state_dict().items()}
+    net.init_weights("")
+    for k, v in net.prm.state_dict().items():
+        torch.testing.assert_close(v, before[k], rtol=0, atol=0)

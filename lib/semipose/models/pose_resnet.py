@@ -3,11 +3,13 @@
 Ported from the original's lib/models/pose_resnet.py, pose_dual.py and pose_cons.py (MIT). The
 original's three variants differ only in the head's attribute name (``final_layer`` vs
 ``final_layer_1``) and in what they return; here one class covers them through keyword arguments.
+The optional PRM attention module (``MODEL.PRM``, §6.1a) sits between the deconvs and the head.
 """
 
 import logging
 from collections.abc import Mapping
 
+import torch
 from torch import nn
 
 from semipose.utils.checkpoint import load_pretrained_state
@@ -20,6 +22,8 @@ __all__ = [
     "BasicBlock",
     "Bottleneck",
     "PoseResNet",
+    "PRM",
+    "ConvBnRelu",
     "RESNET_SPECS",
     "BN_MOMENTUM",
     "make_res_layer",
@@ -77,6 +81,61 @@ class Bottleneck(nn.Module):
         out = self.relu(self.bn2(self.conv2(out)))
         out = self.bn3(self.conv3(out))
         return self.relu(out + shortcut)
+
+
+class ConvBnRelu(nn.Module):
+    """Conv2d (with bias) → BatchNorm2d (momentum 0.1) → in-place ReLU (the original's
+    ``conv_bn_relu``; attribute names ``conv``, ``bn``, ``relu`` fix the state_dict keys)."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, groups=1):
+        super().__init__()
+        self.conv = nn.Conv2d(
+            in_channels,
+            out_channels,
+            kernel_size=kernel_size,
+            stride=stride,
+            padding=padding,
+            groups=groups,
+            bias=True,
+        )
+        self.bn = nn.BatchNorm2d(out_channels, momentum=BN_MOMENTUM)
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, x):
+        return self.relu(self.bn(self.conv(x)))
+
+
+class PRM(nn.Module):
+    """The original's PRM attention module (§6.1a), on C channels, shape-preserving.
+
+    ``out_1`` = conv-bn-relu 3x3 of the input; a channel gate = sigmoid of two 1x1 conv-bn-relu on
+    the global average of ``out_1``; a spatial gate = sigmoid of a 1x1 conv-bn-relu then a 9x9
+    depthwise conv-bn-relu on ``out_1``; the output is ``out_1 · (1 + channel · spatial)``. Its
+    weights keep PyTorch's default initialisation, as in the original. In training mode the
+    channel gate's BatchNorm sees one value per channel and sample, so it needs a batch of 2 or
+    more (as the original).
+
+    Args:
+        channels: C.
+
+    Shapes:
+        (N, C, H, W) → (N, C, H, W).
+    """
+
+    def __init__(self, channels):
+        super().__init__()
+        self.conv_bn_relu_prm_1 = ConvBnRelu(channels, channels, 3, padding=1)
+        self.conv_bn_relu_prm_2_1 = ConvBnRelu(channels, channels, 1)
+        self.conv_bn_relu_prm_2_2 = ConvBnRelu(channels, channels, 1)
+        self.conv_bn_relu_prm_3_1 = ConvBnRelu(channels, channels, 1)
+        self.conv_bn_relu_prm_3_2 = ConvBnRelu(channels, channels, 9, padding=4, groups=channels)
+
+    def forward(self, x):
+        out_1 = self.conv_bn_relu_prm_1(x)
+        pooled = torch.mean(out_1, dim=(2, 3), keepdim=True)  # (N, C, 1, 1)
+        channel = torch.sigmoid(self.conv_bn_relu_prm_2_2(self.conv_bn_relu_prm_2_1(pooled)))
+        spatial = torch.sigmoid(self.conv_bn_relu_prm_3_2(self.conv_bn_relu_prm_3_1(out_1)))
+        return out_1 * (1 + channel * spatial)
 
 
 # depth -> (block, blocks per stage)
@@ -163,7 +222,9 @@ class PoseResNet(nn.Module):
             heatmap.
         feature: which feature is returned: ``'layer4'`` (the pose_dual variant) or ``'deconv'``
             (the pose_cons variant, the input of the head).
-        prm: the original's optional PRM attention module; not implemented here.
+        prm: add the original's PRM attention module (``PRM``, key prefix ``prm.``) on the last
+            deconv stage's output, before the head; the ``'deconv'`` feature is then the PRM
+            output (still the head's input).
 
     Shapes:
         input (N, 3, H_in, W_in) → heatmap (N, K, H_in/4, W_in/4) with three deconvs.
@@ -193,11 +254,6 @@ class PoseResNet(nn.Module):
             raise ValueError(f"head_name must be one of {_HEAD_NAMES}, got {head_name!r}")
         if feature not in _FEATURES:
             raise ValueError(f"feature must be one of {_FEATURES}, got {feature!r}")
-        if prm:
-            raise NotImplementedError(
-                "MODEL.PRM=True (the original's PRM attention module) is not implemented; "
-                "no experiment YAML uses it. Set MODEL.PRM False."
-            )
         if not (len(num_deconv_filters) == len(num_deconv_kernels) == num_deconv_layers):
             raise ValueError(
                 "num_deconv_filters and num_deconv_kernels must have num_deconv_layers entries"
@@ -238,6 +294,8 @@ class PoseResNet(nn.Module):
             ]
             self.inplanes = planes
         self.deconv_layers = nn.Sequential(*stages)
+        # registered before the head, so the state_dict order is the original's
+        self.prm = PRM(self.inplanes) if prm else None
         head = nn.Conv2d(
             self.inplanes,
             num_joints,
@@ -262,6 +320,8 @@ class PoseResNet(nn.Module):
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         c5 = x
         x = self.deconv_layers(x)
+        if self.prm is not None:
+            x = self.prm(x)
         heatmap = self.head(x)
         if self.return_features:
             return (c5 if self.feature == "layer4" else x), heatmap
@@ -271,7 +331,8 @@ class PoseResNet(nn.Module):
         """Initialises the head, then loads ImageNet (or pose_dual) backbone weights.
 
         Deconv weights and the head weight ~ N(0, 0.001), biases 0, deconv BNs weight 1 / bias 0;
-        the backbone keeps PyTorch's default init unless ``pretrained`` provides it.
+        the backbone keeps PyTorch's default init unless ``pretrained`` provides it, and the PRM
+        module (if any) keeps it always, as in the original.
 
         Args:
             pretrained: a checkpoint path or an already loaded state_dict (a bare dict, or one under
@@ -299,7 +360,7 @@ class PoseResNet(nn.Module):
         backbone_missing = [
             k
             for k in result.missing_keys
-            if not k.startswith(("deconv_layers.", self.head_name + "."))
+            if not k.startswith(("deconv_layers.", "prm.", self.head_name + "."))
             and not k.endswith("num_batches_tracked")
         ]
         if backbone_missing:
