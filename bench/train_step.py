@@ -1,18 +1,22 @@
 """Training-step throughput of PoseDual and PoseCons: the engine's step against a bare loop.
 
-The framework step is the one ``semipose.engine.trainer.train_one_epoch`` runs: the model from
-``build_model``, the criterion from ``build_criterion``, the optimizer from ``build_optimizer``
-(Adam), the inputs through ``to_device``, forward + loss under ``autocast_context``, ``zero_grad``,
-``backward``, ``step`` and ``loss.item()`` with its finiteness check. Its inputs are synthetic
-random tensors that already lie on the device (``[sup_x, unsup_x]``, each (B, 3, H, W); targets
+The framework step is ``semipose.engine.train_loop.Trainer.run_step`` itself, on a ``Trainer``
+assembled as ``do_train`` assembles it: the method from ``build_method`` (which owns the loss), its
+model from ``Method.build_model``, the optimizer from ``build_optimizer`` (Adam), the AMP dtype from
+``resolve_amp_dtype`` and, with ``--compile``, ``compile_networks``. ``run_step`` moves the batch
+through ``to_device``, runs forward + loss under ``autocast_context``, ``zero_grad``, ``backward``,
+``step`` and ``loss.item()`` with its finiteness check. No hooks are registered (the per-iteration
+metrics, collapse monitor and writers are not part of the step). The batch is synthetic random
+tensors that already lie on the device (``[sup_x, unsup_x]``, each (B, 3, H, W); targets
 ``[sup_t, unsup_t]`` (B, K, H/4, W/4); weights (B, K, 1), 1 on the COCO-trained channels), so the
 data pipeline is not measured here (see ``bench/data_pipeline.py``).
 
-The bare reference loop runs the same networks (plain ``PoseResNet`` modules: two for PoseDual, one
-for PoseCons) with the same forward/backward passes per step — per net one labeled forward with
-gradient, one ``no_grad`` teacher forward and one student forward with gradient, on the unlabeled
-batch itself (no cutout, no affine warp) — a plain MSE loss and an Adam step, under the same
-autocast / channels_last / compile settings, with no framework around it. The framework overhead is
+The bare reference loop runs the same networks (plain ``PoseResNet`` modules, one per entry of the
+method's ``nets``: two for PoseDual, one for PoseCons) with the same forward/backward passes per
+step — per net one labeled forward with gradient, one ``no_grad`` teacher forward and one student
+forward with gradient, on the unlabeled batch itself (no cutout, no affine warp) — a plain MSE loss
+and an Adam step, under the same autocast / channels_last / compile settings, with no framework
+around it. The framework overhead is
 ``framework step time / bare step time - 1``.
 
 Each step is timed on its own (``torch.cuda.synchronize`` before each clock read on CUDA); a rate is
@@ -23,7 +27,8 @@ FLOPs per step are counted with ``torch.utils.flop_counter.FlopCounterMode`` on 
 (convolutions, transposed convolutions, matrix products, forward and backward; elementwise work and
 the optimizer are not counted). The reference estimate is 5.79 GFLOP per ResNet-18 256x192 forward
 (scaled by the input area, R18 only) times the forward-equivalents per step, a backward counting as
-two forwards: PoseDual 2 x (3 + 2 x 2) = 14, PoseCons 7. MFU is the counted FLOP/s over the peak
+two forwards: per net of the method (``len(method.nets)``) 3 forwards and 2 backwards, so PoseDual
+2 x (3 + 2 x 2) = 14, PoseCons 7. MFU is the counted FLOP/s over the peak
 (``--peak-tflops``, else the table ``PEAK_TFLOPS`` for H100/H200 SXM: 989 TFLOP/s dense bf16; for an
 fp32 run 494 TFLOP/s dense TF32 when cuDNN may use TF32 (PyTorch's default for convolutions), else
 67 TFLOP/s FP32).
@@ -40,7 +45,6 @@ import argparse
 import contextlib
 import gc
 import logging
-import math
 import random
 import statistics
 import time
@@ -52,18 +56,20 @@ import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 from semipose.config import load_config
-from semipose.core.loss import build_criterion
 from semipose.dataset.joints import COCO_TRAINED
-from semipose.engine.trainer import autocast_context, resolve_amp_dtype, to_device
-from semipose.models.build import build_model, compile_networks
+from semipose.engine.defaults import resolve_amp_dtype
+from semipose.engine.train_loop import Trainer, autocast_context, to_device
+from semipose.methods import build_method
+from semipose.models.build import compile_networks
 from semipose.models.pose_resnet import PoseResNet
 from semipose.utils.optim import build_optimizer
 
 NUM_JOINTS = 24  # the union layout of every experiment
 MASK_JOINT_NUM = 5
 REF_GFLOP_R18_256x192 = 5.79  # one ResNet-18 SimpleBaseline forward at 256x192, per sample
-#: forward-equivalents per step (a backward = 2 forwards): per net 3 forwards and 2 backwards
-FWD_EQUIV = {"pose_dual": 2 * (3 + 2 * 2), "pose_cons": 3 + 2 * 2}
+#: forward-equivalents per step and per net of the method (a backward = 2 forwards): a labeled,
+#: a teacher and a student forward, and the labeled and student backwards
+FWD_EQUIV_PER_NET = 3 + 2 * 2
 #: dense peak TFLOP/s per (device-name keyword, dtype)
 PEAK_TFLOPS = {
     ("H100", "bf16"): 989.0,
@@ -121,11 +127,13 @@ def make_cfg(model_name, args):
 
 
 def make_batch(batch, size, device, channels_last):
-    """Random ``inputs, targets, weights`` of one training batch, on ``device``.
+    """One random training batch on ``device``, in the datasets' ``(input, target, weight, meta)``
+    layout.
 
     Returns:
-        ``[sup_x, unsup_x]`` (B, 3, H, W) each; ``[sup_t, unsup_t]`` (B, K, H/4, W/4) each;
-        ``[sup_w, unsup_w]`` (B, K, 1) each, 1 on the COCO-trained channels and 0 elsewhere.
+        tuple: ``[sup_x, unsup_x]`` (B, 3, H, W) each; ``[sup_t, unsup_t]`` (B, K, H/4, W/4) each;
+        ``[sup_w, unsup_w]`` (B, K, 1) each, 1 on the COCO-trained channels and 0 elsewhere; and
+        ``[{}, {}]`` (no meta: the step does not read it).
     """
     h, w = size
     inputs = [torch.randn(batch, 3, h, w) for _ in range(2)]
@@ -134,65 +142,67 @@ def make_batch(batch, size, device, channels_last):
     weight[:, list(COCO_TRAINED)] = 1.0
     weights = [weight.clone(), weight.clone()]
     inputs = to_device(inputs, device, channels_last)
-    return inputs, to_device(targets, device), to_device(weights, device)
+    return inputs, to_device(targets, device), to_device(weights, device), [{}, {}]
 
 
 def framework_setup(model_name, args, device):
-    """The engine's model, criterion, optimizer and AMP dtype; returns ``(step_fn, eager_step)``.
+    """The engine's ``Trainer`` for ``model_name`` and one prebuilt batch.
 
-    ``step_fn`` runs one training step as ``train_one_epoch`` does and returns the loss value;
-    ``eager_step`` is the same step with compilation bypassed (for FLOP counting).
+    The method, model, optimizer and AMP dtype are built as ``do_train`` builds them; the
+    ``Trainer``'s loader is the one-batch list.
+
+    Returns:
+        ``(step_fn, eager_step, method)``: ``step_fn()`` is ``trainer.run_step(batch)``;
+        ``eager_step()`` the same call with compilation bypassed (for FLOP counting and the sync
+        listing).
     """
     cfg = make_cfg(model_name, args)
-    model = build_model(cfg, is_train=True).to(device)
-    if cfg.TRAIN.CHANNELS_LAST:
+    t = cfg.TRAIN
+    method = build_method(cfg)
+    model = method.build_model(is_train=True).to(device)
+    if t.CHANNELS_LAST:
         model = model.to(memory_format=torch.channels_last)
-    criterion = build_criterion(cfg).to(device)
+    method.criterion.to(device)
     optimizer = build_optimizer(cfg, model)
-    amp_dtype = resolve_amp_dtype(cfg, device)
-    inputs, targets, weights = make_batch(args.batch, args.size, device, cfg.TRAIN.CHANNELS_LAST)
-    model.train()
-    if cfg.TRAIN.COMPILE:
+    batch = make_batch(args.batch, args.size, device, t.CHANNELS_LAST)
+    if t.COMPILE:
         compile_networks(model)  # as do_train: the networks in place, the augmentation eager
+    trainer = Trainer(
+        model,
+        method,
+        optimizer,
+        [batch],
+        device,
+        amp_dtype=resolve_amp_dtype(cfg, device),
+        channels_last=t.CHANNELS_LAST,
+        max_iters=t.MAX_ITERS,
+        loss_limit=t.LOSS_LIMIT,
+    )
+    model.train()  # as Trainer.run_epoch does before its steps
 
-    def make_step(eager):
-        def step():
-            x = to_device(inputs, device, cfg.TRAIN.CHANNELS_LAST)
-            t = to_device(targets, device)
-            w = to_device(weights, device)
-            stance = (
-                torch.compiler.set_stance("force_eager")
-                if eager and cfg.TRAIN.COMPILE
-                else contextlib.nullcontext()
-            )
-            with stance, autocast_context(device, amp_dtype):
-                outputs = model(x)
-                loss, _ = criterion(outputs, t, w)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            value = loss.item()
-            if not math.isfinite(value):
-                raise FloatingPointError(f"non-finite loss {value}")
-            return value
+    def step():
+        return trainer.run_step(batch)["loss_value"]
 
-        return step
+    def eager_step():
+        stance = torch.compiler.set_stance("force_eager") if t.COMPILE else contextlib.nullcontext()
+        with stance:
+            return step()
 
-    return make_step(eager=False), make_step(eager=True)
+    return step, eager_step, method
 
 
-def bare_setup(model_name, args, device):
-    """The bare reference loop; returns its step function (the loss value of one step)."""
-    cfg = make_cfg(model_name, args)
+def bare_setup(num_nets, args, device):
+    """The bare reference loop over ``num_nets`` plain networks; returns its step function (the
+    loss value of one step)."""
+    cfg = make_cfg("pose_dual", args)  # the LR and AMP settings, shared by every method
     amp_dtype = resolve_amp_dtype(cfg, device)
-    n_nets = 2 if model_name == "pose_dual" else 1
-    nets = [PoseResNet(num_layers=args.layers, num_joints=NUM_JOINTS) for _ in range(n_nets)]
+    nets = [PoseResNet(num_layers=args.layers, num_joints=NUM_JOINTS) for _ in range(num_nets)]
     nets = [net.to(device).train() for net in nets]
     if args.channels_last:
         nets = [net.to(memory_format=torch.channels_last) for net in nets]
     params = [p for net in nets for p in net.parameters()]
     optimizer = torch.optim.Adam(params, lr=cfg.TRAIN.LR)
-    inputs, targets, _ = make_batch(args.batch, args.size, device, args.channels_last)
+    inputs, targets, _, _ = make_batch(args.batch, args.size, device, args.channels_last)
     sup_x, unsup_x = inputs
     sup_t = targets[0]
     runners = [torch.compile(net) for net in nets] if args.compile else nets
@@ -204,7 +214,7 @@ def bare_setup(model_name, args, device):
                 teachers = [fn(unsup_x) for fn in runners]
             students = [fn(unsup_x) for fn in runners]
             loss = sum(F.mse_loss(s, sup_t) for s in sup)
-            for k, s in enumerate(students):  # PoseDual: cross-teaching; PoseCons: itself
+            for k, s in enumerate(students):  # two nets: cross-teaching; one: itself
                 loss = loss + F.mse_loss(s, teachers[(k + 1) % len(runners)])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -255,13 +265,14 @@ def count_flops(step):
     return counter.get_total_flops()
 
 
-def reference_flops(model_name, args):
-    """The stated R18 estimate for one step (None for other backbones)."""
+def reference_flops(num_nets, args):
+    """The stated R18 estimate for one step of a method with ``num_nets`` networks (None for other
+    backbones)."""
     if args.layers != 18:
         return None
     h, w = args.size
     per_fwd = REF_GFLOP_R18_256x192 * 1e9 * (h * w) / (256 * 192)
-    return per_fwd * FWD_EQUIV[model_name] * args.batch
+    return per_fwd * FWD_EQUIV_PER_NET * num_nets * args.batch
 
 
 def peak_tflops(args, device):
@@ -292,18 +303,19 @@ def run_one(model_name, args, device):
     seed_all(args.seed)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    step, eager = framework_setup(model_name, args, device)
+    step, eager, method = framework_setup(model_name, args, device)
+    num_nets = len(method.nets)
     fw_times = time_steps(step, device, args.steps, args.warmup)
     syncs = sync_points(eager, device) if args.sync_debug else []
     fw_flops = count_flops(eager) if args.count_flops else None
     fw_mem = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
-    del step, eager
+    del step, eager, method
     release(device)
 
     bare_times = None
     if not args.no_bare:
         seed_all(args.seed)
-        step = bare_setup(model_name, args, device)
+        step = bare_setup(num_nets, args, device)
         bare_times = time_steps(step, device, args.steps, args.warmup)
         del step
         release(device)
@@ -318,7 +330,7 @@ def run_one(model_name, args, device):
         "bare_pairs": None,
         "overhead": None,
         "flops": fw_flops,
-        "ref_flops": reference_flops(model_name, args),
+        "ref_flops": reference_flops(num_nets, args),
         "mem": fw_mem,
         "syncs": syncs,
     }
