@@ -202,9 +202,61 @@ def test_cli(tmp_path):
     assert (root / "coco" / "images" / "train2017" / "000000000002.jpg").is_file()
 
 
-def test_changed_parameters_regenerate(tmp_path):
+def test_changed_parameters_are_refused_unless_overwrite(tmp_path):
+    """Issue 16 #11c: another run's NUM_TRAIN must not regenerate a shared set in place."""
     first = synthetic.generate(tmp_path, num_train=2, num_val=1, image_size=(96, 80), seed=1)
     again = synthetic.generate(tmp_path, num_train=2, num_val=1, image_size=(96, 80), seed=1)
     assert first["generated"] and not again["generated"]
-    bigger = synthetic.generate(tmp_path, num_train=3, num_val=1, image_size=(96, 80), seed=1)
+    ann = tmp_path / "coco" / "annotations" / "person_keypoints_train2017.json"
+    before = ann.read_bytes()
+    with pytest.raises(synthetic.SyntheticSetMismatchError) as err:
+        synthetic.generate(tmp_path, num_train=3, num_val=1, image_size=(96, 80), seed=1)
+    msg = str(err.value)
+    assert "DATASET.SYNTHETIC.NUM_TRAIN 2" in msg and "DATASET.SYNTHETIC.NUM_TRAIN 3" in msg
+    assert "NUM_VAL" not in msg and str(tmp_path) in msg and "DATASET.ROOT" in msg
+    assert "--num-train 3 --num-val 1 --width 96 --height 80 --seed 1 --overwrite" in msg
+    assert ann.read_bytes() == before  # the existing set is untouched
+    assert not (tmp_path / "coco" / "images" / "train2017" / "000000000003.jpg").exists()
+    bigger = synthetic.generate(
+        tmp_path, num_train=3, num_val=1, image_size=(96, 80), seed=1, overwrite=True
+    )
     assert bigger["generated"] and bigger["num_train_images"] == 3
+    # An incomplete set (an interrupted generation) is simply made again.
+    os.remove(bigger["val_ann"])
+    redo = synthetic.generate(tmp_path, num_train=2, num_val=1, image_size=(96, 80), seed=1)
+    assert redo["generated"] and redo["num_train_images"] == 2
+
+
+@pytest.mark.parametrize("name", ["train_ann", "val_dets", "params"])
+def test_damaged_json_names_the_file_and_the_fix(tmp_path, name):
+    """Issue 16 #10: a synthetic-set json that is not JSON names itself and the command."""
+    kw = {"num_train": 2, "num_val": 1, "image_size": (96, 80), "seed": 1}
+    info = synthetic.generate(tmp_path, **kw)
+    path = tmp_path / "coco" / synthetic.PARAMS_FILE if name == "params" else info[name]
+    with open(path, "r+") as f:
+        f.truncate(7)
+    with pytest.raises(synthetic.DataFileError) as err:
+        synthetic.generate(tmp_path, **kw)
+    msg = str(err.value)
+    assert str(path) in msg and "not valid JSON" in msg and "--overwrite" in msg
+    assert synthetic.generate(tmp_path, overwrite=True, **kw)["generated"]
+
+
+def test_json_of_the_wrong_shape_is_named(tmp_path):
+    kw = {"num_train": 2, "num_val": 1, "image_size": (96, 80), "seed": 1}
+    info = synthetic.generate(tmp_path, **kw)
+    with open(info["train_dets"], "w") as f:
+        json.dump({"not": "a list"}, f)
+    with pytest.raises(synthetic.DataFileError, match="does not hold a COCO detection list"):
+        synthetic.generate(tmp_path, **kw)
+
+
+def test_cli_mismatch_is_one_line(tmp_path):
+    synthetic.generate(tmp_path, num_train=2, num_val=1, image_size=(96, 80), seed=1)
+    out = subprocess.run(
+        [sys.executable, "-m", "semipose.dataset.synthetic", "--root", str(tmp_path),
+         "--num-train", "3", "--num-val", "1", "--width", "96", "--height", "80", "--seed", "1"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert out.returncode == 2
+    assert out.stderr.startswith("error: the synthetic set under") and out.stderr.count("\n") == 1

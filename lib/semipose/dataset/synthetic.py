@@ -61,6 +61,7 @@ import cv2
 import numpy as np
 
 from semipose.common.io import atomic_write_json
+from semipose.errors import DataFileError, UserError
 
 logger = logging.getLogger(__name__)
 
@@ -822,8 +823,55 @@ def _generate_split(root_paths, split, num_images, image_size, seed, min_people,
 
 
 #: Records the generation parameters next to the annotations, so a config asking for another set
-#: regenerates it instead of silently reusing the old one.
+#: is refused instead of silently reusing (or destroying) the one on disk.
 PARAMS_FILE = "synthetic_params.json"
+
+#: Generation parameter -> the config key that sets it (``None``: only a ``generate`` argument).
+_PARAM_KEYS = {
+    "num_train": "DATASET.SYNTHETIC.NUM_TRAIN",
+    "num_val": "DATASET.SYNTHETIC.NUM_VAL",
+    "image_size": "DATASET.SYNTHETIC.IMAGE_SIZE",
+    "seed": "DATASET.SYNTHETIC.SEED",
+    "min_people": None,
+    "max_people": None,
+    "person_height": None,
+}
+
+
+class SyntheticSetMismatchError(UserError):
+    """The synthetic set under a root was generated with other parameters than those asked for."""
+
+
+def _command(root, params):
+    """The generator command line that (re)writes the set of ``params`` under ``root``."""
+    width, height = params["image_size"]
+    cmd = (
+        f"python -m semipose.dataset.synthetic --root {root} --num-train {params['num_train']} "
+        f"--num-val {params['num_val']} --width {width} --height {height} --seed {params['seed']}"
+    )
+    if (params["min_people"], params["max_people"]) != (1, 4):
+        cmd += f" --min-people {params['min_people']} --max-people {params['max_people']}"
+    return cmd + " --overwrite"
+
+
+def _read_json(path, root, params):
+    """Loads one of the set's json files; a damaged one names itself and the command to redo it."""
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except ValueError as exc:  # json.JSONDecodeError, UnicodeDecodeError
+        raise DataFileError(
+            f"synthetic set file {path} is not valid JSON ({exc}); regenerate the set with: "
+            f"{_command(root, params)}"
+        ) from exc
+
+
+def _describe(params, keys):
+    parts = []
+    for key in keys:
+        name = _PARAM_KEYS.get(key) or f"{key} (generate argument)"
+        parts.append(f"{name} {params.get(key)!r}")
+    return ", ".join(parts)
 
 
 def generate(root, num_train=1200, num_val=200, image_size=(320, 240), seed=0, min_people=1,
@@ -832,7 +880,8 @@ def generate(root, num_train=1200, num_val=200, image_size=(320, 240), seed=0, m
 
     Generation is skipped when all annotation and detection files exist, unless ``overwrite``.
     The annotation jsons are written last (temporary file, then rename), so an interrupted run is
-    redone.
+    redone. A complete set made with other parameters is never regenerated in place without
+    ``overwrite`` (other runs may be using it): that is an error naming the differing config keys.
 
     Args:
         root: dataset root (the ``DATASET.ROOT`` of the config, e.g. ``data/synthetic``).
@@ -851,6 +900,12 @@ def generate(root, num_train=1200, num_val=200, image_size=(320, 240), seed=0, m
         ``val_images``, ``train_dets``, ``val_dets``, as strings), the counts
         (``num_train_images``, ``num_val_images``, ``num_train_persons``, ``num_val_persons``,
         ``num_train_dets``, ``num_val_dets``), ``generated`` (False when skipped) and ``seconds``.
+
+    Raises:
+        SyntheticSetMismatchError: the set under ``root`` has other parameters (and not
+            ``overwrite``); the message names them and the command that regenerates it.
+        DataFileError: one of the set's json files is damaged; the message names it and the
+            command that regenerates the set.
     """
     if num_train >= VAL_ID_OFFSET:
         raise ValueError(f"num_train must be < {VAL_ID_OFFSET} (val image ids start there)")
@@ -866,19 +921,30 @@ def generate(root, num_train=1200, num_val=200, image_size=(320, 240), seed=0, m
         "person_height": None if person_height is None else [float(v) for v in person_height],
     }
     params_file = Path(root) / "coco" / PARAMS_FILE
-    if not overwrite and params_file.is_file():
-        with open(params_file) as f:
-            if json.load(f) != params:
-                logger.warning(
-                    "synthetic set under %s was made with other parameters; regenerating", root
-                )
-                overwrite = True
-    if not overwrite and all(paths[k].is_file() for k in json_keys):
+    complete = all(paths[k].is_file() for k in json_keys)
+    if not overwrite and complete and params_file.is_file():
+        found = _read_json(params_file, root, params)
+        differ = [k for k in params if not isinstance(found, dict) or found.get(k) != params[k]]
+        if differ:
+            found = found if isinstance(found, dict) else {}
+            raise SyntheticSetMismatchError(
+                f"the synthetic set under {root} was generated with {_describe(found, differ)}, "
+                f"but {_describe(params, differ)} is asked for; it is not regenerated in place "
+                "because other runs may use it. Give this set its own DATASET.ROOT (and "
+                "TEST.COCO_BBOX_FILE under it), or regenerate it for every user of that root "
+                f"with: {_command(root, params)}"
+            )
+    if not overwrite and complete:
         logger.debug("synthetic COCO set already present under %s; skipping generation", root)
-        data = {}
-        for k in json_keys:
-            with open(paths[k]) as f:
-                data[k] = json.load(f)
+        data = {k: _read_json(paths[k], root, params) for k in json_keys}
+        bad = [k for k in ("train_ann", "val_ann") if not isinstance(data[k], dict)]
+        bad += [k for k in ("train_dets", "val_dets") if not isinstance(data[k], list)]
+        if bad:
+            raise DataFileError(
+                f"synthetic set file {paths[bad[0]]} does not hold a COCO "
+                f"{'annotation object' if bad[0].endswith('ann') else 'detection list'}; "
+                f"regenerate the set with: {_command(root, params)}"
+            )
         result.update(
             num_train_images=len(data["train_ann"]["images"]),
             num_val_images=len(data["val_ann"]["images"]),
@@ -949,4 +1015,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from semipose.engine.cli import run_cli
+
+    raise SystemExit(run_cli(main))
