@@ -1,0 +1,401 @@
+"""The command line of ``pose_estimation/infer.py``: pose on image files, folders or a video.
+
+    python pose_estimation/infer.py --cfg <yaml> --model-file <checkpoint> \\
+        --images <DIR|FILE> [...] | --video <FILE> \\
+        [--bbox-file <detections.json> | --gt-ann <annotations.json> | --detector <weights.pth>
+         | --whole-image] [--out DIR] [KEY VALUE ...]
+
+Writes into ``--out``: each image with the skeletons drawn (same file name), ``<video>_pose.mp4``
+for a video, ``keypoints_results.json`` (COCO keypoint results) and ``images.json`` (the COCO
+``images`` list of the inputs, giving each ``image_id`` its file). Inputs that fail (missing,
+unreadable, no boxes known) are reported and skipped; the others still run.
+"""
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+
+import cv2
+import numpy as np
+
+from semipose.apis.boxes import (
+    DETECTOR_ARCHS,
+    AnnotationBoxes,
+    BoxSourceError,
+    DetectionJsonBoxes,
+    TorchvisionPersonDetector,
+    WholeImageBoxes,
+    image_id_from_name,
+)
+from semipose.apis.inference import HEADS, inference_topdown, init_model, oks_nms_poses, read_image
+from semipose.apis.visualize import draw_predictions, unique_output_path
+
+__all__ = ["IMAGE_EXTENSIONS", "build_box_source", "collect_images", "main", "parse_args", "run"]
+
+logger = logging.getLogger(__name__)
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+RESULTS_NAME = "keypoints_results.json"
+IMAGES_NAME = "images.json"
+
+
+def parse_args(argv=None):
+    """Parses infer.py's command line; returns the argparse namespace."""
+    p = argparse.ArgumentParser(
+        description="Draw the poses a semipose model predicts on images or a video",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--cfg", required=True, help="experiment YAML the model was trained with")
+    p.add_argument(
+        "--model-file", default="",
+        help="checkpoint; default TEST.MODEL_FILE, else the run's final_state.pth.tar under "
+        "OUTPUT_DIR/<dataset>/<model>/<cfg name>",
+    )
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--images", nargs="+", metavar="DIR|FILE", help="image files or folders")
+    src.add_argument("--video", metavar="FILE", help="a video file")
+    p.add_argument("--out", default="output/infer", help="output folder")
+    p.add_argument("--net", choices=HEADS, default="ensemble", help="PoseDual heatmaps to read")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: DEVICE)")
+    p.add_argument("--limit", type=int, default=0, help="only the first N images (0: all)")
+    boxes = p.add_argument_group("person boxes (default: the whole image)")
+    box_src = boxes.add_mutually_exclusive_group()
+    box_src.add_argument(
+        "--bbox-file", metavar="JSON",
+        help="COCO detection results (TEST.COCO_BBOX_FILE format)",
+    )
+    box_src.add_argument("--gt-ann", metavar="JSON", help="COCO annotation json: its GT boxes")
+    box_src.add_argument(
+        "--detector", metavar="WEIGHTS",
+        help="torchvision detector weights file, e.g. fasterrcnn_resnet50_fpn_coco-258fb6c6.pth",
+    )
+    box_src.add_argument("--whole-image", action="store_true", help="one box = the whole image")
+    boxes.add_argument(
+        "--bbox-thr", type=float, default=None,
+        help="minimum detection score for --bbox-file (default TEST.IMAGE_THRE)",
+    )
+    boxes.add_argument(
+        "--ann-file", metavar="JSON",
+        help="with --bbox-file: COCO annotation json whose 'images' map file names to ids",
+    )
+    boxes.add_argument("--detector-arch", choices=DETECTOR_ARCHS, default=None,
+                       help="default: told from the weights file name")
+    boxes.add_argument("--detector-thr", type=float, default=0.5, help="minimum person score")
+    test = p.add_argument_group("decoding and drawing")
+    test.add_argument("--flip-test", action="store_true", help="TEST.FLIP_TEST True")
+    test.add_argument("--post-type", choices=("shift", "dark"), default=None,
+                      help="default TEST.POST_TYPE")
+    test.add_argument("--oks-thre", type=float, default=None,
+                      help="OKS-NMS threshold (default TEST.OKS_THRE; 1 keeps every pose)")
+    test.add_argument("--kpt-thr", type=float, default=0.3, help="joints drawn above this score")
+    test.add_argument("--no-draw", action="store_true", help="write only the results json")
+    test.add_argument("--batch-size", type=int, default=0, help="crops per forward pass")
+    p.add_argument("opts", nargs=argparse.REMAINDER, default=[], help="KEY VALUE overrides")
+    return p.parse_args(argv)
+
+
+def collect_images(entries, limit=0):
+    """Image files of ``entries`` (files, or folders listed in name order), and the problems.
+
+    Returns:
+        ``(files, problems)``: paths to try, and one message per missing path or empty folder.
+        A listed file is kept whatever its extension (reading tells whether it is an image).
+    """
+    files, problems = [], []
+    for entry in entries:
+        if os.path.isdir(entry):
+            found = sorted(
+                os.path.join(entry, n)
+                for n in os.listdir(entry)
+                if n.lower().endswith(IMAGE_EXTENSIONS) and os.path.isfile(os.path.join(entry, n))
+            )
+            if not found:
+                problems.append(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in folder {entry}")
+            files += found
+        elif os.path.isfile(entry):
+            files.append(entry)
+        else:
+            problems.append(f"image not found: {entry}")
+    if limit > 0:
+        files = files[:limit]
+    return files, problems
+
+
+def build_box_source(args, cfg, device=None):
+    """The box source the flags ask for (the whole image when none does)."""
+    if args.bbox_file:
+        thr = cfg.TEST.IMAGE_THRE if args.bbox_thr is None else args.bbox_thr
+        return DetectionJsonBoxes(args.bbox_file, score_thr=thr, ann_file=args.ann_file)
+    if args.gt_ann:
+        return AnnotationBoxes(args.gt_ann)
+    if args.detector:
+        return TorchvisionPersonDetector(
+            args.detector, arch=args.detector_arch, score_thr=args.detector_thr, device=device
+        )
+    return WholeImageBoxes()
+
+
+def _default_model_file(cfg, cfg_path):
+    from semipose.utils.logger import output_subdirs
+
+    dataset, model, cfg_name = output_subdirs(cfg, cfg_path)
+    return os.path.join(cfg.OUTPUT_DIR or "output", dataset, model, cfg_name, "final_state.pth.tar")
+
+
+def _model_file(args, cfg):
+    if args.model_file:
+        return args.model_file
+    if cfg.TEST.MODEL_FILE:
+        return cfg.TEST.MODEL_FILE
+    path = _default_model_file(cfg, args.cfg)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(
+            f"no model file: {path} does not exist (train first, or pass --model-file)"
+        )
+    return path
+
+
+def _assign_ids(files, source):
+    """COCO image ids: from the box source's file index or the names, else 1..N in order."""
+    resolve = getattr(source, "resolve_id", None)
+    ids = [resolve(file_name=f) if resolve else image_id_from_name(f) for f in files]
+    if any(i is None for i in ids) or len(set(ids)) != len(ids):
+        return list(range(1, len(files) + 1))
+    return ids
+
+
+def _predict(model, image, source, image_id, name, oks_thre, batch_size):
+    """Boxes, poses and OKS-NMS of one image; returns ``(number of unusable boxes, poses)``."""
+    boxes = source(image, image_id=image_id, file_name=name)
+    poses = inference_topdown(model, image, boxes, batch_size=batch_size, image_name=name)
+    skipped = len(boxes) - len(poses)
+    sigmas = model.layout.sigmas
+    if sigmas is not None:
+        poses = oks_nms_poses(poses, oks_thre, sigmas=sigmas)
+    return skipped, poses
+
+
+def _write_json(path, obj):
+    tmp = f"{path}.tmp.{os.getpid()}"
+    with open(tmp, "w") as f:
+        json.dump(obj, f)
+    os.replace(tmp, path)
+
+
+def _progress(total, desc):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="img", dynamic_ncols=True, disable=None)
+
+
+def run_images(model, files, source, out_dir, *, kpt_thr=0.3, oks_thre=None, draw=True,
+               batch_size=None):
+    """Runs the model on image files; returns ``(results, images, counts)``.
+
+    ``results`` is the COCO keypoint-results list, ``images`` the COCO ``images`` list, ``counts``
+    a dict with ``images`` (done), ``failed``, ``persons``, ``skipped_boxes`` and ``drawn`` (paths).
+    """
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    ids = _assign_ids(files, source)
+    results, images, drawn = [], [], []
+    counts = {"images": 0, "failed": 0, "persons": 0, "skipped_boxes": 0}
+    taken = set()
+    with logging_redirect_tqdm(), _progress(len(files), "pose") as bar:
+        for path, image_id in zip(files, ids):
+            try:
+                image = read_image(path)
+                skipped, poses = _predict(
+                    model, image, source, image_id, path, oks_thre, batch_size
+                )
+            except (OSError, ValueError, cv2.error) as exc:
+                logger.error("skipped %s: %s", path, exc)
+                counts["failed"] += 1
+                bar.update(1)
+                continue
+            counts["skipped_boxes"] += skipped
+            counts["images"] += 1
+            counts["persons"] += len(poses)
+            height, width = image.shape[:2]
+            images.append(
+                {"id": image_id, "file_name": os.path.basename(path), "width": width,
+                 "height": height, "path": os.path.abspath(path)}
+            )  # fmt: skip
+            results += [p.to_coco(image_id) for p in poses]
+            if draw:
+                out = unique_output_path(out_dir, os.path.basename(path), taken)
+                if cv2.imwrite(out, draw_predictions(image, poses, model.layout, kpt_thr)):
+                    drawn.append(out)
+                else:
+                    logger.error("cannot write %s", out)
+            bar.update(1)
+    counts["drawn"] = drawn
+    return results, images, counts
+
+
+def run_video(model, video, source, out_dir, *, kpt_thr=0.3, oks_thre=None, batch_size=None):
+    """Runs the model on each frame of a video; frame k (from 0) has image id k.
+
+    Writes ``<out_dir>/<video stem>_pose.mp4`` (mp4v; MJPG ``.avi`` when mp4v is unavailable).
+
+    Returns:
+        ``(results, images, counts)`` as ``run_images``; ``counts['drawn']`` holds the video path.
+
+    Raises:
+        FileNotFoundError: the video does not exist.
+        ValueError: it cannot be opened or holds no frame.
+    """
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    if not os.path.isfile(video):
+        raise FileNotFoundError(f"video not found: {video}")
+    cap = cv2.VideoCapture(video)
+    if not cap.isOpened():
+        raise ValueError(f"cannot open video {video}: not a video file, or an unsupported codec")
+    fps = cap.get(cv2.CAP_PROP_FPS)
+    fps = fps if fps and np.isfinite(fps) and fps > 0 else 25.0
+    total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or None
+    stem = os.path.splitext(os.path.basename(video))[0]
+    writer, out_path = None, None
+    results, images = [], []
+    counts = {"images": 0, "failed": 0, "persons": 0, "skipped_boxes": 0}
+    try:
+        with logging_redirect_tqdm(), _progress(total, "frames") as bar:
+            frame_idx = 0
+            while True:
+                ok, frame = cap.read()
+                if not ok:
+                    break
+                name = f"{stem}#{frame_idx}"
+                try:
+                    skipped, poses = _predict(
+                        model, frame, source, frame_idx, name, oks_thre, batch_size
+                    )
+                except (OSError, ValueError, cv2.error) as exc:
+                    logger.error("frame %d: %s", frame_idx, exc)
+                    counts["failed"] += 1
+                    skipped, poses = 0, []
+                counts["images"] += 1
+                counts["persons"] += len(poses)
+                counts["skipped_boxes"] += skipped
+                height, width = frame.shape[:2]
+                images.append({"id": frame_idx, "file_name": name, "width": width,
+                               "height": height})  # fmt: skip
+                results += [p.to_coco(frame_idx) for p in poses]
+                if writer is None:
+                    writer, out_path = _open_writer(out_dir, stem, fps, (width, height))
+                writer.write(draw_predictions(frame, poses, model.layout, kpt_thr))
+                frame_idx += 1
+                bar.update(1)
+    finally:
+        cap.release()
+        if writer is not None:
+            writer.release()
+    if counts["images"] == 0:
+        raise ValueError(f"no frame could be read from {video}")
+    counts["drawn"] = [out_path]
+    return results, images, counts
+
+
+def _open_writer(out_dir, stem, fps, size):
+    for fourcc, ext in (("mp4v", ".mp4"), ("MJPG", ".avi")):
+        path = os.path.join(out_dir, f"{stem}_pose{ext}")
+        writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*fourcc), fps, size)
+        if writer.isOpened():
+            return writer, path
+        writer.release()
+    raise OSError(f"cannot open a video writer in {out_dir} (neither mp4v nor MJPG)")
+
+
+def run(args):
+    """Runs infer.py with parsed ``args``.
+
+    Returns:
+        dict: ``images``, ``failed``, ``persons``, ``skipped_boxes``, ``seconds``, ``drawn``
+        (paths), ``results_file``, ``images_file``, ``problems`` (input messages) and ``ok``
+        (True when every input was processed).
+    """
+    from semipose.config import load_config
+
+    start = time.perf_counter()
+    opts = list(args.opts or [])
+    cfg = load_config(args.cfg, opts)
+    model_file = _model_file(args, cfg)
+    model = init_model(
+        cfg, model_file, device=args.device, net=args.net,
+        flip_test=True if args.flip_test else None, post_type=args.post_type,
+    )
+    logger.info("model: %s (%s, heatmaps: %s) on %s", model_file, cfg.MODEL.NAME, model.head,
+                model.device)
+    source = build_box_source(args, cfg, device=model.device)
+    logger.info("boxes: %s", source.describe())
+    oks_thre = model.oks_thre if args.oks_thre is None else args.oks_thre
+    os.makedirs(args.out, exist_ok=True)
+    common = dict(kpt_thr=args.kpt_thr, oks_thre=oks_thre, batch_size=args.batch_size or None)
+
+    problems = []
+    if args.video:
+        results, images, counts = run_video(model, args.video, source, args.out, **common)
+    else:
+        files, problems = collect_images(args.images, args.limit)
+        for msg in problems:
+            logger.error(msg)
+        results, images, counts = run_images(
+            model, files, source, args.out, draw=not args.no_draw, **common
+        )
+    results_file = os.path.join(args.out, RESULTS_NAME)
+    images_file = os.path.join(args.out, IMAGES_NAME)
+    _write_json(results_file, results)
+    _write_json(images_file, images)
+    summary = {
+        **counts,
+        "seconds": time.perf_counter() - start,
+        "results_file": results_file,
+        "images_file": images_file,
+        "problems": problems,
+        "ok": counts["failed"] == 0 and not problems and counts["images"] > 0,
+    }
+    return summary
+
+
+def format_summary(summary, video=False):
+    """The one-line summary infer.py prints."""
+    unit = "frames" if video else "images"
+    failed = summary["failed"] + len(summary["problems"])
+    line = (
+        f"infer: {summary['images']} {unit}, {summary['persons']} persons, "
+        f"{summary['seconds']:.1f} s"
+    )
+    if failed:
+        line += f"; {failed} inputs failed"
+    if summary["skipped_boxes"]:
+        line += f"; {summary['skipped_boxes']} boxes skipped"
+    line += f"; results {summary['results_file']}"
+    if summary["drawn"]:
+        drawn = summary["drawn"][0] if video else os.path.dirname(summary["drawn"][0])
+        line += f"; drawn {drawn}"
+    return line
+
+
+def main(argv=None):
+    """Entry point of ``pose_estimation/infer.py``; returns the exit status.
+
+    0: every input processed; 1: some inputs failed (the others were processed); 2: nothing could
+    be processed (no input, or the model or the box source could not be set up).
+    """
+    logging.basicConfig(level=logging.INFO, format="%(asctime)-15s %(levelname)s %(message)s")
+    args = parse_args(argv)
+    try:
+        summary = run(args)
+    except (OSError, ValueError, KeyError, BoxSourceError) as exc:
+        logger.error("%s", exc)
+        print(f"infer: failed: {exc}", file=sys.stderr)
+        return 2
+    print(format_summary(summary, video=bool(args.video)))
+    if summary["drawn"] and not args.video:
+        print(f"first drawn image: {summary['drawn'][0]}")
+    if summary["images"] == 0:
+        return 2
+    return 0 if summary["ok"] else 1
