@@ -7,40 +7,57 @@ import os
 import time
 from pathlib import Path
 
-from semipose.config import get_model_name
-
 logger = logging.getLogger(__name__)
 
 LOG_FORMAT = "%(asctime)-15s %(message)s"
 
 
-def output_subdirs(cfg, cfg_path):
+def _require_model_name(model_name):
+    if not model_name:
+        raise TypeError(
+            "model_name is required: pass model_name=semipose.config.get_model_name(cfg)[0] "
+            "(semipose.utils does not import the config package)"
+        )
+    return model_name
+
+
+def output_subdirs(cfg, cfg_path, model_name=None):
     """``(dataset, model, cfg_name)`` naming the experiment, as the original.
 
     ``dataset`` is TRAIN_DATASET (plus ``_<HYBRID_JOINTS_TYPE>``) with ':' replaced by '_';
-    ``model`` is ``get_model_name(cfg)[0]``; ``cfg_name`` is the YAML basename up to its first '.'.
+    ``model`` is ``model_name``; ``cfg_name`` is the YAML basename up to its first '.'.
+
+    Args:
+        cfg: the config (``DATASET.TRAIN_DATASET``, ``DATASET.HYBRID_JOINTS_TYPE``).
+        cfg_path: the YAML path, or None (``'default'``).
+        model_name: ``semipose.config.get_model_name(cfg)[0]`` (e.g. ``'pose_dual_18'``); the
+            caller passes it because this layer does not import the config package.
+
+    Raises:
+        TypeError: ``model_name`` is missing.
     """
+    model = _require_model_name(model_name)
     dataset = cfg.DATASET.TRAIN_DATASET
     if cfg.DATASET.HYBRID_JOINTS_TYPE:
         dataset = f"{dataset}_{cfg.DATASET.HYBRID_JOINTS_TYPE}"
     dataset = dataset.replace(":", "_")
-    model, _ = get_model_name(cfg)
     cfg_name = os.path.basename(cfg_path or "default").split(".")[0]
     return dataset, model, cfg_name
 
 
-def create_logger(cfg, cfg_path, phase="train", rank=0):
+def create_logger(cfg, cfg_path, phase="train", rank=0, model_name=None):
     """Creates the output and TensorBoard folders and configures the root logger.
 
     ``final_output_dir = OUTPUT_DIR/<dataset>/<model>/<cfg_name>`` holds the log file
     ``<cfg_name>_<YYYY-mm-dd-HH-MM>_<phase>.log``;
     ``tb_log_dir = LOG_DIR/<dataset>/<model>/<cfg_name>_<time>``.
     Only rank 0 writes the log file and logs at INFO; other ranks log warnings and errors only.
+    ``model_name`` is required (see ``output_subdirs``).
 
     Returns:
         ``(logger, final_output_dir: str, tb_log_dir: str)``.
     """
-    dataset, model, cfg_name = output_subdirs(cfg, cfg_path)
+    dataset, model, cfg_name = output_subdirs(cfg, cfg_path, model_name)
     root_output = Path(cfg.OUTPUT_DIR or "output")
     final_output_dir = root_output / dataset / model / cfg_name
     final_output_dir.mkdir(parents=True, exist_ok=True)
