@@ -43,14 +43,7 @@ class AIDataset(JointsDataset):
     su = list(AIC_SU)
 
     def __init__(
-        self,
-        root,
-        image_set,
-        is_train,
-        transform=None,
-        in_vis_thre=0.0,
-        save_result=True,
-        **kwargs,
+        self, root, image_set, is_train, transform=None, in_vis_thre=0.0, save_result=True, **kwargs
     ):
         super().__init__(root, image_set, is_train, transform, **kwargs)
         self.in_vis_thre = in_vis_thre

@@ -160,8 +160,11 @@ def _subset_view(dataset, records, is_train):
     return view
 
 
-def _rand_augment_view(unlabeled, is_train, transform, rand_magnitude):
-    """The RandAugment copy of ``unlabeled``; ``is_train`` (not raw_input) as the original."""
+def _rand_augment_view(unlabeled, is_train, transform, cons_rand_aug, rand_magnitude):
+    """The RandAugment copy of ``unlabeled`` (None unless ``cons_rand_aug``); ``is_train`` (not
+    raw_input) as the original."""
+    if not cons_rand_aug:
+        return None
     view = _subset_view(unlabeled, unlabeled.db, is_train)
     view.transform = with_rand_augment(transform, rand_magnitude)
     return view
@@ -186,19 +189,9 @@ class MixedCOCOCOCODataset(MixedDataset):
     """
 
     def __init__(
-        self,
-        root,
-        image_set,
-        is_train,
-        transform=None,
-        unsup_set="",
-        train_len=-1,
-        raw_input=False,
-        cons_rand_aug=False,
-        rand_magnitude=10,
-        seed=1314,
-        **kwargs,
-    ):
+        self, root, image_set, is_train, transform=None, unsup_set="", train_len=-1,
+        raw_input=False, cons_rand_aug=False, rand_magnitude=10, seed=1314, **kwargs
+    ):  # fmt: skip
         kwargs.pop("pseudo_anno", None)
         unsup = unsup_set or image_set
         unlabeled_train = is_train and not raw_input
@@ -220,9 +213,7 @@ class MixedCOCOCOCODataset(MixedDataset):
                 root, image_set, is_train, transform, train_len=train_len, **kwargs
             )
             unlabeled = COCODataset(root, unsup, unlabeled_train, transform, train_len=-1, **kwargs)
-        aug = None
-        if cons_rand_aug:
-            aug = _rand_augment_view(unlabeled, is_train, transform, rand_magnitude)
+        aug = _rand_augment_view(unlabeled, is_train, transform, cons_rand_aug, rand_magnitude)
         super().__init__(labeled, unlabeled, aug, seed=seed)
 
 
@@ -246,19 +237,9 @@ class MixedMPIIAIDataset(MixedDataset):
     """
 
     def __init__(
-        self,
-        root,
-        image_set,
-        is_train,
-        transform=None,
-        raw_input=False,
-        cons_rand_aug=False,
-        rand_magnitude=10,
-        seed=1314,
-        in_vis_thre=0.0,
-        save_result=True,
-        **kwargs,
-    ):
+        self, root, image_set, is_train, transform=None, raw_input=False, cons_rand_aug=False,
+        rand_magnitude=10, seed=1314, in_vis_thre=0.0, save_result=True, **kwargs
+    ):  # fmt: skip
         labeled = MPIIDataset(root, image_set, is_train, transform, **kwargs)
         unlabeled = AIDataset(
             root,
@@ -269,7 +250,5 @@ class MixedMPIIAIDataset(MixedDataset):
             save_result=save_result,
             **kwargs,
         )
-        aug = None
-        if cons_rand_aug:
-            aug = _rand_augment_view(unlabeled, is_train, transform, rand_magnitude)
+        aug = _rand_augment_view(unlabeled, is_train, transform, cons_rand_aug, rand_magnitude)
         super().__init__(labeled, unlabeled, aug, seed=seed)
