@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from semipose.config import get_cfg
-from semipose.dataset.build import DATASETS, build_dataset, default_transform
+from semipose.dataset.build import DATASETS, build_dataset, default_transform, ensure_synthetic
 from semipose.dataset.coco import COCODataset
 from semipose.dataset.mixed import MixedCOCOCOCODataset
 
@@ -53,14 +53,32 @@ def test_build_train_and_test(tiny_coco):
     np.testing.assert_allclose(inp.numpy(), default_transform()(raw).numpy())
 
 
-def test_synthetic_generated_when_missing(tmp_path):
-    root = str(tmp_path / "syn")
+def _synthetic_cfg(root):
     cfg = _cfg(root)
     cfg.DATASET.TRAIN_DATASET = "coco"
     cfg.DATASET.SYNTHETIC.ENABLED = True
     cfg.DATASET.SYNTHETIC.NUM_TRAIN = 3
     cfg.DATASET.SYNTHETIC.NUM_VAL = 2
     cfg.DATASET.SYNTHETIC.IMAGE_SIZE = [160, 120]
+    return cfg
+
+
+def test_build_never_generates_the_synthetic_set(tmp_path):
+    root = str(tmp_path / "syn")
+    cfg = _synthetic_cfg(root)
+    with pytest.raises(FileNotFoundError, match="ensure_synthetic"):
+        build_dataset(cfg, False)
+    assert not (tmp_path / "syn/coco/annotations").exists()
+
+
+def test_synthetic_set_from_ensure_synthetic(tmp_path):
+    root = str(tmp_path / "syn")
+    cfg = _synthetic_cfg(root)
+    ensure_synthetic(cfg)
+    assert (tmp_path / "syn/coco/annotations/person_keypoints_val2017.json").is_file()
     ds = build_dataset(cfg, False)
     assert len(ds.db) > 0
-    assert (tmp_path / "syn/coco/annotations/person_keypoints_val2017.json").is_file()
+    # A config asking for another synthetic set is refused, not silently given this one.
+    cfg.DATASET.SYNTHETIC.SEED = 1
+    with pytest.raises(FileNotFoundError, match="other DATASET.SYNTHETIC parameters"):
+        build_dataset(cfg, True)

@@ -9,6 +9,7 @@ from semipose.dataset.ai_challenger import AIDataset
 from semipose.dataset.coco import COCODataset
 from semipose.dataset.mixed import MixedCOCOCOCODataset, MixedMPIIAIDataset
 from semipose.dataset.mpii import MPIIDataset
+from semipose.dataset.synthetic import generate, is_generated
 
 __all__ = [
     "DATASETS",
@@ -114,30 +115,33 @@ _KWARGS = {
 }
 
 
+def _synthetic_kwargs(cfg):
+    syn = cfg.DATASET.SYNTHETIC
+    return {
+        "num_train": syn.NUM_TRAIN,
+        "num_val": syn.NUM_VAL,
+        "image_size": tuple(int(v) for v in syn.IMAGE_SIZE),
+        "seed": syn.SEED,
+    }
+
+
 def ensure_synthetic(cfg):
     """Generates the synthetic COCO-format set under ``DATASET.ROOT`` unless it is already there
     with the parameters of ``DATASET.SYNTHETIC`` (other parameters regenerate it).
 
-    A file lock (``<ROOT>/coco/.synthetic.lock``) serialises concurrent callers (DDP ranks, tests),
-    so only the first one generates; the others wait and find the files.
+    The explicit call that makes the set (the engine's setup and the CLI call it before
+    ``build_dataset``, which never generates). A file lock (``<ROOT>/coco/.synthetic.lock``)
+    serialises concurrent callers (DDP ranks, tests), so only the first one generates; the others
+    wait and find the files.
     """
+    import fcntl  # POSIX only: imported here so that the module itself imports anywhere
+
     root = cfg.DATASET.ROOT
-    import fcntl
-
-    from semipose.dataset.synthetic import generate
-
     os.makedirs(os.path.join(root, "coco"), exist_ok=True)
     with open(os.path.join(root, "coco", ".synthetic.lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            syn = cfg.DATASET.SYNTHETIC
-            result = generate(
-                root,
-                num_train=syn.NUM_TRAIN,
-                num_val=syn.NUM_VAL,
-                image_size=tuple(int(v) for v in syn.IMAGE_SIZE),
-                seed=syn.SEED,
-            )
+            result = generate(root, **_synthetic_kwargs(cfg))
             if result["generated"]:
                 logger.info("=> generated the synthetic COCO-format set under %s", root)
         finally:
@@ -157,13 +161,23 @@ def build_dataset(cfg, is_train, transform=None):
 
     Raises:
         KeyError: naming the registered datasets when the name is unknown.
+        FileNotFoundError: ``DATASET.SYNTHETIC.ENABLED`` and the synthetic set is missing or was
+            made with other parameters (``ensure_synthetic(cfg)`` makes it; this never does).
     """
     name = cfg.DATASET.TRAIN_DATASET if is_train else cfg.DATASET.TEST_DATASET
     image_set = cfg.DATASET.TRAIN_SET if is_train else cfg.DATASET.TEST_SET
     if name not in DATASETS:
         raise KeyError(f"unknown dataset {name!r}; registered: {sorted(DATASETS)}")
-    if cfg.DATASET.SYNTHETIC.ENABLED:
-        ensure_synthetic(cfg)
+    if cfg.DATASET.SYNTHETIC.ENABLED and not is_generated(
+        cfg.DATASET.ROOT, **_synthetic_kwargs(cfg)
+    ):
+        raise FileNotFoundError(
+            f"the synthetic COCO-format set under {cfg.DATASET.ROOT!r} is missing or was made with "
+            "other DATASET.SYNTHETIC parameters; generate it first with "
+            "semipose.dataset.build.ensure_synthetic(cfg) or `python -m semipose.dataset.synthetic "
+            f"--root {cfg.DATASET.ROOT}` (with the config's --num-train/--num-val/--width/--height"
+            "/--seed)"
+        )
     if transform is None:
         transform = default_transform()
     kwargs = _KWARGS[name](cfg, is_train)

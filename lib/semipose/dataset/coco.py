@@ -1,4 +1,5 @@
-"""COCO person keypoints: GT-box or detection-box person crops, and the OKS AP evaluation.
+"""COCO person keypoints: GT-box or detection-box person crops; ``evaluate`` calls the OKS AP
+evaluator of ``semipose.evaluation.coco``.
 
 Ported from the original's lib/dataset/coco.py (MIT); spec §5.2.
 """
@@ -7,64 +8,31 @@ import contextlib
 import io
 import logging
 import os
-import pickle
-from collections import OrderedDict, defaultdict
 
 import json_tricks as json
 import numpy as np
 from pycocotools.coco import COCO
-from pycocotools.cocoeval import COCOeval
 
+from semipose.common.io import atomic_write_text
 from semipose.dataset.joints import COCO_JOINTS, COCO_SIGMAS, COCO_SU, COCO_TRAINED, COCO_U2A
-from semipose.dataset.joints_dataset import JointsDataset
+from semipose.dataset.joints_dataset import JointsDataset, make_record, native_joints
 from semipose.errors import DataFileError
-from semipose.nms.nms import oks_nms
+from semipose.evaluation.coco import STATS_NAMES, COCOKeypointEvaluator, rescore
 
-__all__ = ["COCODataset", "STATS_NAMES", "atomic_write_text", "rescore"]
+# STATS_NAMES, rescore and atomic_write_text are re-exported for code that imported them from here.
+__all__ = ["COCODataset", "STATS_NAMES", "atomic_write_text", "has_ground_truth", "rescore"]
 
 logger = logging.getLogger(__name__)
 
-STATS_NAMES = [
-    "AP",
-    "Ap .5",
-    "AP .75",
-    "AP (M)",
-    "AP (L)",
-    "AR",
-    "AR .5",
-    "AR .75",
-    "AR (M)",
-    "AR (L)",
-]
 _EXPECTED_LAYOUT = (
     "<root>/coco/annotations/person_keypoints_{train2017,val2017}.json (image_info_<set>.json for "
     "test/unlabeled sets), images in <root>/coco/images/<set>/ or <root>/coco/images/<set>.zip"
 )
 
 
-def atomic_write_text(path, text):
-    """Writes ``text`` to ``path`` through a temporary file and a rename (no half-written file)."""
-    tmp = f"{path}.tmp.{os.getpid()}"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
-def rescore(keypoints, box_score, in_vis_thre):
-    """The original's person score: box score × mean joint score over joints above the threshold.
-
-    Args:
-        keypoints: (K, 3) x, y, score.
-        box_score: the detection score of the person box.
-        in_vis_thre: joints scoring at or below it are left out of the mean (none left: 0).
-
-    Returns:
-        float score.
-    """
-    scores = keypoints[:, 2]
-    valid = scores[scores > in_vis_thre]
-    kpt_score = float(valid.mean()) if valid.size else 0.0
-    return kpt_score * box_score
+def has_ground_truth(image_set):
+    """False for the sets without labels (names containing ``test`` or ``unlabeled``)."""
+    return not ("test" in image_set or "unlabeled" in image_set)
 
 
 _DETECTION_FORMAT = (
@@ -224,11 +192,7 @@ class COCODataset(JointsDataset):
     def _get_ann_file_keypoint(self):
         if self.pseudo_anno:
             return self.pseudo_anno
-        prefix = (
-            "image_info"
-            if ("test" in self.image_set or "unlabeled" in self.image_set)
-            else "person_keypoints"
-        )
+        prefix = "person_keypoints" if has_ground_truth(self.image_set) else "image_info"
         return os.path.join(self.root, "coco", "annotations", f"{prefix}_{self.image_set}.json")
 
     def image_path_from_index(self, index):
@@ -295,27 +259,18 @@ class COCODataset(JointsDataset):
                 continue
             if kps.max() == 0:
                 continue
-            joints_3d = np.zeros((num_native, 3), dtype=np.float64)
-            joints_3d_vis = np.zeros((num_native, 3), dtype=np.float64)
-            joints_3d[:, :2] = kps[:, :2]
-            vis = np.minimum(kps[:, 2], 1)
-            joints_3d_vis[:, 0] = vis
-            joints_3d_vis[:, 1] = vis
             center, scale = self._box2cs([x1, y1, x2 - x1, y2 - y1])
             if image_path is None:
                 image_path = self.image_path_from_index(index)
             recs.append(
-                {
-                    "image": image_path,
-                    "center": center,
-                    "scale": scale,
-                    "joints_3d": joints_3d,
-                    "joints_3d_vis": joints_3d_vis,
-                    "filename": "",
-                    "imgnum": 0,
-                    "raw_box": np.array([x, y, w, h], dtype=np.float32),
-                    "ann_id": obj.get("id", -1),
-                }
+                make_record(
+                    image_path,
+                    center,
+                    scale,
+                    *native_joints(num_native, kps, np.minimum(kps[:, 2], 1)),
+                    raw_box=np.array([x, y, w, h], dtype=np.float32),
+                    ann_id=obj.get("id", -1),
+                )
             )
         return recs, bad
 
@@ -352,17 +307,15 @@ class COCODataset(JointsDataset):
                 continue
             center, scale = self._box2cs(box)
             kpt_db.append(
-                {
-                    "image": self.image_path_from_index(image_id),
-                    "center": center,
-                    "scale": scale,
-                    "score": score,
-                    "joints_3d": np.zeros((num_native, 3), dtype=np.float64),
-                    "joints_3d_vis": np.ones((num_native, 3), dtype=np.float64),
-                    "filename": "",
-                    "imgnum": 0,
-                    "raw_box": np.array(box, dtype=np.float32),
-                }
+                make_record(
+                    self.image_path_from_index(image_id),
+                    center,
+                    scale,
+                    np.zeros((num_native, 3), dtype=np.float64),
+                    np.ones((num_native, 3), dtype=np.float64),
+                    score=score,
+                    raw_box=np.array(box, dtype=np.float32),
+                )
             )
         if bad == len(all_boxes):
             raise DataFileError(
@@ -389,7 +342,8 @@ class COCODataset(JointsDataset):
         return image_id
 
     def evaluate(self, preds, output_dir, all_boxes, img_path, *args, prefix=None):
-        """Rescoring, per-image OKS-NMS, results json and COCOeval keypoint AP.
+        """Rescoring, per-image OKS-NMS, results json and COCOeval keypoint AP
+        (``semipose.evaluation.coco.COCOKeypointEvaluator`` with this set's settings).
 
         Args:
             preds: (N, 24, 3) x, y, score in original-image pixels (not modified).
@@ -403,86 +357,17 @@ class COCODataset(JointsDataset):
         Returns:
             ``(OrderedDict name -> value, AP)``; ``({'Null': 0}, 0)`` for test/unlabeled sets.
         """
-        preds = np.asarray(preds)[:, self.su]
-        all_boxes = np.asarray(all_boxes)
-        res_folder = os.path.join(output_dir, "results")
-        os.makedirs(res_folder, exist_ok=True)
-        res_file = os.path.join(
-            res_folder, f"person_keypoints_{self.image_set}_{prefix or 'results'}.json"
+        evaluator = COCOKeypointEvaluator(
+            self.coco,
+            self.image_set,
+            oks_thre=self.oks_thre,
+            in_vis_thre=self.in_vis_thre,
+            save_result=self.save_result,
+            has_ground_truth=has_ground_truth(self.image_set),
+            sigmas=COCO_SIGMAS,
+            category_id=self.person_cat_id,
         )
-
-        kpts = defaultdict(list)
-        for idx, kpt in enumerate(preds):
-            box = all_boxes[idx]
-            kpts[self.image_id_from_path(img_path[idx])].append(
-                {
-                    "keypoints": kpt,
-                    "center": box[0:2],
-                    "scale": box[2:4],
-                    "area": float(box[4]),
-                    "score": float(box[5]),
-                    "image": self.image_id_from_path(img_path[idx]),
-                    "bbox": box[6:10] if box.shape[0] >= 10 else None,
-                }
-            )
-
-        nmsed = []
-        for img_kpts in kpts.values():
-            for person in img_kpts:
-                person["score"] = rescore(person["keypoints"], person["score"], self.in_vis_thre)
-            keep = oks_nms(img_kpts, self.oks_thre, sigmas=COCO_SIGMAS)
-            nmsed.append([img_kpts[k] for k in keep] if keep else img_kpts)
-
-        results = self._coco_keypoint_results(nmsed)
-        if self.save_result:
-            atomic_write_text(res_file, json.dumps(results, sort_keys=True, indent=4))
-            logger.info("=> results written to %s", res_file)
-
-        if "test" in self.image_set or "unlabeled" in self.image_set:
-            return {"Null": 0}, 0
-        info_str = self._do_python_keypoint_eval(results, res_folder)
-        name_value = OrderedDict(info_str)
-        return name_value, name_value["AP"]
-
-    def _coco_keypoint_results(self, nmsed):
-        results = []
-        for img_kpts in nmsed:
-            for person in img_kpts:
-                entry = {
-                    "image_id": int(person["image"]),
-                    "category_id": int(self.person_cat_id),
-                    "keypoints": [float(v) for v in np.asarray(person["keypoints"]).reshape(-1)],
-                    "score": float(person["score"]),
-                    "center": [float(v) for v in person["center"]],
-                    "scale": [float(v) for v in person["scale"]],
-                }
-                if person["bbox"] is not None:
-                    entry["bbox"] = [float(v) for v in person["bbox"]]
-                results.append(entry)
-        return results
-
-    def _do_python_keypoint_eval(self, results, res_folder):
-        if not results:
-            logger.warning("=> no detections to evaluate")
-            return [(name, 0.0) for name in STATS_NAMES]
-        # loadRes adds fields to its input; evaluate on copies without the extra bbox/centre fields.
-        dets = [
-            {k: r[k] for k in ("image_id", "category_id", "keypoints", "score")} for r in results
-        ]
-        with contextlib.redirect_stdout(io.StringIO()):
-            coco_dt = self.coco.loadRes(dets)
-            coco_eval = COCOeval(self.coco, coco_dt, "keypoints")
-            coco_eval.params.useSegm = None
-            coco_eval.evaluate()
-            coco_eval.accumulate()
-        buf = io.StringIO()
-        with contextlib.redirect_stdout(buf):
-            coco_eval.summarize()
-        logger.info("COCOeval keypoints (%s):\n%s", self.image_set, buf.getvalue())
-        if self.save_result:
-            eval_file = os.path.join(res_folder, f"keypoints_{self.image_set}_results.pkl")
-            tmp = f"{eval_file}.tmp.{os.getpid()}"
-            with open(tmp, "wb") as f:
-                pickle.dump(coco_eval, f, pickle.HIGHEST_PROTOCOL)
-            os.replace(tmp, eval_file)
-        return [(name, float(coco_eval.stats[i])) for i, name in enumerate(STATS_NAMES)]
+        image_ids = [self.image_id_from_path(p) for p in img_path]
+        return evaluator.evaluate(
+            np.asarray(preds)[:, self.su], image_ids, all_boxes, output_dir, prefix=prefix
+        )

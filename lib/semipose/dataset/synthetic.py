@@ -872,6 +872,39 @@ def _describe(params, keys):
         name = _PARAM_KEYS.get(key) or f"{key} (generate argument)"
         parts.append(f"{name} {params.get(key)!r}")
     return ", ".join(parts)
+_JSON_KEYS = ("train_dets", "val_dets", "train_ann", "val_ann")
+
+
+def _params(num_train, num_val, image_size, seed, min_people, max_people, person_height):
+    return {
+        "num_train": int(num_train), "num_val": int(num_val),
+        "image_size": [int(v) for v in image_size], "seed": int(seed),
+        "min_people": int(min_people), "max_people": int(max_people),
+        "person_height": None if person_height is None else [float(v) for v in person_height],
+    }  # fmt: skip
+
+
+def is_generated(root, num_train=1200, num_val=200, image_size=(320, 240), seed=0, min_people=1,
+                 max_people=4, person_height=None):
+    """True when ``generate`` with these arguments would find the set complete and skip.
+
+    Args:
+        root: dataset root; the other arguments as ``generate``'s.
+
+    Returns:
+        bool: every annotation and detection file is there and ``<root>/coco/PARAMS_FILE`` holds
+        these parameters (or is absent: a set from before it existed).
+    """
+    paths = _annotation_paths(root)
+    if not all(paths[k].is_file() for k in _JSON_KEYS):
+        return False
+    params_file = Path(root) / "coco" / PARAMS_FILE
+    if not params_file.is_file():
+        return True
+    with open(params_file) as f:
+        return json.load(f) == _params(
+            num_train, num_val, image_size, seed, min_people, max_people, person_height
+        )
 
 
 def generate(root, num_train=1200, num_val=200, image_size=(320, 240), seed=0, min_people=1,
@@ -910,16 +943,11 @@ def generate(root, num_train=1200, num_val=200, image_size=(320, 240), seed=0, m
     if num_train >= VAL_ID_OFFSET:
         raise ValueError(f"num_train must be < {VAL_ID_OFFSET} (val image ids start there)")
     paths = _annotation_paths(root)
-    json_keys = ("train_dets", "val_dets", "train_ann", "val_ann")
+    json_keys = _JSON_KEYS
     result = {"root": str(root)}
     result.update({k: str(v) for k, v in paths.items()})
     t0 = time.perf_counter()
-    params = {
-        "num_train": int(num_train), "num_val": int(num_val),
-        "image_size": [int(v) for v in image_size], "seed": int(seed),
-        "min_people": int(min_people), "max_people": int(max_people),
-        "person_height": None if person_height is None else [float(v) for v in person_height],
-    }
+    params = _params(num_train, num_val, image_size, seed, min_people, max_people, person_height)
     params_file = Path(root) / "coco" / PARAMS_FILE
     complete = all(paths[k].is_file() for k in json_keys)
     if not overwrite and complete and params_file.is_file():

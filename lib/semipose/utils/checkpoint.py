@@ -9,7 +9,6 @@ run code unless explicitly trusted, and a mismatching state_dict is an error tha
 import logging
 import os
 import pickle
-import tempfile
 import zipfile
 from collections import Counter, OrderedDict
 from collections.abc import Mapping
@@ -17,6 +16,7 @@ from collections.abc import Mapping
 import numpy as np
 import torch
 
+from semipose.common.io import atomic_torch_save
 from semipose.errors import DataFileError, UserError
 
 logger = logging.getLogger(__name__)
@@ -96,23 +96,9 @@ def to_plain(obj, where="states"):
 
 
 def atomic_save(obj, path):
-    """``torch.save`` to a temporary file in the same folder, flush + fsync, then ``os.replace``.
-
-    A crash mid-write leaves the previous file intact.
-    """
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    """``torch.save`` through a temporary file, fsync and ``os.replace`` (a crash mid-write leaves
+    the previous file intact); ``semipose.common.io.atomic_torch_save`` under its engine name."""
+    atomic_torch_save(obj, path)
 
 
 def save_checkpoint(states, is_best, output_dir, filename="checkpoint.pth.tar"):
