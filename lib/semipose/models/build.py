@@ -7,7 +7,7 @@ lib/models/pose_{resnet,hrnet,dual,cons}.py (MIT). The model classes never see t
 
 import logging
 
-from semipose.dataset.joints import COCO_TRAINED, MPII_TRAINED
+from semipose.common.joints import COCO_TRAINED, MPII_TRAINED
 from semipose.models.pose_cons import PoseCons
 from semipose.models.pose_dual import PoseDual
 from semipose.models.pose_hrnet import PoseHighResolutionNet
@@ -101,6 +101,22 @@ def semi_kwargs(cfg):
         same_view=cfg.CONS_SAME_VIEW,
         hard_teacher=cfg.CONS_HARD_TEACHER,
         mask_joint_relative=cfg.MASK_JOINT_RELATIVE,
+        **hard_aug_kwargs(cfg.HARD_AUG),
+    )
+
+
+def hard_aug_kwargs(node):
+    """The hard-augmentation sequence and its settings (HARD_AUG) as HardViewModel arguments."""
+    return dict(
+        hard_ops=tuple(node.OPS),
+        jo_joint_num=node.JO_JOINT_NUM,
+        co_holes=node.CO_HOLES,
+        cm_holes=node.CM_HOLES,
+        jccm_cm_holes=node.JCCM_CM_HOLES,
+        mixup_alpha=node.MIXUP_ALPHA,
+        jo_fix=node.JO_FIX,
+        hole_fix=node.HOLE_FIX,
+        joint_pool_fix=node.JOINT_POOL_FIX,
     )
 
 

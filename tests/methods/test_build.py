@@ -10,7 +10,7 @@ import torch
 
 from semipose.config import load_config
 from semipose.dataset.joints import COCO_TRAINED, MPII_TRAINED
-from semipose.models.build import MODELS, build_model
+from semipose.methods import METHODS, build_model
 from semipose.models.pose_cons import PoseCons
 from semipose.models.pose_dual import PoseDual
 
@@ -149,7 +149,7 @@ def tiny_cfg(name, tmp_path, backbone="resnet"):
     ],
 )
 def test_registry_entry_trains_on_cpu(name, backbone, tmp_path):
-    assert name in MODELS
+    assert name in METHODS
     torch.manual_seed(0)
     model = build_model(tiny_cfg(name, tmp_path, backbone), is_train=True)
     sup, unsup = torch.randn(2, 3, 64, 64), torch.randn(2, 3, 64, 64)
@@ -207,7 +207,7 @@ def test_errors():
     with pytest.raises(KeyError, match="pose_blend"):
         build_model(resnet_cfg("pose_blend"), is_train=False)
     with pytest.raises(NotImplementedError, match="PRM"):
-        build_model(resnet_cfg("pose_resnet", 18, "MODEL.PRM", True), is_train=False)
+        build_model(load_config(None, ["MODEL.NAME", "pose_hrnet", "MODEL.PRM", True]), False)
     with pytest.raises(FileNotFoundError, match="absent.pth"):
         build_model(resnet_cfg("pose_dual", 18, "MODEL.PRETRAINED", "/nowhere/absent.pth"), True)
 
