@@ -4,18 +4,21 @@ collapse-prone controls, on the embedded synthetic set at one iteration budget.
 Each row is one config under ``experiments/synthetic/study/`` (ResNet-18 from scratch, 96x64
 input, 300 labeled persons, the whole synthetic train set unlabeled, validation every 4th epoch).
 Every row runs in its own process, ``python pose_estimation/train.py --cfg <yaml> KEY VALUE
-...``, with its output under ``--output``. After each row the script parses the run's log file
-(``parse_log``, a pure function): per epoch the AP of net 1, net 2 and the ensemble, and the
-collapse monitor's background share and mean teacher peak per network. It then writes
+...``, with its output under ``--output``. After each row the script reads the run's metrics
+stream, ``<run folder>/metrics.jsonl`` (``semipose.engine.hooks.read_metrics``; the run folder is
+``OUTPUT_DIR/<dataset>/<model>/<cfg name>``, ``semipose.utils.logger.output_subdirs``), never its
+log text: per epoch the AP of net 1, net 2 and the ensemble, and the collapse monitor's background
+share and mean teacher peak per network (``epochs_from_records``, a pure function). It then writes
 ``--results`` (a markdown table in the layout of the paper's table plus per-epoch tables, the
 exact command, the machine and the date) and ``--plot`` (AP, background share and teacher peak
 over epochs per row; needs matplotlib, the optional ``plot`` extra: ``pip install -e .[plot]``).
 ``--jobs N`` trains N rows at once (a GPU machine with many cores takes all eight rows together
 in about six minutes).
 
-``--budget-minutes`` is a guide, not a limit: the first validated epoch of each row is timed and the
-whole study's wall time is estimated from it (the other rows scaled by their forward-equivalents
-per step: supervised 3, PoseCons 7, PoseDual 14), with a hint when the estimate exceeds the guide.
+``--budget-minutes`` is a guide, not a limit: the first epoch record of each row's metrics stream
+times that row (start-up, then the epoch's training seconds) and the whole study's wall time is
+estimated from it (the other rows scaled by their forward-equivalents per step: supervised 3,
+PoseCons 7, PoseDual 14), with a hint when the estimate exceeds the guide.
 
 Usage: ``python bench/collapse_study.py [--rows all | NAME ...] [--epochs N] [--iters-per-epoch N]
 [--output output/collapse_study] [--results docs/RESULTS.md] [--plot docs/collapse_study.png]
@@ -27,12 +30,10 @@ Usage: ``python bench/collapse_study.py [--rows all | NAME ...] [--epochs N] [--
 import argparse
 import collections
 import datetime
-import glob
 import importlib.util
 import math
 import os
 import platform
-import re
 import shlex
 import subprocess
 import sys
@@ -81,121 +82,99 @@ ROWS = collections.OrderedDict(
 )
 
 HEADS = ("net1", "net2", "ensemble")
-TABLE_TITLES = {
-    "The Predictions of Net 1": "net1",
-    "The Predictions of Net 2": "net2",
-    "Ensemble Predictions": "ensemble",
-}
-_STAMP = r"(?P<stamp>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})"
-_EPOCH_DONE = re.compile(
-    _STAMP + r" Epoch (?P<epoch>\d+) done: loss (?P<loss>\S+), (?P<rate>\S+) samples/s, "
-    r"lr (?P<lr>\S+)"
-)
-_COLLAPSE = re.compile(
-    r"Collapse monitor \[(?P<net>\w+)\]: (?P<share>[-\d.]+)% of unlabeled samples collapsed to "
-    r"background, mean teacher peak (?P<peak>[-\d.naif]+)"
-)
-_FIRST_STAMP = re.compile(r"^" + _STAMP)
-_PROGRESS = re.compile(r"Epoch: \[(?P<epoch>\d+)\]\[(?P<i>\d+)/(?P<n>\d+)\]")
+METRICS_FILE = "metrics.jsonl"
 
 
-def _parse_stamp(text):
-    return datetime.datetime.strptime(text, "%Y-%m-%d %H:%M:%S,%f")
+def _first_table(table):
+    """A head's metrics table (mixed-set evaluators record a list of tables: the first)."""
+    if isinstance(table, list):
+        return table[0] if table else {}
+    return table or {}
 
 
-def _cells(line):
-    return [c.strip() for c in line.strip().strip("|").split("|")]
-
-
-def parse_log(text):
-    """Per-epoch training statistics, AP and collapse-monitor values from a training log's text.
-
-    Reads the lines ``do_train`` logs: ``Epoch N done: loss L, R samples/s, lr X`` opens epoch N;
-    the ``Collapse monitor [net]: S% of unlabeled samples collapsed to background, mean teacher
-    peak P`` lines and the results tables after ``The Predictions of Net 1`` / ``... of Net 2`` /
-    ``Ensemble Predictions`` (header ``| Arch | AP | ...``, separator, one row of values) that
-    follow belong to that epoch. Text before the first ``Epoch N done`` line is ignored.
+def epochs_from_records(records):
+    """Per-epoch training statistics, AP and collapse-monitor values from a metrics stream.
 
     Args:
-        text: the log file's content (one run; several concatenated runs are read as one).
+        records: ``read_metrics``' records of one run (oldest first); only ``type: epoch`` records
+            are read.
 
     Returns:
-        list of dicts, one per epoch in log order, each with ``epoch`` (int), ``loss``, ``lr``,
-        ``samples_per_s`` (floats), ``wall_s`` (seconds since the previous epoch's end, or since the
-        log's first time stamp; None without time stamps), ``ap`` ({head: AP} for the heads that
-        were evaluated, heads among net1/net2/ensemble), ``metrics`` ({head: {name: value}}, the
-        full tables) and ``collapse`` ({net: {'share': fraction in [0, 1], 'peak': mean peak}}).
+        list of dicts, one per epoch record in order, each with ``epoch`` (int), ``loss``, ``lr``,
+        ``samples_per_s`` (floats or None), ``wall_s`` (seconds between this epoch record and the
+        previous one, training, validation and checkpoints included; for the stream's first
+        epoch its training seconds ``elapsed_s``, since the start-up is not in the stream),
+        ``ap`` ({head: AP} for the heads that were evaluated, heads among net1/net2/ensemble),
+        ``metrics`` ({head: {name: value}}, the full tables) and ``collapse``
+        ({net: {'share': fraction in [0, 1], 'peak': mean teacher peak}}).
     """
     epochs = []
-    current = None
-    previous_stamp = None
-    pending_head = None
-    header = None
-    for line in text.splitlines():
-        if previous_stamp is None:
-            m = _FIRST_STAMP.match(line)
-            if m:
-                previous_stamp = _parse_stamp(m.group("stamp"))
-        m = _EPOCH_DONE.search(line)
-        if m:
-            stamp = _parse_stamp(m.group("stamp"))
-            wall = (stamp - previous_stamp).total_seconds() if previous_stamp else None
-            previous_stamp = stamp
-            current = {
-                "epoch": int(m.group("epoch")),
-                "loss": float(m.group("loss")),
-                "samples_per_s": float(m.group("rate")),
-                "lr": float(m.group("lr")),
-                "wall_s": wall,
-                "ap": {},
-                "metrics": {},
-                "collapse": {},
-            }
-            epochs.append(current)
-            pending_head, header = None, None
+    previous = None
+    for rec in records:
+        if rec.get("type") != "epoch":
             continue
-        if current is None:
-            continue
-        m = _COLLAPSE.search(line)
-        if m:
-            current["collapse"][m.group("net")] = {
-                "share": float(m.group("share")) / 100.0,
-                "peak": float(m.group("peak")),
-            }
-            continue
-        stripped = line.strip()
-        title = next((t for t in TABLE_TITLES if stripped.endswith(t)), None)
-        if title is not None:
-            pending_head, header = TABLE_TITLES[title], None
-            continue
-        if pending_head is None or not stripped.startswith("|"):
-            continue
-        cells = _cells(stripped)
-        if cells and cells[0] == "Arch":
-            header = cells[1:]
-        elif header is not None and not set(stripped) <= set("|-: "):
-            values = {}
-            for name, value in zip(header, cells[1:]):
-                try:
-                    values[name] = float(value)
-                except ValueError:
-                    continue
-            current["metrics"][pending_head] = values
-            if "AP" in values:
-                current["ap"][pending_head] = values["AP"]
-            pending_head, header = None, None
+        stamp = rec.get("time")
+        if previous is not None and stamp is not None:
+            wall = stamp - previous
+        else:
+            wall = rec.get("elapsed_s")
+        previous = stamp if stamp is not None else previous
+        metrics = {h: dict(_first_table(t)) for h, t in (rec.get("metrics") or {}).items()}
+        collapse = {
+            net: {"share": c.get("collapsed"), "peak": c.get("mean_max")}
+            for net, c in (rec.get("collapse") or {}).items()
+        }
+        epochs.append({
+            "epoch": int(rec["epoch"]),
+            "loss": rec.get("loss"),
+            "lr": rec.get("lr"),
+            "samples_per_s": rec.get("samples_per_s"),
+            "wall_s": wall,
+            "ap": {h: float(v) for h, v in (rec.get("ap") or {}).items() if v is not None},
+            "metrics": metrics,
+            "collapse": collapse,
+        })
     return epochs
+
+
+def run_folder(cfg, cfg_path):
+    """The folder of a run of ``cfg`` (from ``cfg_path``): ``OUTPUT_DIR/<dataset>/<model>/<cfg
+    name>``, as the trainer names it; a relative OUTPUT_DIR is taken from the repository root
+    (where the study runs ``train.py``)."""
+    from semipose.config import get_model_name
+    from semipose.utils.logger import output_subdirs
+
+    root = Path(cfg.OUTPUT_DIR or "output")
+    if not root.is_absolute():
+        root = REPO / root
+    model_name = get_model_name(cfg)[0]
+    return root.joinpath(*output_subdirs(cfg, str(cfg_path), model_name=model_name))
+
+
+def read_run(folder):
+    """The metrics of the run in ``folder``.
+
+    Returns:
+        ``(path of metrics.jsonl or None when the run wrote none, epochs_from_records' list)``.
+    """
+    from semipose.engine.hooks import read_metrics
+
+    path = Path(folder) / METRICS_FILE
+    if not path.is_file():
+        return None, []
+    return path, epochs_from_records(read_metrics(str(path), kind="epoch"))
 
 
 def final_summary(epochs):
     """The last epoch's AP (net 1, ensemble) and net 1's collapse values, plus net 1's best AP.
 
     Args:
-        epochs: ``parse_log``'s output.
+        epochs: ``epochs_from_records``' output.
 
     Returns:
         dict with ``ap_net1``, ``ap_ensemble``, ``best_net1``, ``best_epoch``, ``share``, ``peak``
-        (None where the log has no such value) and ``epochs`` (the number of epochs logged).
+        (None where the run recorded no such value) and ``epochs`` (the number of epochs
+        recorded).
     """
     out = dict.fromkeys(("ap_net1", "ap_ensemble", "best_net1", "best_epoch", "share", "peak"))
     out["epochs"] = len(epochs)
@@ -232,31 +211,57 @@ def row_overrides(args, cfg_path):
     return opts + list(args.opts)
 
 
-def find_logs(output, cfg_name):
-    """``{path: size}`` of every training log of ``cfg_name`` under ``output``.
+def row_folder(cfg_path, opts):
+    """The run folder of the row config ``cfg_path`` trained with the ``KEY VALUE`` ``opts``."""
+    from semipose.config import load_config
 
-    Only ``<cfg_name>_<YYYY-mm-dd-HH-MM>_train.log`` counts, so a row whose config name is a prefix
-    of another's (``..._PoseCons`` and ``..._PoseCons_JointCut``) never reads the other's log.
+    return run_folder(load_config(str(cfg_path), opts), cfg_path)
+
+
+class MetricsWatch:
+    """Follows a training run's ``metrics.jsonl`` while it runs.
+
+    Args:
+        path: the run's metrics file (it need not exist yet).
+        start: wall-clock time (``time.time()``) the run was started; a file last written before
+            it, or epoch records stamped before it, belong to an earlier run.
     """
-    pattern = os.path.join(glob.escape(str(output)), "**", f"{glob.escape(cfg_name)}_*_train.log")
-    name = re.compile(re.escape(cfg_name) + r"_\d{4}(-\d\d){4}_train\.log")
-    return {
-        p: os.path.getsize(p)
-        for p in glob.glob(pattern, recursive=True)
-        if name.fullmatch(os.path.basename(p))
-    }
+
+    def __init__(self, path, start):
+        self.path = Path(path)
+        self.start = start
+        self.stamp = None
+        self.seen = 0
+
+    def new_epochs(self):
+        """The epoch records written since the previous call, oldest first."""
+        from semipose.engine.hooks import read_metrics
+
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            return []
+        stamp = (st.st_mtime_ns, st.st_size)
+        if st.st_mtime < self.start or stamp == self.stamp:
+            return []
+        self.stamp = stamp
+        records = read_metrics(str(self.path), kind="epoch")
+        records = [r for r in records if r.get("time", self.start) >= self.start]
+        new = records[self.seen :]
+        self.seen = len(records)
+        return new
 
 
-def read_new_log(output, cfg_name, before):
-    """The text a run appended to its log: the newest log of ``cfg_name``, read from the size it had
-    before the run (a run started in the same minute as an earlier one appends to its file)."""
-    logs = find_logs(output, cfg_name)
-    if not logs:
-        return None, ""
-    path = max(logs, key=os.path.getmtime)
-    with open(path, encoding="utf-8", errors="replace") as f:
-        f.seek(before.get(path, 0))
-        return path, f.read()
+def epoch_line(e):
+    """One line of an ``epochs_from_records`` entry: loss, speed, AP and collapse share."""
+    line = f"epoch {e['epoch']}: loss {_fmt(e['loss'], '.6f')}"
+    line += f", {_fmt(e['samples_per_s'], '.1f')} samples/s"
+    if e["ap"]:
+        line += ", AP " + " / ".join(f"{h} {v:.3f}" for h, v in e["ap"].items())
+    for net, c in e["collapse"].items():
+        share = "—" if c["share"] is None else f"{100 * c['share']:.1f}%"
+        line += f", {net} collapsed {share} (teacher peak {_fmt(c['peak'], '.4f')})"
+    return line
 
 
 _PRINT_LOCK = threading.Lock()
@@ -310,18 +315,35 @@ class BudgetGuide:
 
 
 def run_row(name, args, guide):
-    """Trains one row in a subprocess, echoing its key lines; returns ``(rc, log_path, log_text,
-    wall_s)``."""
+    """Trains one row in a subprocess, echoing its epoch records as they are written.
+
+    Returns:
+        ``(rc, path of the run's metrics.jsonl or None, epochs_from_records' list, wall_s)``; a run
+        that wrote no metrics (its file is absent or older than the run) gives ``None, []``.
+    """
     row = ROWS[name]
     cfg_path = STUDY_DIR / f"{row.cfg}.yaml"
-    cmd = [sys.executable, str(TRAIN_SCRIPT), "--cfg", str(cfg_path)]
-    cmd += row_overrides(args, cfg_path)
-    print(f"\n=== {name}: {shlex.join(cmd)}", flush=True)
-    before = find_logs(args.output, row.cfg)
+    opts = row_overrides(args, cfg_path)
+    cmd = [sys.executable, str(TRAIN_SCRIPT), "--cfg", str(cfg_path), *opts]
+    folder = row_folder(cfg_path, opts)
+    print(
+        f"\n=== {name}: {shlex.join(cmd)}\n    metrics: {_relative(folder / METRICS_FILE)}",
+        flush=True,
+    )
     tail = collections.deque(maxlen=40)
     start = time.time()
-    first_step = None
+    watch = MetricsWatch(folder / METRICS_FILE, start)
     timed = False
+
+    def echo_new_epochs():
+        nonlocal timed
+        for rec in watch.new_epochs():
+            print(f"  [{name}] {epoch_line(epochs_from_records([rec])[0])}", flush=True)
+            if not timed and rec.get("time") is not None:
+                timed = True
+                train_s = float(rec.get("elapsed_s") or 0.0)
+                guide.record(name, max(rec["time"] - start - train_s, 0.0), train_s)
+
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     with subprocess.Popen(
         cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
@@ -330,24 +352,22 @@ def run_row(name, args, guide):
         for line in proc.stdout:
             line = line.rstrip("\n")
             tail.append(line)
-            key = "done:" in line or "Collapse monitor" in line or "Error" in line
-            if args.verbose or key:
+            if args.verbose:
                 print(f"  [{name}] {line}", flush=True)
-            if first_step is None and _PROGRESS.search(line):
-                first_step = time.time()
-            if not timed and first_step is not None and "=> saving checkpoint" in line:
-                timed = True
-                now = time.time()
-                guide.record(name, first_step - start, now - first_step)
+            echo_new_epochs()
         rc = proc.wait()
+    echo_new_epochs()
     wall = time.time() - start
     if rc != 0:
         with _PRINT_LOCK:
             print(f"  {name} failed (exit {rc}); last lines:", flush=True)
             for line in tail:
                 print(f"    {line}", flush=True)
-    log_path, text = read_new_log(args.output, row.cfg, before)
-    return rc, log_path, text, wall
+    path = folder / METRICS_FILE
+    if not path.is_file() or path.stat().st_mtime < start:
+        return rc, None, [], wall
+    path, epochs = read_run(folder)
+    return rc, path, epochs, wall
 
 
 # --------------------------------------------------------------------------- reporting
@@ -380,7 +400,8 @@ def render_results(results, command, machine, date, budget_minutes):
     """The markdown of the results file.
 
     Args:
-        results: ``{row name: {'epochs': parse_log output, 'rc', 'log', 'wall_s'}}`` in table order.
+        results: ``{row name: {'epochs': epochs_from_records' list, 'rc', 'metrics' (the
+            metrics.jsonl path or None), 'wall_s'}}`` in table order.
         command: the exact command line.
         machine: a one-line description of the machine.
         date: the date string.
@@ -429,7 +450,9 @@ def render_results(results, command, machine, date, budget_minutes):
         "samples whose teacher heatmap max is below `MONITOR.COLLAPSE_THRE` on every trained",
         "joint; mean over samples and trained joints of the teacher heatmap's max). The",
         "supervised row has no teacher.",
-        "Per-epoch values of the validated epochs below (`epoch s`: wall seconds of that epoch).",
+        "Per-epoch values of the validated epochs below, read from each run's `metrics.jsonl`",
+        "(`epoch s`: wall seconds since the previous epoch record, validation and checkpoints",
+        "included; for the first epoch its training seconds).",
         "",
         "## Per row",
     ]
@@ -442,7 +465,11 @@ def render_results(results, command, machine, date, budget_minutes):
             "",
             f"Exit status {res['rc']}, wall time "
             + ("—" if wall is None else f"{wall / 60:.1f} min")
-            + (f", log `{_relative(res['log'])}`" if res.get("log") else ", no log found"),
+            + (
+                f", metrics `{_relative(res['metrics'])}`"
+                if res.get("metrics")
+                else f", no {METRICS_FILE} found"
+            ),
             "",
             "| Epoch | loss | AP net1 | AP net2 | AP ensemble | bg share net1 | peak net1 "
             "| bg share net2 | peak net2 | epoch s |",
@@ -450,12 +477,13 @@ def render_results(results, command, machine, date, budget_minutes):
         ]
         evaluated = [e for e in res["epochs"] if e["ap"]]
         for e in evaluated or res["epochs"]:  # the validated epochs, else every epoch
-            cells = [str(e["epoch"]), f"{e['loss']:.6f}"]
+            cells = [str(e["epoch"]), _fmt(e["loss"], ".6f")]
             cells += [_fmt(e["ap"].get(h)) for h in HEADS]
             for net in ("net1", "net2"):
                 c = e["collapse"].get(net)
-                cells.append("—" if c is None else f"{100 * c['share']:.1f}%")
-                cells.append("—" if c is None else f"{c['peak']:.4f}")
+                share = None if c is None or c["share"] is None else 100 * c["share"]
+                cells.append("—" if share is None else f"{share:.1f}%")
+                cells.append(_fmt(None if c is None else c["peak"], ".4f"))
             cells.append(_fmt(e["wall_s"], ".0f"))
             lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
@@ -540,13 +568,13 @@ def parse_args(argv=None):
     )
     parser.add_argument(
         "--parse-only", action="store_true",
-        help="train nothing: parse the newest logs under --output and write the results",
+        help=f"train nothing: read each row's {METRICS_FILE} under --output and write the results",
     )
     parser.add_argument("--verbose", action="store_true", help="echo every line of the runs")
     parser.add_argument(
         "--machine", default="",
         help="machine description for the results (default: this machine; with --parse-only of "
-        "logs trained elsewhere, say where they were trained)",
+        "runs trained elsewhere, say where they were trained)",
     )
     parser.add_argument(
         "--jobs", type=int, default=1,
@@ -596,8 +624,9 @@ def main(argv=None):
     if args.parse_only:
         runs = {}
         for name in args.rows:
-            log_path, text = read_new_log(args.output, ROWS[name].cfg, {})
-            runs[name] = ((0 if log_path else -1), log_path, text, None)
+            cfg_path = STUDY_DIR / f"{ROWS[name].cfg}.yaml"
+            path, epochs = read_run(row_folder(cfg_path, row_overrides(args, cfg_path)))
+            runs[name] = ((0 if path else -1), path, epochs, None)
     else:
         with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
             futures = {name: pool.submit(run_row, name, args, guide) for name in args.rows}
@@ -605,8 +634,8 @@ def main(argv=None):
         for name in args.rows:
             guide.finished[name] = runs[name][3]
     for name in args.rows:
-        rc, log_path, text, wall = runs[name]
-        results[name] = {"epochs": parse_log(text), "rc": rc, "log": log_path, "wall_s": wall}
+        rc, path, epochs, wall = runs[name]
+        results[name] = {"epochs": epochs, "rc": rc, "metrics": path, "wall_s": wall}
         s = final_summary(results[name]["epochs"])
         share = "—" if s["share"] is None else f"{100 * s['share']:.1f}%"
         print(

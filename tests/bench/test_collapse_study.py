@@ -1,10 +1,18 @@
-"""Unit tests of bench/collapse_study.py's log parsing and report (no training)."""
+"""Tests of bench/collapse_study.py: reading runs' metrics.jsonl, the summary and the report, and
+one real tiny training whose metrics the study reads back."""
 import importlib.util
+import json
+import os
+import time
+import types
 from pathlib import Path
 
 import pytest
 
+from semipose.config import load_config
+
 REPO = Path(__file__).resolve().parents[2]
+T0 = 1_764_000_000.0  # wall-clock stamp of the first hand-written epoch record
 
 
 @pytest.fixture(scope="module")
@@ -17,49 +25,71 @@ def study():
     return module
 
 
-def _table(title, ap, stamp):
-    return (
-        f"{stamp} {title}\n"
-        f"{stamp} \n"
-        "| Arch | AP | Ap .5 | AP .75 | AP (M) | AP (L) | AR |\n"
-        "|---|---|---|---|---|---|---|\n"
-        f"| 96x64_po... | {ap:.3f} | 0.500 | 0.100 | 0.200 | -1.000 | 0.300 |\n"
-    )
+def _table(ap):
+    return {"AP": ap, "Ap .5": 0.5, "AP .75": 0.1, "AP (M)": 0.2, "AP (L)": -1.0, "AR": 0.3}
 
 
-LOG = (
-    "2026-11-25 13:26:10,000 torch 2.14.1, torchvision 0.29.1\n"
-    "2026-11-25 13:26:16,065 => mixed set: 300 labeled, 1524 unlabeled, 1524 items\n"
-    "2026-11-25 13:26:19,470 Epoch: [0][0/19]\tTime 2.937s (2.937s)\tLoss 0.01043 (0.01043)\n"
-    "2026-11-25 13:27:10,000 Epoch 0 done: loss 0.007861, 8.0 samples/s, lr 0.002\n"
-    "2026-11-25 13:27:10,001 Collapse monitor [net1]: 3.8% of unlabeled samples collapsed to "
-    "background, mean teacher peak 0.2744\n"
-    "2026-11-25 13:27:10,002 Collapse monitor [net2]: 3.7% of unlabeled samples collapsed to "
-    "background, mean teacher peak 0.2703\n"
-    + _table("The Predictions of Net 1", 0.012, "2026-11-25 13:27:15,000")
-    + _table("The Predictions of Net 2", 0.015, "2026-11-25 13:27:15,100")
-    + _table("Ensemble Predictions", 0.018, "2026-11-25 13:27:15,200")
-    + "2026-11-25 13:27:15,300 => saving checkpoint to output/x\n"
-    "2026-11-25 13:28:10,000 Epoch 1 done: loss 0.006556, 8.2 samples/s, lr 0.0002\n"
-    "2026-11-25 13:28:10,001 Collapse monitor [net1]: 0.0% of unlabeled samples collapsed to "
-    "background, mean teacher peak 0.3883\n"
-    "2026-11-25 13:28:10,002 Collapse monitor [net2]: 12.5% of unlabeled samples collapsed to "
-    "background, mean teacher peak 0.3838\n"
-    + _table("The Predictions of Net 1", 0.010, "2026-11-25 13:28:15,000")
-    + _table("The Predictions of Net 2", 0.020, "2026-11-25 13:28:15,100")
-    + _table("Ensemble Predictions", 0.025, "2026-11-25 13:28:15,200")
-)
+def _iter_record(epoch, i, iteration):
+    return {
+        "type": "iter", "epoch": epoch, "iter": i, "iters": 19, "iteration": iteration,
+        "loss": 0.0104, "loss_avg": 0.0104, "acc": 0.1, "acc_avg": 0.1, "lr": 0.002,
+        "time": 2.937, "time_avg": 2.937, "data_time": 0.5, "data_time_avg": 0.5,
+        "samples_per_s": 5.4, "loss_pose": 0.008, "loss_cons": 0.0024,
+    }  # fmt: skip
 
 
-def test_parse_log_epochs_ap_and_collapse(study):
-    epochs = study.parse_log(LOG)
+def _epoch_record(epoch, stamp, loss, rate, lr, collapse, ap=None):
+    rec = {
+        "time": stamp, "type": "epoch", "epoch": epoch, "iteration": 19 * (epoch + 1),
+        "elapsed_s": 50.0, "loss": loss, "acc": 0.2, "lr": lr, "samples_per_s": rate,
+        "loss_pose": 0.006, "loss_cons": 0.0018,
+    }  # fmt: skip
+    if collapse:
+        rec["collapse"] = {n: {"collapsed": c, "mean_max": p} for n, (c, p) in collapse.items()}
+    if ap:
+        rec["ap"] = dict(ap)
+        rec["metrics"] = {head: _table(value) for head, value in ap.items()}
+        rec.update(val_loss=0.001, val_acc=0.3, best_perf=max(ap.values()), best_epoch=epoch)
+    return rec
+
+
+#: a PoseDual run of two validated epochs, as JSONWriter writes it
+DUAL = [
+    _iter_record(0, 0, 0),
+    _epoch_record(
+        0, T0, 0.007861, 8.0, 0.002, {"net1": (0.038, 0.2744), "net2": (0.037, 0.2703)},
+        {"net1": 0.012, "net2": 0.015, "ensemble": 0.018},
+    ),
+    _iter_record(1, 0, 19),
+    _epoch_record(
+        1, T0 + 60.0, 0.006556, 8.2, 0.0002, {"net1": (0.0, 0.3883), "net2": (0.125, 0.3838)},
+        {"net1": 0.010, "net2": 0.020, "ensemble": 0.025},
+    ),
+]  # fmt: skip
+
+
+def write_metrics(folder, records, tail=""):
+    """Writes ``records`` as ``folder/metrics.jsonl`` (one JSON object a line) plus ``tail``."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "metrics.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records) + tail, encoding="utf-8")
+    return path
+
+
+def test_read_run_epochs_ap_and_collapse(study, tmp_path):
+    path, epochs = study.read_run(tmp_path)
+    assert (path, epochs) == (None, [])  # no metrics.jsonl: nothing recorded
+    written = write_metrics(tmp_path, DUAL)
+    path, epochs = study.read_run(tmp_path)
+    assert path == written
     assert [e["epoch"] for e in epochs] == [0, 1]
     first, second = epochs
     assert first["loss"] == pytest.approx(0.007861)
     assert first["lr"] == pytest.approx(0.002)
     assert first["samples_per_s"] == pytest.approx(8.0)
-    assert first["wall_s"] == pytest.approx(60.0)  # since the log's first time stamp
-    assert second["wall_s"] == pytest.approx(60.0)
+    assert first["wall_s"] == pytest.approx(50.0)  # the first record: its training seconds
+    assert second["wall_s"] == pytest.approx(60.0)  # since the previous epoch record
     assert first["ap"] == pytest.approx({"net1": 0.012, "net2": 0.015, "ensemble": 0.018})
     assert second["ap"] == pytest.approx({"net1": 0.010, "net2": 0.020, "ensemble": 0.025})
     assert first["metrics"]["net1"]["Ap .5"] == pytest.approx(0.5)
@@ -68,36 +98,36 @@ def test_parse_log_epochs_ap_and_collapse(study):
     assert second["collapse"]["net2"] == pytest.approx({"share": 0.125, "peak": 0.3838})
 
 
-def test_parse_log_supervised_and_partial(study):
-    text = (
-        "2026-01-01 00:00:00,000 start\n"
-        + _table("The Predictions of Net 1", 0.9, "2026-01-01 00:00:00,500")  # before any epoch
-        + "2026-01-01 00:00:30,000 Epoch 0 done: loss 0.01, 20.0 samples/s, lr 0.002\n"
-        "2026-01-01 00:00:31,000 => saving checkpoint to out\n"  # TEST.INTERVAL > 1: no table
-        "2026-01-01 00:01:00,000 Epoch 1 done: loss 0.009, 21.0 samples/s, lr 0.002\n"
-        + _table("The Predictions of Net 1", 0.05, "2026-01-01 00:01:05,000")
-    )
-    epochs = study.parse_log(text)
+def test_supervised_partial_and_resumed_runs(study, tmp_path):
+    not_validated = _epoch_record(0, T0, 0.01, 20.0, 0.002, None)  # TEST.INTERVAL > 1
+    validated = _epoch_record(1, T0 + 30.0, 0.009, 21.0, 0.002, None, {"net1": 0.05})
+    validated["metrics"]["net1"] = [_table(0.05), _table(0.5)]  # a mixed set: a list of tables
+    repeated = dict(validated, ap={"net1": 0.06}, time=T0 + 90.0)  # the resumed run's record
+    write_metrics(tmp_path, [not_validated, validated, repeated], tail='{"type": "ep')
+    _, epochs = study.read_run(tmp_path)
     assert len(epochs) == 2
-    assert epochs[0]["ap"] == {} and epochs[0]["collapse"] == {}
-    assert epochs[1]["ap"] == pytest.approx({"net1": 0.05})
+    assert epochs[0]["ap"] == {} and epochs[0]["collapse"] == {} and epochs[0]["metrics"] == {}
+    assert epochs[1]["ap"] == pytest.approx({"net1": 0.06})  # the later record wins
+    assert epochs[1]["metrics"]["net1"]["AP"] == pytest.approx(0.05)  # the first table
     summary = study.final_summary(epochs)
-    assert summary["ap_net1"] == pytest.approx(0.05)
+    assert summary["ap_net1"] == pytest.approx(0.06)
     assert summary["ap_ensemble"] is None and summary["share"] is None
-    assert study.parse_log("") == []
+    assert study.epochs_from_records([]) == []
     assert study.final_summary([])["ap_net1"] is None
 
 
-def test_final_summary_and_render(study):
-    epochs = study.parse_log(LOG)
+def test_final_summary_and_render(study, tmp_path):
+    path = write_metrics(tmp_path, DUAL)
+    epochs = study.read_run(tmp_path)[1]
     s = study.final_summary(epochs)
     assert s["ap_net1"] == pytest.approx(0.010)
     assert s["ap_ensemble"] == pytest.approx(0.025)
     assert (s["best_net1"], s["best_epoch"]) == (pytest.approx(0.012), 0)
     assert s["share"] == pytest.approx(0.0) and s["peak"] == pytest.approx(0.3883)
+    assert s["epochs"] == 2
     results = {
-        "posedual_jc": {"epochs": epochs, "rc": 0, "log": "x.log", "wall_s": 120.0},
-        "supervised": {"epochs": [], "rc": 1, "log": None, "wall_s": 5.0},
+        "posedual_jc": {"epochs": epochs, "rc": 0, "metrics": path, "wall_s": 120.0},
+        "supervised": {"epochs": [], "rc": 1, "metrics": None, "wall_s": 5.0},
     }
     md = study.render_results(results, "python bench/collapse_study.py", "m", "d", 60)
     header = (
@@ -108,6 +138,12 @@ def test_final_summary_and_render(study):
     assert row in md
     assert "| Supervised | — | failed (exit 1) |" in md
     assert "`python bench/collapse_study.py`" in md
+    per_epoch = "| 1 | 0.006556 | 0.010 | 0.020 | 0.025 | 0.0% | 0.3883 | 12.5% | 0.3838 | 60 |"
+    assert per_epoch in md
+    assert f"metrics `{path}`" in md and "no metrics.jsonl found" in md
+    line = study.epoch_line(epochs[1])
+    assert line.startswith("epoch 1: loss 0.006556, 8.2 samples/s, AP net1 0.010")
+    assert "net2 collapsed 12.5% (teacher peak 0.3838)" in line
 
 
 def test_rows_have_configs(study):
@@ -115,14 +151,82 @@ def test_rows_have_configs(study):
         assert (REPO / study.STUDY_DIR / f"{row.cfg}.yaml").is_file()
 
 
-def test_find_logs_ignores_rows_whose_name_extends_the_config(study, tmp_path):
-    """'..._PoseCons' must not read '..._PoseCons_JointCut''s log (the names share a prefix)."""
-    for cfg in ("96x64_SYN300_PoseCons", "96x64_SYN300_PoseCons_JointCut"):
-        folder = tmp_path / "mix_coco_coco" / "pose_cons_18" / cfg
-        folder.mkdir(parents=True)
-        (folder / f"{cfg}_2026-11-25-14-24_train.log").write_text(cfg)
-    (tmp_path / "96x64_SYN300_PoseCons_2026-11-25-14-24_valid.log").write_text("valid")
-    found = study.find_logs(tmp_path, "96x64_SYN300_PoseCons")
-    assert [Path(p).name for p in found] == ["96x64_SYN300_PoseCons_2026-11-25-14-24_train.log"]
-    path, text = study.read_new_log(tmp_path, "96x64_SYN300_PoseCons_JointCut", {})
-    assert text == "96x64_SYN300_PoseCons_JointCut"
+def test_row_folders_are_distinct(study, tmp_path):
+    """'..._PoseCons' and '..._PoseCons_JointCut' (one name a prefix of the other) get their own
+    run folders, named as the trainer names them."""
+    opts = ["OUTPUT_DIR", str(tmp_path)]
+    folders = {
+        cfg: study.row_folder(study.STUDY_DIR / f"{cfg}.yaml", opts)
+        for cfg in ("96x64_SYN300_PoseCons", "96x64_SYN300_PoseCons_JointCut")
+    }
+    for cfg, folder in folders.items():
+        assert folder == tmp_path / "mix_coco_coco" / "pose_cons_18" / cfg
+    relative = study.row_folder(study.STUDY_DIR / "96x64_SYN300_Supervised.yaml", [])
+    assert relative.parent.parent.parent == REPO / "output"  # the YAML's OUTPUT_DIR: output
+
+
+def test_metrics_watch_follows_a_run(study, tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    watch = study.MetricsWatch(path, start=T0 + 30.0)
+    assert watch.new_epochs() == []  # not written yet
+    write_metrics(tmp_path, DUAL[:2])  # an epoch stamped before the run started: an earlier run
+    assert watch.new_epochs() == []
+    write_metrics(tmp_path, DUAL)
+    assert [r["epoch"] for r in watch.new_epochs()] == [1]
+    assert watch.new_epochs() == []  # unchanged file
+    old = time.time() - 3600
+    os.utime(path, (old, old))
+    stale = study.MetricsWatch(path, start=time.time())
+    assert stale.new_epochs() == []  # the file was last written before this run
+
+
+@pytest.fixture(scope="module")
+def synth_root(tmp_path_factory):
+    from semipose.dataset.synthetic import generate
+
+    root = tmp_path_factory.mktemp("synth")
+    generate(str(root), num_train=6, num_val=3, image_size=(160, 120), seed=3)
+    return root
+
+
+def tiny_pose_dual(root, out):
+    """Overrides of a one-epoch, two-iteration PoseDual (ResNet-18 at 64x96, thin deconvs) on the
+    tiny synthetic set, on CPU."""
+    return [
+        "OUTPUT_DIR", str(out / "output"), "LOG_DIR", str(out / "log"), "WORKERS", "0",
+        "PRINT_FREQ", "1", "DEVICE", "cpu", "MODEL.NAME", "pose_dual",
+        "MODEL.INIT_WEIGHTS", "False", "MODEL.PRETRAINED", "", "MODEL.NUM_JOINTS", "24",
+        "MODEL.IMAGE_SIZE", "[64, 96]", "MODEL.EXTRA.NUM_LAYERS", "18",
+        "MODEL.EXTRA.HEATMAP_SIZE", "[16, 24]", "MODEL.EXTRA.NUM_DECONV_FILTERS", "[32, 32, 32]",
+        "MODEL.EXTRA.SIGMA", "1", "DATASET.ROOT", str(root),
+        "DATASET.TRAIN_DATASET", "mix_coco_coco", "DATASET.TEST_DATASET", "coco",
+        "DATASET.TRAIN_SET", "train", "DATASET.TEST_SET", "validation", "DATASET.TRAIN_LEN", "4",
+        "MASK_JOINT_NUM", "2", "TRAIN.BATCH_SIZE", "2", "TRAIN.END_EPOCH", "1",
+        "TRAIN.LR_STEP", "[1, 2]", "TRAIN.MAX_ITERS", "2", "TEST.BATCH_SIZE", "4",
+        "TEST.USE_GT_BBOX", "True", "TEST.OKS_THRE", "0.9", "TEST.IN_VIS_THRE", "0.2",
+    ]  # fmt: skip
+
+
+def test_reads_a_real_training_run(study, synth_root, tmp_path):
+    """A one-epoch tiny training: the study finds its folder and reads the AP ``do_train``
+    returned, per head, and net 1's collapse share from the run's metrics.jsonl."""
+    from semipose.engine.trainer import do_train
+
+    opts = tiny_pose_dual(synth_root, tmp_path)
+    cfg = load_config(None, opts)
+    args = types.SimpleNamespace(cfg="tiny.yaml", opts=opts, distributed=False, local_rank=-1)
+    out = do_train(cfg, args)
+    folder = study.run_folder(cfg, "tiny.yaml")
+    assert folder.resolve() == Path(out["output_dir"]).resolve()
+    path, epochs = study.read_run(folder)
+    assert path == folder / "metrics.jsonl"
+    assert [e["epoch"] for e in epochs] == [0]
+    last = out["last"]
+    for head in ("net1", "net2", "ensemble"):
+        assert epochs[0]["ap"][head] == float(last[head]["AP"])
+        assert epochs[0]["metrics"][head]["Ap .5"] == float(last[head]["Ap .5"])
+    share = epochs[0]["collapse"]["net1"]["share"]
+    assert 0.0 <= share <= 1.0
+    summary = study.final_summary(epochs)
+    assert summary["ap_net1"] == float(last["net1"]["AP"])
+    assert summary["share"] == share and summary["epochs"] == 1
