@@ -44,8 +44,6 @@ def net():
         24,
         num_deconv_filters=(16, 16, 16),
         head_name="final_layer_1",
-        return_features=True,
-        feature="layer4",
     )
 
 
@@ -93,8 +91,8 @@ def test_eval_returns_both_heatmaps():
     m = model().eval()
     x = inputs()[0]
     ht1, ht2 = m(x)
-    torch.testing.assert_close(ht1, m.resnet(x)[1])
-    torch.testing.assert_close(ht2, m.resnet2(x)[1])
+    torch.testing.assert_close(ht1, m.resnet(x))
+    torch.testing.assert_close(ht2, m.resnet2(x))
     assert not torch.equal(ht1, ht2)
 
 
@@ -104,9 +102,9 @@ def test_teachers_in_train_mode_with_per_forward_bn():
     sup_x, unsup_x = inputs()
     out = m([sup_x, unsup_x])
     # teacher = net on the unsup batch alone, BN in train mode (batch statistics of that batch only)
-    torch.testing.assert_close(out["unsup_ht1"], ref.resnet(unsup_x)[1])
-    torch.testing.assert_close(out["unsup_ht2"], ref.resnet2(unsup_x)[1])
-    torch.testing.assert_close(out["sup_ht1"], ref.resnet(sup_x)[1])
+    torch.testing.assert_close(out["unsup_ht1"], ref.resnet(unsup_x))
+    torch.testing.assert_close(out["unsup_ht2"], ref.resnet2(unsup_x))
+    torch.testing.assert_close(out["sup_ht1"], ref.resnet(sup_x))
     # no cutout, no affine: the student sees the easy view, so it equals the teacher
     torch.testing.assert_close(out["cons_ht1"], out["unsup_ht1"])
     torch.testing.assert_close(out["theta"], torch.eye(2, 3).expand(2, 2, 3))

@@ -47,13 +47,21 @@ def test_forward_backward_every_parameter():
     assert missing == []
 
 
-def test_return_features_is_branch0():
+def test_heatmap_is_head_on_branch0():
     torch.manual_seed(0)
-    net = tiny(return_features=True).eval()
+    net = tiny().eval()
     x = torch.randn(1, 3, 64, 64)
-    feat, ht = net(x)
-    assert feat.shape == (1, 4, 16, 16)
-    torch.testing.assert_close(ht, net.final_layer(feat))
+    ht = net(x)
+    with torch.no_grad():
+        y = net.relu(net.bn2(net.conv2(net.relu(net.bn1(net.conv1(x))))))
+        y = net.layer1(y)
+        # transitions: new branches from the last one, the others pass through (None)
+        y = net.stage2([net.transition1[0](y), net.transition1[1](y)])
+        y = net.stage3([y[0], y[1], net.transition2[2](y[-1])])
+        y = net.stage4([y[0], y[1], y[2], net.transition3[3](y[-1])])
+        expect = net.final_layer(y[0])
+    assert y[0].shape == (1, 4, 16, 16) and len(y) == 1
+    torch.testing.assert_close(ht, expect)
 
 
 def test_layout_matches_original_names():

@@ -1,4 +1,4 @@
-"""PoseResNet: shapes, feature selector, head naming, initialisation, pretrained loading, PRM."""
+"""PoseResNet: shapes, head naming, initialisation, pretrained loading, PRM."""
 
 import logging
 from pathlib import Path
@@ -25,18 +25,25 @@ def tiny(**kwargs):
     return PoseResNet(18, 24, **kwargs)
 
 
-def test_forward_shapes_and_features():
+def backbone(net, x):
+    """layer4's output (C5), computed from the submodules."""
+    x = net.maxpool(net.relu(net.bn1(net.conv1(x))))
+    return net.layer4(net.layer3(net.layer2(net.layer1(x))))
+
+
+def test_forward_shapes_and_heatmap():
     torch.manual_seed(0)
     x = torch.randn(2, 3, 64, 64)
-    net = tiny()
-    assert net(x).shape == (2, 24, 16, 16)
-    feat, ht = tiny(return_features=True, feature="layer4")(x)
-    assert feat.shape == (2, 512, 2, 2) and ht.shape == (2, 24, 16, 16)
-    net = tiny(return_features=True, feature="deconv")
-    feat, ht = net(x)
-    assert feat.shape == (2, 16, 16, 16)
-    # the deconv feature is exactly the head's input
-    torch.testing.assert_close(ht, net.final_layer(feat))
+    net = tiny().eval()
+    ht = net(x)
+    assert isinstance(ht, torch.Tensor) and ht.shape == (2, 24, 16, 16)
+    with torch.no_grad():
+        c5 = backbone(net, x)
+        deconv = net.deconv_layers(c5)
+        expect = net.final_layer(deconv)
+    assert c5.shape == (2, 512, 2, 2) and deconv.shape == (2, 16, 16, 16)
+    # the heatmap is the head applied to the last deconv stage's output
+    torch.testing.assert_close(ht, expect)
 
 
 def test_head_name_sets_state_dict_key():
@@ -147,21 +154,18 @@ def test_prm_module_shapes_and_formula():
 
 def test_pose_resnet_with_prm_forward_and_gradients():
     torch.manual_seed(0)
-    net = tiny(prm=True, return_features=True, feature="deconv")
+    net = tiny(prm=True)
     x = torch.randn(2, 3, 64, 64)
-    feat, ht = net(x)
-    assert feat.shape == (2, 16, 16, 16) and ht.shape == (2, 24, 16, 16)
+    assert net(x).shape == (2, 24, 16, 16)
     net.eval()
-    feat, ht = net(x)
+    ht = net(x)
     with torch.no_grad():
-        c5 = net.layer4(
-            net.layer3(net.layer2(net.layer1(net.maxpool(net.relu(net.bn1(net.conv1(x)))))))
-        )
-        expect = net.prm(net.deconv_layers(c5))
-    torch.testing.assert_close(feat, expect)  # PRM sits between the deconvs and the head
-    torch.testing.assert_close(ht, net.final_layer(feat))
+        prm_out = net.prm(net.deconv_layers(backbone(net, x)))
+        expect = net.final_layer(prm_out)
+    assert prm_out.shape == (2, 16, 16, 16)
+    torch.testing.assert_close(ht, expect)  # PRM sits between the deconvs and the head
     net.train()
-    net(x)[1].pow(2).mean().backward()
+    net(x).pow(2).mean().backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in net.prm.parameters())
     plain = tiny()
     assert "prm.conv_bn_relu_prm_1.conv.weight" not in plain.state_dict() and plain.prm is None

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from semipose.errors import UserError
+from semipose.common.errors import UserError
 from semipose.models.pose_dual import PoseDual
 from semipose.models.pose_resnet import PoseResNet
 from semipose.utils.checkpoint import (
@@ -33,9 +33,7 @@ def _single_thread():
 
 
 def net(head="final_layer_1"):
-    return PoseResNet(
-        18, 24, num_deconv_filters=(8, 8, 8), head_name=head, return_features=True, feature="layer4"
-    )
+    return PoseResNet(18, 24, num_deconv_filters=(8, 8, 8), head_name=head)
 
 
 def dual():

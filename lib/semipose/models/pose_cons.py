@@ -7,7 +7,7 @@ outside (``semipose.models.build``) and passed in; the hard augmentation lives i
 import torch
 
 from semipose.models.hard_augment import HardViewModel, identity_theta
-from semipose.models.pose_dual import heatmap_of, split_inputs
+from semipose.models.pose_dual import split_inputs
 
 __all__ = ["PoseCons"]
 
@@ -19,12 +19,13 @@ class PoseCons(HardViewModel):
     teacher, the same network on the easy view ``unsup_x`` under ``no_grad`` in train mode; the hard
     view = the source (RandAug copy or ``unsup_x``) → the optional hard ops (joint cutout or the
     ``hard_ops`` sequence) at the teacher's own argmax → optional random affine θ (also applied to
-    the teacher heatmap); the student, the network on the hard view. Each forward processes one batch (no concatenation), so BatchNorm statistics are per
-    forward. With ``hard_teacher`` (the collapse-prone control) the teacher runs on a random affine
-    view of ``unsup_x`` of its own and its heatmap is carried to the student's frame by θ_t⁻¹·θ.
+    the teacher heatmap); the student, the network on the hard view. Each forward processes one
+    batch (no concatenation), so BatchNorm statistics are per forward. With ``hard_teacher`` (the
+    collapse-prone control) the teacher runs on a random affine view of ``unsup_x`` of its own and
+    its heatmap is carried to the student's frame by θ_t⁻¹·θ.
 
     Args:
-        resnet: the network, returning a heatmap or ``(features, heatmap)``.
+        resnet: the network, returning a heatmap.
         **hard_view: the keyword-only ``HardViewModel`` settings, as for ``PoseDual``.
 
     Returns (training), a dict:
@@ -40,13 +41,13 @@ class PoseCons(HardViewModel):
 
     def forward(self, x):
         if torch.is_tensor(x):
-            return heatmap_of(self.resnet(x))
+            return self.resnet(x)
         sup_x, unsup_x, aug_x = split_inputs(x, self.cons_rand_aug)
-        sup_ht = heatmap_of(self.resnet(sup_x))
+        sup_ht = self.resnet(sup_x)
         batch = unsup_x.shape[0]
 
         if self.same_view:
-            cons_ht = heatmap_of(self.resnet(unsup_x))
+            cons_ht = self.resnet(unsup_x)
             unsup_ht = cons_ht.detach()
             return {
                 "sup_ht": sup_ht,
@@ -59,14 +60,14 @@ class PoseCons(HardViewModel):
 
         with torch.no_grad():
             teacher_x, theta_t = self._teacher_view(unsup_x)
-            unsup_ht = heatmap_of(self.resnet(teacher_x))
+            unsup_ht = self.resnet(teacher_x)
             cons_x = aug_x if self.cons_rand_aug else unsup_x
             (cons_x,) = self._hard_ops(cons_x, unsup_ht)  # at the teacher's own joints
             theta = self._theta(batch, unsup_x.device)
             (cons_x,) = self._warp(theta, cons_x)
             (unsup_ht_trans,) = self._warp(self._teacher_to_student(theta_t, theta), unsup_ht)
 
-        cons_ht = heatmap_of(self.resnet(cons_x))
+        cons_ht = self.resnet(cons_x)
         return {
             "sup_ht": sup_ht,
             "unsup_ht": unsup_ht,

@@ -9,12 +9,7 @@ import torch
 
 from semipose.models.hard_augment import HardViewModel, heatmap_stride, identity_theta
 
-__all__ = ["PoseDual", "heatmap_of", "split_inputs", "heatmap_stride"]
-
-
-def heatmap_of(output):
-    """The heatmap of a network output: ``output[1]`` of a ``(features, heatmap)`` pair, else it."""
-    return output[1] if isinstance(output, (tuple, list)) else output
+__all__ = ["PoseDual", "split_inputs", "heatmap_stride"]
 
 
 def split_inputs(inputs, cons_rand_aug):
@@ -48,7 +43,7 @@ class PoseDual(HardViewModel):
     BatchNorm statistics are per forward as in the original.
 
     Args:
-        resnet: net 1, a module returning a heatmap or ``(features, heatmap)``.
+        resnet: net 1, a module returning a heatmap.
         resnet2: net 2, same architecture.
         **hard_view: the keyword-only ``HardViewModel`` settings: scale_factor, rotation_factor,
             mask_joint_num, mask_joint_fix, trained_joints, unsup_transform, cons_rand_aug,
@@ -74,15 +69,15 @@ class PoseDual(HardViewModel):
 
     def forward(self, x):
         if torch.is_tensor(x):
-            return heatmap_of(self.resnet(x)), heatmap_of(self.resnet2(x))
+            return self.resnet(x), self.resnet2(x)
         sup_x, unsup_x, aug_x = split_inputs(x, self.cons_rand_aug)
-        sup_ht1 = heatmap_of(self.resnet(sup_x))
-        sup_ht2 = heatmap_of(self.resnet2(sup_x))
+        sup_ht1 = self.resnet(sup_x)
+        sup_ht2 = self.resnet2(sup_x)
         batch = unsup_x.shape[0]
 
         if self.same_view:
-            cons_ht1 = heatmap_of(self.resnet(unsup_x))
-            cons_ht2 = heatmap_of(self.resnet2(unsup_x))
+            cons_ht1 = self.resnet(unsup_x)
+            cons_ht2 = self.resnet2(unsup_x)
             unsup_ht1, unsup_ht2 = cons_ht1.detach(), cons_ht2.detach()
             return {
                 "sup_ht1": sup_ht1,
@@ -100,8 +95,8 @@ class PoseDual(HardViewModel):
 
         with torch.no_grad():
             teacher_x, theta_t = self._teacher_view(unsup_x)
-            unsup_ht1 = heatmap_of(self.resnet(teacher_x))
-            unsup_ht2 = heatmap_of(self.resnet2(teacher_x))
+            unsup_ht1 = self.resnet(teacher_x)
+            unsup_ht2 = self.resnet2(teacher_x)
             source = aug_x if self.cons_rand_aug else unsup_x
             # net 1's image is cut at net 2's joints and vice versa (JC alone: as _cutout)
             x1, x2 = self._hard_ops(source, unsup_ht2, unsup_ht1)
@@ -111,8 +106,8 @@ class PoseDual(HardViewModel):
                 self._teacher_to_student(theta_t, theta), unsup_ht1, unsup_ht2
             )
 
-        cons_ht1 = heatmap_of(self.resnet(x1))
-        cons_ht2 = heatmap_of(self.resnet2(x2))
+        cons_ht1 = self.resnet(x1)
+        cons_ht2 = self.resnet2(x2)
         return {
             "sup_ht1": sup_ht1,
             "sup_ht2": sup_ht2,

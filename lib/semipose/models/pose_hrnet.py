@@ -159,8 +159,6 @@ class PoseHighResolutionNet(nn.Module):
             lower-cased by the builder). W48: channels [48, 96, 192, 384], modules 1/4/3.
         stem_inplanes: stem channels (64).
         final_conv_kernel: head kernel (1 or 3).
-        return_features: if True, ``forward`` returns ``(y_list[0], heatmap)`` (the variant used
-            inside pose_dual/pose_cons), else only the heatmap.
         prm: the original's optional PRM module; not implemented.
 
     Shapes:
@@ -177,7 +175,6 @@ class PoseHighResolutionNet(nn.Module):
         stage4,
         stem_inplanes=64,
         final_conv_kernel=1,
-        return_features=False,
         prm=False,
     ):
         super().__init__()
@@ -195,7 +192,6 @@ class PoseHighResolutionNet(nn.Module):
                 raise ValueError(
                     f"HRNet {name}: unknown block {spec['block']!r}, expected {list(BLOCKS)}"
                 )
-        self.return_features = return_features
         self.inplanes = stem_inplanes
 
         self.conv1 = _conv3x3(3, stem_inplanes, 2)
@@ -279,9 +275,7 @@ class PoseHighResolutionNet(nn.Module):
         return nn.Sequential(*modules), num_inchannels
 
     def forward(self, x):
-        """Args: x (N, 3, H_in, W_in). Returns the heatmap (N, K, H_in/4, W_in/4) or
-        ``(y_list[0], heatmap)`` with ``return_features``.
-        """
+        """Args: x (N, 3, H_in, W_in). Returns the heatmap (N, K, H_in/4, W_in/4)."""
         x = self.relu(self.bn1(self.conv1(x)))
         x = self.relu(self.bn2(self.conv2(x)))
         x = self.layer1(x)
@@ -295,10 +289,7 @@ class PoseHighResolutionNet(nn.Module):
                 else:
                     x_list.append(y_list[i])
             y_list = getattr(self, f"stage{index + 1}")(x_list)
-        heatmap = self.final_layer(y_list[0])
-        if self.return_features:
-            return y_list[0], heatmap
-        return heatmap
+        return self.final_layer(y_list[0])
 
     def init_weights(self, pretrained="", pretrained_layers=("*",)):
         """Conv/ConvT weights ~ N(0, 0.001) with zero bias, BN 1/0, then optional partial loading.

@@ -1,8 +1,9 @@
 """SimpleBaseline pose network: ResNet backbone, three transposed convolutions, 1x1 heatmap head.
 
 Ported from the original's lib/models/pose_resnet.py, pose_dual.py and pose_cons.py (MIT). The
-original's three variants differ only in the head's attribute name (``final_layer`` vs
-``final_layer_1``) and in what they return; here one class covers them through keyword arguments.
+original's three variants differ in the head's attribute name (``final_layer`` vs
+``final_layer_1``) and in what they return; here one class covers them: the head's name is a
+keyword argument and ``forward`` always returns the heatmap.
 The optional PRM attention module (``MODEL.PRM``, §6.1a) sits between the deconvs and the head.
 """
 
@@ -148,7 +149,6 @@ RESNET_SPECS = {
 }
 
 _HEAD_NAMES = ("final_layer", "final_layer_1")
-_FEATURES = ("layer4", "deconv")
 
 
 def make_res_layer(inplanes, block, planes, blocks, stride=1):
@@ -218,13 +218,8 @@ class PoseResNet(nn.Module):
         final_conv_kernel: kernel of the head (1 or 3).
         head_name: attribute name of the head, ``'final_layer'`` (pose_resnet, pose_cons) or
             ``'final_layer_1'`` (pose_dual); it fixes the state_dict key.
-        return_features: if True, ``forward`` returns ``(features, heatmap)``, else only the
-            heatmap.
-        feature: which feature is returned: ``'layer4'`` (the pose_dual variant) or ``'deconv'``
-            (the pose_cons variant, the input of the head).
         prm: add the original's PRM attention module (``PRM``, key prefix ``prm.``) on the last
-            deconv stage's output, before the head; the ``'deconv'`` feature is then the PRM
-            output (still the head's input).
+            deconv stage's output, before the head.
 
     Shapes:
         input (N, 3, H_in, W_in) → heatmap (N, K, H_in/4, W_in/4) with three deconvs.
@@ -241,8 +236,6 @@ class PoseResNet(nn.Module):
         num_deconv_kernels=(4, 4, 4),
         final_conv_kernel=1,
         head_name="final_layer",
-        return_features=False,
-        feature="deconv",
         prm=False,
     ):
         super().__init__()
@@ -252,8 +245,6 @@ class PoseResNet(nn.Module):
             )
         if head_name not in _HEAD_NAMES:
             raise ValueError(f"head_name must be one of {_HEAD_NAMES}, got {head_name!r}")
-        if feature not in _FEATURES:
-            raise ValueError(f"feature must be one of {_FEATURES}, got {feature!r}")
         if not (len(num_deconv_filters) == len(num_deconv_kernels) == num_deconv_layers):
             raise ValueError(
                 "num_deconv_filters and num_deconv_kernels must have num_deconv_layers entries"
@@ -263,8 +254,6 @@ class PoseResNet(nn.Module):
         block, layers = RESNET_SPECS[num_layers]
         self.num_layers = num_layers
         self.head_name = head_name
-        self.return_features = return_features
-        self.feature = feature
         self.inplanes = 64
 
         self.conv1 = nn.Conv2d(3, 64, kernel_size=7, stride=2, padding=3, bias=False)
@@ -315,17 +304,13 @@ class PoseResNet(nn.Module):
         return getattr(self, self.head_name)
 
     def forward(self, x):
-        """Args: x (N, 3, H_in, W_in). Returns the heatmap (N, K, H, W) or (features, heatmap)."""
+        """Args: x (N, 3, H_in, W_in). Returns the heatmap (N, K, H, W)."""
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-        c5 = x
         x = self.deconv_layers(x)
         if self.prm is not None:
             x = self.prm(x)
-        heatmap = self.head(x)
-        if self.return_features:
-            return (c5 if self.feature == "layer4" else x), heatmap
-        return heatmap
+        return self.head(x)
 
     def init_weights(self, pretrained=""):
         """Initialises the head, then loads ImageNet (or pose_dual) backbone weights.
