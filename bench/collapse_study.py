@@ -16,7 +16,8 @@ over epochs per row; needs matplotlib, the optional ``plot`` extra: ``pip instal
 in about six minutes).
 
 ``--budget-minutes`` is a guide, not a limit: the first epoch record of each row's metrics stream
-times that row (start-up, then the epoch's training seconds) and the whole study's wall time is
+times that row (start-up plus the first epoch's validation, if any, then the epoch's training
+seconds) and the whole study's wall time is
 estimated from it (the other rows scaled by their forward-equivalents per step: supervised 3,
 PoseCons 7, PoseDual 14), with a hint when the estimate exceeds the guide.
 
