@@ -4,8 +4,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from semipose.common.errors import DataFileError
 from semipose.dataset.coco import STATS_NAMES, COCODataset
-from semipose.errors import DataFileError
 
 KW = {"image_size": (192, 256), "heatmap_size": (48, 64)}
 

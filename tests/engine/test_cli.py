@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from semipose.common.errors import DataFileError
 from semipose.config import ConfigError
 from semipose.engine.cli import parse_train_args, parse_valid_args, run_cli, split_flags
-from semipose.errors import DataFileError
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = str(REPO / "experiments/synthetic/96x64_SYN_Supervised.yaml")

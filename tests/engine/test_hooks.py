@@ -106,7 +106,9 @@ def test_checkpoint_is_written_before_a_failing_validation(tmp_path):
     def broken_eval(epoch):
         raise ValueError("bad annotation")
 
-    trainer.register_hooks([H.LRScheduler(sched), H.CheckpointHook(ck), H.EvalHook(broken_eval, ck)])
+    trainer.register_hooks(
+        [H.LRScheduler(sched), H.CheckpointHook(ck), H.EvalHook(broken_eval, ck)]
+    )
     with pytest.raises(ValueError, match="bad annotation"):
         trainer.train(0, 1)
     saved = torch.load(tmp_path / "checkpoint.pth.tar", weights_only=True)

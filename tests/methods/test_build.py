@@ -203,11 +203,11 @@ def test_semi_options_from_config():
     assert model.resnet.head_name == "final_layer"
 
 
-def test_errors():
+def test_errors(tmp_path):
     with pytest.raises(KeyError, match="pose_blend"):
         build_model(resnet_cfg("pose_blend"), is_train=False)
     with pytest.raises(NotImplementedError, match="PRM"):
-        build_model(load_config(None, ["MODEL.NAME", "pose_hrnet", "MODEL.PRM", True]), False)
+        build_model(load_config(hrnet_yaml(tmp_path, "pose_hrnet", 4), ["MODEL.PRM", True]), False)
     with pytest.raises(FileNotFoundError, match="absent.pth"):
         build_model(resnet_cfg("pose_dual", 18, "MODEL.PRETRAINED", "/nowhere/absent.pth"), True)
 

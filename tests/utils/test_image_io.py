@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from semipose.errors import DataFileError
+from semipose.common.errors import DataFileError
 from semipose.utils import image_io
 
 

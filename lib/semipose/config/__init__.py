@@ -10,8 +10,8 @@ import re
 import yaml
 from yacs.config import CfgNode as CN
 
+from semipose.common.errors import UserError
 from semipose.config.defaults import _C, EXTRA_KEYS, HRNET_EXTRA
-from semipose.errors import UserError
 
 __all__ = ["get_cfg", "update_config", "get_model_name", "load_config", "ConfigError"]
 

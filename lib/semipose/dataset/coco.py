@@ -13,10 +13,10 @@ import json_tricks as json
 import numpy as np
 from pycocotools.coco import COCO
 
+from semipose.common.errors import DataFileError
 from semipose.common.io import atomic_write_text
 from semipose.dataset.joints import COCO_JOINTS, COCO_SIGMAS, COCO_SU, COCO_TRAINED, COCO_U2A
 from semipose.dataset.joints_dataset import JointsDataset, make_record, native_joints
-from semipose.errors import DataFileError
 from semipose.evaluation.coco import STATS_NAMES, COCOKeypointEvaluator, rescore
 
 # STATS_NAMES, rescore and atomic_write_text are re-exported for code that imported them from here.

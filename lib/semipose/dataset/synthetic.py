@@ -60,8 +60,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from semipose.common.errors import DataFileError, UserError
 from semipose.common.io import atomic_write_json
-from semipose.errors import DataFileError, UserError
 
 logger = logging.getLogger(__name__)
 
@@ -1043,6 +1043,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    from semipose.engine.cli import run_cli
+    from semipose.common.errors import run_cli
 
     raise SystemExit(run_cli(main))

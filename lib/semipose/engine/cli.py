@@ -6,24 +6,20 @@ Every original flag is accepted. ``KEY VALUE`` pairs override the YAML (yacs sty
 ``python pose_estimation/train.py --cfg exp.yaml TRAIN.END_EPOCH 5 WORKERS 0``; flags may come
 before, between or after them.
 
-``run_cli`` runs an entry point with the project's error convention: an error caused by the input
-(``semipose.errors.UserError``, a missing file) ends the run with one ``error: ...`` line on stderr
-and exit status 2, a NaN/Inf stop with status 1, Ctrl-C with status 130; any other exception is a
-bug and keeps its traceback. ``--traceback`` or ``SEMIPOSE_DEBUG=1`` shows every traceback.
+``run_cli`` (from ``semipose.common.errors``) runs an entry point with the project's error
+convention: an error caused by the input (``UserError``, a missing file) ends the run with one
+``error: ...`` line on stderr and exit status 2, a NaN/Inf stop with status 1, Ctrl-C with status
+130; any other exception is a bug and keeps its traceback. ``--traceback`` or
+``SEMIPOSE_DEBUG=1`` shows every traceback.
 """
 import argparse
-import os
 import sys
-import traceback
 
+from semipose.common.errors import run_cli  # noqa: F401  (the entry points import it here)
 from semipose.config import get_cfg, update_config
-from semipose.errors import UserError
 
 __all__ = ["parse_train_args", "parse_valid_args", "run_cli", "split_flags"]
 
-EXIT_USER_ERROR = 2
-EXIT_NAN_STOP = 1
-EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a Ctrl-C
 
 
 def _common(parser):
@@ -164,43 +160,3 @@ def parse_valid_args(argv=None):
             cfg.TEST.COCO_BBOX_FILE = args.coco_bbox_file
         cfg.freeze()
     return args, cfg
-
-
-def _wants_traceback(argv):
-    if os.environ.get("SEMIPOSE_DEBUG", "") not in ("", "0"):
-        return True
-    return "--traceback" in (sys.argv[1:] if argv is None else argv)
-
-
-def _one_line(err):
-    text = " ".join(str(err).split())
-    return text or type(err).__name__
-
-
-def run_cli(main, argv=None):
-    """Runs ``main(argv)`` and turns the expected errors into one line on stderr.
-
-    Args:
-        main: the entry point, called with ``argv``.
-        argv: command-line tokens; None reads ``sys.argv[1:]``.
-
-    Returns:
-        The exit status: ``main``'s return value (0 for None); 2 for a ``UserError`` or a missing
-        file (config, data, checkpoint), 1 for a ``FloatingPointError`` (the NaN/Inf stop; the last
-        finite checkpoint is kept), 130 for Ctrl-C. Other exceptions propagate with their
-        traceback, as do all of them with ``--traceback`` or ``SEMIPOSE_DEBUG=1``.
-    """
-    debug = _wants_traceback(argv)
-    try:
-        status = main(argv)
-    except KeyboardInterrupt:
-        if debug:
-            traceback.print_exc()
-        print("error: interrupted (Ctrl-C); saved checkpoints are kept", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except (UserError, FileNotFoundError, FloatingPointError) as err:
-        if debug:
-            raise
-        print(f"error: {_one_line(err)}", file=sys.stderr)
-        return EXIT_NAN_STOP if isinstance(err, FloatingPointError) else EXIT_USER_ERROR
-    return 0 if status is None else status

@@ -93,7 +93,7 @@ def do_train(cfg, args):
     Returns:
         dict: ``best_perf``, ``last`` (the last validation results), ``output_dir``, ``epochs``.
     """
-    from semipose.config import get_model_name
+    from semipose.config import ConfigError, get_model_name
     from semipose.dataset.build import build_dataset
     from semipose.methods import build_method
     from semipose.models.build import compile_networks
@@ -101,7 +101,7 @@ def do_train(cfg, args):
 
     t = cfg.TRAIN
     if t.END_EPOCH <= t.BEGIN_EPOCH:
-        raise ValueError(f"TRAIN.END_EPOCH ({t.END_EPOCH}) must be greater than TRAIN.BEGIN_EPOCH "
+        raise ConfigError(f"TRAIN.END_EPOCH ({t.END_EPOCH}) must be greater than TRAIN.BEGIN_EPOCH "
                          f"({t.BEGIN_EPOCH}): nothing to train")
     ctx = setup(cfg, args, "train")
     try:

@@ -8,8 +8,6 @@ lib/models/pose_{resnet,hrnet,dual,cons}.py (MIT). The model classes never see t
 import logging
 
 from semipose.common.joints import COCO_TRAINED, MPII_TRAINED
-from semipose.models.pose_cons import PoseCons
-from semipose.models.pose_dual import PoseDual
 from semipose.models.pose_hrnet import PoseHighResolutionNet
 from semipose.models.pose_resnet import PoseResNet
 from semipose.utils.checkpoint import load_checkpoint, unwrap_state_dict

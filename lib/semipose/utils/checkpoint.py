@@ -16,8 +16,8 @@ from collections.abc import Mapping
 import numpy as np
 import torch
 
+from semipose.common.errors import DataFileError, UserError
 from semipose.common.io import atomic_torch_save
-from semipose.errors import DataFileError, UserError
 
 logger = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ import threading
 import cv2
 import numpy as np
 
-from semipose.errors import DataFileError
+from semipose.common.errors import DataFileError
 from semipose.utils import zipreader
 
 __all__ = ["is_truncated_jpeg", "read_image", "truncated_images"]

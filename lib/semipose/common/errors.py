@@ -1,0 +1,70 @@
+"""Errors caused by the user's input rather than by a bug in semipose.
+
+The command-line entry points (``pose_estimation/train.py``, ``valid.py``, see
+``run_cli`` below) print such an error as one ``error: ...`` line and exit with
+status 2; any other exception keeps its traceback. Raise a subclass of ``UserError`` whenever the
+cause is a config value, a missing or malformed input file, or a damaged checkpoint, and let the
+message name the key, file or record and say what was expected.
+"""
+
+import os
+import sys
+import traceback
+
+__all__ = ["UserError", "DataFileError", "run_cli"]
+
+EXIT_USER_ERROR = 2
+EXIT_NAN_STOP = 1
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a Ctrl-C
+
+
+class UserError(Exception):
+    """Base of the errors that a user fixes by changing the config, a file or the command line."""
+
+
+class DataFileError(UserError, ValueError):
+    """A file exists but does not hold what was expected (not JSON, truncated, wrong layout).
+
+    A ``ValueError`` as well, so code that caught the plain ``ValueError`` raised before keeps
+    working.
+    """
+
+
+def _wants_traceback(argv):
+    if os.environ.get("SEMIPOSE_DEBUG", "") not in ("", "0"):
+        return True
+    return "--traceback" in (sys.argv[1:] if argv is None else argv)
+
+
+def _one_line(err):
+    text = " ".join(str(err).split())
+    return text or type(err).__name__
+
+
+def run_cli(main, argv=None):
+    """Runs ``main(argv)`` and turns the expected errors into one line on stderr.
+
+    Args:
+        main: the entry point, called with ``argv``.
+        argv: command-line tokens; None reads ``sys.argv[1:]``.
+
+    Returns:
+        The exit status: ``main``'s return value (0 for None); 2 for a ``UserError`` or a missing
+        file (config, data, checkpoint), 1 for a ``FloatingPointError`` (the NaN/Inf stop; the last
+        finite checkpoint is kept), 130 for Ctrl-C. Other exceptions propagate with their
+        traceback, as do all of them with ``--traceback`` or ``SEMIPOSE_DEBUG=1``.
+    """
+    debug = _wants_traceback(argv)
+    try:
+        status = main(argv)
+    except KeyboardInterrupt:
+        if debug:
+            traceback.print_exc()
+        print("error: interrupted (Ctrl-C); saved checkpoints are kept", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (UserError, FileNotFoundError, FloatingPointError) as err:
+        if debug:
+            raise
+        print(f"error: {_one_line(err)}", file=sys.stderr)
+        return EXIT_NAN_STOP if isinstance(err, FloatingPointError) else EXIT_USER_ERROR
+    return 0 if status is None else status
