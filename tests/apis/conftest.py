@@ -1,4 +1,4 @@
-"""Fixtures of the inference API tests: a tiny synthetic COCO-format set and a fixed-weight model."""
+"""Fixtures of the inference API tests: a tiny synthetic COCO-format set, a fixed-weight model."""
 import types
 from pathlib import Path
 

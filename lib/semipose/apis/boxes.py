@@ -23,6 +23,8 @@ import re
 
 import numpy as np
 
+from semipose.common.errors import DataFileError
+
 __all__ = [
     "AnnotationBoxes",
     "BoxSourceError",
@@ -39,8 +41,8 @@ logger = logging.getLogger(__name__)
 _EMPTY = np.zeros((0, 5), dtype=np.float64)
 
 
-class BoxSourceError(ValueError):
-    """A box source cannot be read, or cannot tell the boxes of an image."""
+class BoxSourceError(DataFileError):
+    """A box file does not hold what was expected, or cannot tell the boxes of an image."""
 
 
 def load_json(path, what):

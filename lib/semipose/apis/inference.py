@@ -16,8 +16,9 @@ import torch
 from yacs.config import CfgNode
 
 from semipose.apis.layouts import KeypointLayout, layout_for_dataset
+from semipose.common.errors import DataFileError
+from semipose.common.joints import FLIP_PAIRS
 from semipose.core.inference import get_final_preds
-from semipose.dataset.joints import FLIP_PAIRS
 from semipose.utils.transforms import get_affine_transform
 
 __all__ = [
@@ -269,7 +270,8 @@ def read_image(image):
 
     Raises:
         FileNotFoundError: the path does not exist.
-        ValueError: the file is not a readable image, or the array has another shape or dtype.
+        semipose.common.errors.DataFileError: the file is not a readable image (a ``ValueError``).
+        ValueError: the array has another shape or dtype.
     """
     if isinstance(image, (str, os.PathLike)):
         path = os.fspath(image)
@@ -277,7 +279,7 @@ def read_image(image):
             raise FileNotFoundError(f"image not found: {path}")
         img = cv2.imread(path, _READ_FLAGS)
         if img is None:
-            raise ValueError(f"cannot read image {path}: not an image file, or corrupt")
+            raise DataFileError(f"cannot read image {path}: not an image file, or corrupt")
         return img
     img = np.asarray(image)
     if img.dtype != np.uint8:

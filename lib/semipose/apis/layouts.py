@@ -4,7 +4,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from semipose.dataset.joints import (
+from semipose.common.joints import (
     AIC_JOINTS,
     AIC_SIGMAS,
     AIC_SU,

@@ -14,6 +14,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import sys
 import time
 
@@ -23,7 +24,6 @@ import numpy as np
 from semipose.apis.boxes import (
     DETECTOR_ARCHS,
     AnnotationBoxes,
-    BoxSourceError,
     DetectionJsonBoxes,
     TorchvisionPersonDetector,
     WholeImageBoxes,
@@ -31,13 +31,24 @@ from semipose.apis.boxes import (
 )
 from semipose.apis.inference import HEADS, inference_topdown, init_model, oks_nms_poses, read_image
 from semipose.apis.visualize import draw_predictions, unique_output_path
+from semipose.common.errors import UserError
 
-__all__ = ["IMAGE_EXTENSIONS", "build_box_source", "collect_images", "main", "parse_args", "run"]
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "build_box_source",
+    "collect_images",
+    "main",
+    "parse_args",
+    "run",
+    "split_overrides",
+]
 
 logger = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 RESULTS_NAME = "keypoints_results.json"
+# Errors of one input (image, frame, its boxes) that skip it and let the others run.
+_INPUT_ERRORS = (OSError, ValueError, UserError, cv2.error)
 IMAGES_NAME = "images.json"
 
 
@@ -92,8 +103,63 @@ def parse_args(argv=None):
     test.add_argument("--kpt-thr", type=float, default=0.3, help="joints drawn above this score")
     test.add_argument("--no-draw", action="store_true", help="write only the results json")
     test.add_argument("--batch-size", type=int, default=0, help="crops per forward pass")
-    p.add_argument("opts", nargs=argparse.REMAINDER, default=[], help="KEY VALUE overrides")
-    return p.parse_args(argv)
+    p.add_argument("--traceback", action="store_true", help="show the traceback of an error")
+    p.epilog = "Trailing KEY VALUE pairs override the YAML (e.g. TEST.FLIP_TEST True)."
+    argv = list(sys.argv[1:] if argv is None else argv)
+    flags, opts = split_overrides(p, argv)
+    args = p.parse_args(flags)
+    args.opts = opts
+    return args
+
+
+_KEY = re.compile(r"[A-Z][A-Z0-9_]*(\.[A-Za-z0-9_]+)*")
+
+
+def _is_key(token, top_keys):
+    return bool(_KEY.fullmatch(token)) and token.split(".")[0] in top_keys
+
+
+def split_overrides(parser, argv):
+    """Splits ``argv`` into parser flags and ``KEY VALUE`` config overrides.
+
+    A token is an override key when it looks like one (``TEST.FLIP_TEST``) and its first part is a
+    top-level config key; flags may come before, between or after the overrides, and a
+    many-valued flag (``--images a b``) ends at the next flag or override key.
+
+    Returns:
+        ``(flags, opts)``: tokens for ``parser.parse_args`` and the override tokens.
+    """
+    from semipose.config import get_cfg
+
+    top_keys = set(get_cfg().keys())
+    nargs = {o: a.nargs for a in parser._actions for o in a.option_strings}
+    flags, opts = [], []
+    i = 0
+    while i < len(argv):
+        token = argv[i]
+        if token.startswith("-") and len(token) > 1:
+            flags.append(token)
+            i += 1
+            n = nargs.get(token.split("=", 1)[0])
+            if "=" in token or n == 0:
+                continue
+            if n in ("+", "*"):
+                while i < len(argv) and not argv[i].startswith("-") and not _is_key(
+                    argv[i], top_keys
+                ):
+                    flags.append(argv[i])
+                    i += 1
+            else:
+                count = 1 if n is None or n == "?" else int(n)
+                flags.extend(argv[i : i + count])
+                i += count
+        elif _is_key(token, top_keys):
+            opts.extend(argv[i : i + 2])
+            i += 2
+        else:
+            flags.append(token)  # argparse names it as an unrecognised argument
+            i += 1
+    return flags, opts
 
 
 def collect_images(entries, limit=0):
@@ -138,9 +204,10 @@ def build_box_source(args, cfg, device=None):
 
 
 def _default_model_file(cfg, cfg_path):
+    from semipose.config import get_model_name
     from semipose.utils.logger import output_subdirs
 
-    dataset, model, cfg_name = output_subdirs(cfg, cfg_path)
+    dataset, model, cfg_name = output_subdirs(cfg, cfg_path, model_name=get_model_name(cfg)[0])
     return os.path.join(cfg.OUTPUT_DIR or "output", dataset, model, cfg_name, "final_state.pth.tar")
 
 
@@ -158,12 +225,23 @@ def _model_file(args, cfg):
 
 
 def _assign_ids(files, source):
-    """COCO image ids: from the box source's file index or the names, else 1..N in order."""
+    """``(lookup ids, output ids)`` of image files.
+
+    A lookup id is the box source's id of the file (its annotation ``images`` entry or the number in
+    a COCO-style name), or None. The output id (``image_id`` of the results) is the lookup id when
+    there is one and no earlier file took it, else a new number above all of them.
+    """
     resolve = getattr(source, "resolve_id", None)
-    ids = [resolve(file_name=f) if resolve else image_id_from_name(f) for f in files]
-    if any(i is None for i in ids) or len(set(ids)) != len(ids):
-        return list(range(1, len(files) + 1))
-    return ids
+    found = [resolve(file_name=f) if resolve else image_id_from_name(f) for f in files]
+    numbers = [i for i in found if isinstance(i, int)]
+    next_id = max(numbers, default=0) + 1
+    used, ids = set(), []
+    for image_id in found:
+        if image_id is None or image_id in used:
+            image_id, next_id = next_id, next_id + 1
+        used.add(image_id)
+        ids.append(image_id)
+    return found, ids
 
 
 def _predict(model, image, source, image_id, name, oks_thre, batch_size):
@@ -199,18 +277,16 @@ def run_images(model, files, source, out_dir, *, kpt_thr=0.3, oks_thre=None, dra
     """
     from tqdm.contrib.logging import logging_redirect_tqdm
 
-    ids = _assign_ids(files, source)
+    lookup, ids = _assign_ids(files, source)
     results, images, drawn = [], [], []
     counts = {"images": 0, "failed": 0, "persons": 0, "skipped_boxes": 0}
     taken = set()
     with logging_redirect_tqdm(), _progress(len(files), "pose") as bar:
-        for path, image_id in zip(files, ids):
+        for path, key, image_id in zip(files, lookup, ids):
             try:
                 image = read_image(path)
-                skipped, poses = _predict(
-                    model, image, source, image_id, path, oks_thre, batch_size
-                )
-            except (OSError, ValueError, cv2.error) as exc:
+                skipped, poses = _predict(model, image, source, key, path, oks_thre, batch_size)
+            except _INPUT_ERRORS as exc:
                 logger.error("skipped %s: %s", path, exc)
                 counts["failed"] += 1
                 bar.update(1)
@@ -273,7 +349,7 @@ def run_video(model, video, source, out_dir, *, kpt_thr=0.3, oks_thre=None, batc
                     skipped, poses = _predict(
                         model, frame, source, frame_idx, name, oks_thre, batch_size
                     )
-                except (OSError, ValueError, cv2.error) as exc:
+                except _INPUT_ERRORS as exc:
                     logger.error("frame %d: %s", frame_idx, exc)
                     counts["failed"] += 1
                     skipped, poses = 0, []
@@ -383,15 +459,18 @@ def main(argv=None):
     """Entry point of ``pose_estimation/infer.py``; returns the exit status.
 
     0: every input processed; 1: some inputs failed (the others were processed); 2: nothing could
-    be processed (no input, or the model or the box source could not be set up).
+    be processed (no input, or the model or the box source could not be set up), with one
+    ``error: ...`` line on stderr as the other entry points (``--traceback`` shows the traceback).
     """
     logging.basicConfig(level=logging.INFO, format="%(asctime)-15s %(levelname)s %(message)s")
     args = parse_args(argv)
     try:
         summary = run(args)
-    except (OSError, ValueError, KeyError, BoxSourceError) as exc:
-        logger.error("%s", exc)
-        print(f"infer: failed: {exc}", file=sys.stderr)
+    except (UserError, OSError, ValueError, KeyError) as exc:
+        if args.traceback:
+            raise
+        text = " ".join(str(exc).split()) or type(exc).__name__
+        print(f"error: {text}", file=sys.stderr)
         return 2
     print(format_summary(summary, video=bool(args.video)))
     if summary["drawn"] and not args.video:

@@ -93,7 +93,7 @@ def side_colors(joint_names, skeleton):
 
 
 def _line_width(image):
-    return max(1, int(round(min(image.shape[:2]) / 160)))
+    return max(2, int(round(min(image.shape[:2]) / 160)))
 
 
 def draw_pose(
