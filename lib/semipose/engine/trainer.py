@@ -87,84 +87,112 @@ def _evaluation(cfg, model, method, dataset, ctx):
                                   ctx.output_dir, debug_hook=debug)
 
 
+def build_training(cfg, ctx):
+    """The method, its model on the device, the optimizer and the ``Checkpointer``."""
+    from semipose.config import get_model_name
+    from semipose.methods import build_method
+    from semipose.utils.optim import build_lr_scheduler, build_optimizer
+
+    t = cfg.TRAIN
+    method = build_method(cfg)
+    model = method.build_model(is_train=True).to(ctx.device)
+    if t.CHANNELS_LAST:
+        model = model.to(memory_format=torch.channels_last)
+    method.criterion.to(ctx.device)
+    optimizer = build_optimizer(cfg, model)
+    ck = H.Checkpointer(
+        ctx.output_dir, model, optimizer, build_lr_scheduler(cfg, optimizer),
+        schedule=(t.LR, t.LR_FACTOR, t.LR_STEP), model_name=get_model_name(cfg),
+        save_inter=cfg.SAVE_INTER, is_main=ctx.is_main,
+    )
+    return method, model, optimizer, ck
+
+
+def resume_or_start(cfg, ctx, ck):
+    """Resumes from ``checkpoint.pth.tar`` (TRAIN.RESUME) or starts at TRAIN.BEGIN_EPOCH, moving a
+    previous run's files aside. Restores (or, under DDP, re-derives) the RNG state.
+
+    Returns:
+        ``(first epoch, resumed)``.
+    """
+    begin, rng = cfg.TRAIN.BEGIN_EPOCH, None
+    resumed = cfg.TRAIN.RESUME and os.path.exists(ck.path)
+    if resumed:
+        begin, rng = ck.resume()
+    elif ctx.is_main:
+        _set_aside_previous_run(ctx.output_dir)
+    if rng is not None and not ctx.distributed:
+        comm.set_rng_state(rng)
+    elif rng is not None:
+        comm.seed_everything(cfg.SEED + ctx.rank + 7919 * begin)
+    return begin, resumed
+
+
+def default_hooks(cfg, ctx, ck, *, evaluate, sampler, generator, train_set, replay):
+    """The hooks of a training run, in their order (see ``semipose.engine.hooks``)."""
+    main = ctx.is_main
+    return [
+        H.EpochSeeding(sampler, generator, cfg.SEED),
+        H.IterationMetrics(cfg.PRINT_FREQ),
+        H.CollapseMonitorHook(cfg.MONITOR.COLLAPSE_THRE),
+        H.DebugImages(cfg.DEBUG, ctx.output_dir, cfg.PRINT_FREQ) if cfg.DEBUG.DEBUG and main
+        else None,
+        H.LRScheduler(ck.scheduler),
+        H.ShuffleInd(train_set, replay) if hasattr(train_set, "shuffle_ind") else None,
+        H.CheckpointHook(ck),
+        H.EvalHook(evaluate, ck, cfg.TEST.INTERVAL, is_main=main),
+        H.ProgressBar() if main and is_interactive() else None,
+        H.JSONWriter(os.path.join(ctx.output_dir, "metrics.jsonl")) if main else None,
+        H.TensorboardWriter(ctx.tb_log_dir) if main else None,
+        H.ConsoleWriter() if main else None,
+    ]
+
+
 def do_train(cfg, args):
     """Trains as the original's train.py, from a frozen config and the parsed CLI ``args``.
 
     Returns:
         dict: ``best_perf``, ``last`` (the last validation results), ``output_dir``, ``epochs``.
     """
-    from semipose.config import ConfigError, get_model_name
+    from semipose.config import ConfigError
     from semipose.dataset.build import build_dataset
-    from semipose.methods import build_method
     from semipose.models.build import compile_networks
-    from semipose.utils.optim import build_lr_scheduler, build_optimizer
 
     t = cfg.TRAIN
     if t.END_EPOCH <= t.BEGIN_EPOCH:
-        raise ConfigError(f"TRAIN.END_EPOCH ({t.END_EPOCH}) must be greater than TRAIN.BEGIN_EPOCH "
-                         f"({t.BEGIN_EPOCH}): nothing to train")
+        raise ConfigError(f"TRAIN.END_EPOCH ({t.END_EPOCH}) must be greater than "
+                          f"TRAIN.BEGIN_EPOCH ({t.BEGIN_EPOCH}): nothing to train")
     ctx = setup(cfg, args, "train")
     try:
         train_set = build_dataset(cfg, is_train=True)
-        valid_set = build_dataset(cfg, is_train=False) if ctx.is_main else None
         loader, sampler, generator = build_train_loader(cfg, train_set, ctx)
-        method = build_method(cfg)
-        model = method.build_model(is_train=True).to(ctx.device)
-        if t.CHANNELS_LAST:
-            model = model.to(memory_format=torch.channels_last)
-        method.criterion.to(ctx.device)
-        optimizer = build_optimizer(cfg, model)
-        ck = H.Checkpointer(
-            ctx.output_dir, model, optimizer, build_lr_scheduler(cfg, optimizer),
-            schedule=(t.LR, t.LR_FACTOR, t.LR_STEP), model_name=get_model_name(cfg),
-            save_inter=cfg.SAVE_INTER, is_main=ctx.is_main,
-        )
-        begin, rng, resumed = t.BEGIN_EPOCH, None, t.RESUME and os.path.exists(ck.path)
-        if resumed:
-            begin, rng = ck.resume()
-        elif ctx.is_main:
-            _set_aside_previous_run(ctx.output_dir)
+        method, model, optimizer, ck = build_training(cfg, ctx)
+        begin, resumed = resume_or_start(cfg, ctx, ck)
+        done = {"best_perf": ck.best_perf or 0.0, "last": None, "output_dir": ctx.output_dir,
+                "epochs": t.END_EPOCH - begin}
         if begin >= t.END_EPOCH:
-            logger.info(f"{ck.path} is at epoch {begin} >= TRAIN.END_EPOCH {t.END_EPOCH}: the run "
+            logger.info(f"{ck.path} is at epoch {begin}, TRAIN.END_EPOCH is {t.END_EPOCH}: the run "
                         "is complete, nothing to train (raise TRAIN.END_EPOCH to continue)")
-            return {"best_perf": ck.best_perf or 0.0, "last": None,
-                    "output_dir": ctx.output_dir, "epochs": 0}
+            return {**done, "epochs": 0}
         if t.COMPILE:
             compile_networks(model)
         wrapped = model
         if ctx.distributed:
             wrapped = torch.nn.parallel.DistributedDataParallel(
                 model, device_ids=[ctx.local_rank] if ctx.device.type == "cuda" else None)
-        if rng is not None and not ctx.distributed:
-            comm.set_rng_state(rng)
-        elif rng is not None:
-            comm.seed_everything(cfg.SEED + ctx.rank + 7919 * begin)
-
         trainer = Trainer(wrapped, method, optimizer, loader, ctx.device, amp_dtype=ctx.amp_dtype,
                           channels_last=t.CHANNELS_LAST, max_iters=t.MAX_ITERS,
                           loss_limit=t.LOSS_LIMIT)
-        evaluate = _evaluation(cfg, model, method, valid_set, ctx) if ctx.is_main else None
-        main = ctx.is_main
-        trainer.register_hooks([
-            H.EpochSeeding(sampler, generator, cfg.SEED),
-            H.IterationMetrics(cfg.PRINT_FREQ),
-            H.CollapseMonitorHook(cfg.MONITOR.COLLAPSE_THRE),
-            H.DebugImages(cfg.DEBUG, ctx.output_dir, cfg.PRINT_FREQ) if cfg.DEBUG.DEBUG and main
-            else None,
-            H.LRScheduler(ck.scheduler),
-            H.ShuffleInd(train_set, replay=begin if resumed else 0)
-            if hasattr(train_set, "shuffle_ind") else None,
-            H.CheckpointHook(ck),
-            H.EvalHook(evaluate, ck, cfg.TEST.INTERVAL, is_main=main),
-            H.ProgressBar() if main and is_interactive() else None,
-            H.JSONWriter(os.path.join(ctx.output_dir, "metrics.jsonl")) if main else None,
-            H.TensorboardWriter(ctx.tb_log_dir) if main else None,
-            H.ConsoleWriter() if main else None,
-        ])
+        evaluate = None
+        if ctx.is_main:
+            evaluate = _evaluation(cfg, model, method, build_dataset(cfg, is_train=False), ctx)
+        trainer.register_hooks(default_hooks(
+            cfg, ctx, ck, evaluate=evaluate, sampler=sampler, generator=generator,
+            train_set=train_set, replay=begin if resumed else 0,
+        ))
         trainer.train(begin, t.END_EPOCH)
         last = next(h.last for h in trainer.hooks if isinstance(h, H.EvalHook))
-        return {"best_perf": ck.best_perf or 0.0, "last": last, "output_dir": ctx.output_dir,
-                "epochs": t.END_EPOCH - begin}
+        return {**done, "best_perf": ck.best_perf or 0.0, "last": last}
     finally:
         comm.cleanup_distributed()
 
