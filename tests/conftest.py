@@ -21,3 +21,13 @@ def realdata_dir():
 @pytest.fixture(scope="session")
 def repo_root():
     return REPO_ROOT
+
+
+@pytest.fixture
+def single_thread():
+    """One intra-op thread: on a shared 2-core machine two threads spin-wait and run ~50x slower.
+    Modules use it with ``pytestmark = pytest.mark.usefixtures("single_thread")``."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -18,13 +18,7 @@ SPEC = Path(__file__).resolve().parents[3] / "shared" / "spec" / "state_dict_key
 EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
 
 
-@pytest.fixture(autouse=True)
-def _single_thread():
-    """One intra-op thread: on a shared 2-core machine two threads spin-wait and run ~50x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def stage_yaml(name, modules, channels, blocks):

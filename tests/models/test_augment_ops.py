@@ -26,12 +26,7 @@ from semipose.models.hard_augment import HardViewModel
 H, W = 64, 48  # non-square (H > W), so every H/W swap shows
 
 
-@pytest.fixture(autouse=True)
-def _single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def seeded(seed):

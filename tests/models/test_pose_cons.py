@@ -13,14 +13,7 @@ from semipose.models.hard_augment import get_batch_affine_transform, mask_joint,
 from semipose.models.pose_cons import PoseCons
 from semipose.models.pose_resnet import PoseResNet
 
-
-@pytest.fixture(autouse=True)
-def _single_thread():
-    """One intra-op thread: on a shared 2-core machine two threads spin-wait and run ~50x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 KEYS = {"sup_ht", "unsup_ht", "unsup_ht_trans", "cons_x", "cons_ht", "theta"}

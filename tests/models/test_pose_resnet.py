@@ -11,13 +11,7 @@ from semipose.models.pose_resnet import PRM, PoseResNet
 SPEC = Path(__file__).resolve().parents[3] / "shared" / "spec" / "state_dict_keys"
 
 
-@pytest.fixture(autouse=True)
-def _single_thread():
-    """One intra-op thread: on a shared 2-core machine two threads spin-wait and run ~50x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def tiny(**kwargs):

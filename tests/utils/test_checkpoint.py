@@ -22,14 +22,7 @@ from semipose.utils.checkpoint import (
     unwrap_state_dict,
 )
 
-
-@pytest.fixture(autouse=True)
-def _single_thread():
-    """One intra-op thread: on a shared 2-core machine two threads spin-wait and run ~50x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def net(head="final_layer_1"):
