@@ -190,3 +190,20 @@ def test_json_writer_appends_and_reader_keeps_the_last_record(tmp_path):
     assert [(r["epoch"], r["loss"]) for r in epochs] == [(0, 1.0), (1, 0.5)]
     assert epochs[0]["ap"] == {"net1": 0.1}
     assert len(H.read_metrics(str(path))) == 3
+
+
+def test_a_fresh_run_moves_the_previous_run_aside(tmp_path, caplog):
+    from semipose.engine.trainer import _set_aside_previous_run
+
+    (tmp_path / "checkpoint.pth.tar").write_bytes(b"epoch 2")
+    (tmp_path / "metrics.jsonl").write_text("{}\n")
+    (tmp_path / "run_train.log").write_text("log")
+    with caplog.at_level("WARNING"):
+        _set_aside_previous_run(str(tmp_path))
+    kept = list(tmp_path.glob("previous_*"))
+    assert len(kept) == 1 and "moved to" in caplog.text and kept[0].name in caplog.text
+    assert (kept[0] / "checkpoint.pth.tar").read_bytes() == b"epoch 2"
+    assert (kept[0] / "metrics.jsonl").is_file() and not (tmp_path / "checkpoint.pth.tar").exists()
+    assert (tmp_path / "run_train.log").is_file()  # logs are per run already
+    _set_aside_previous_run(str(tmp_path))  # nothing left to move: nothing happens
+    assert len(list(tmp_path.glob("previous_*"))) == 1

@@ -136,6 +136,18 @@ def test_valid_reproduces_trainer_ap(synth_root, tmp_path):
         assert res[net]["AP"] == pytest.approx(out["last"][net]["AP"], abs=1e-9)
 
 
+def test_finished_run_is_not_retrained(synth_root, tmp_path):
+    from semipose.config import ConfigError
+
+    _, out = run_train(tiny_opts(synth_root, tmp_path, epochs=1, iters=1))
+    ckpt_file = Path(out["output_dir"]) / "checkpoint.pth.tar"
+    before = ckpt_file.read_bytes()
+    _, again = run_train(tiny_opts(synth_root, tmp_path, epochs=1, iters=1))
+    assert again["epochs"] == 0 and ckpt_file.read_bytes() == before
+    with pytest.raises(ConfigError, match=r"TRAIN.END_EPOCH \(-1\) must be greater"):
+        run_train(tiny_opts(synth_root, tmp_path, epochs=-1))
+
+
 def test_nan_loss_stops_and_keeps_last_checkpoint(synth_root, tmp_path, monkeypatch):
     opts = tiny_opts(synth_root, tmp_path, epochs=1)
     _, out = run_train(opts)
