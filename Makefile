@@ -6,6 +6,11 @@ DEMO_CFG ?= experiments/synthetic/96x64_SYN_PoseDual_JointCut.yaml
 # The demo trains under bf16 autocast + channels_last where that is faster (a CPU with AVX512-BF16
 # or AMX units, or a GPU), else in fp32. Override with DEMO_FAST=0 or DEMO_FAST=1.
 DEMO_FAST ?= auto
+# After training, the demo draws the trained model's poses on the first DEMO_INFER_N synthetic val
+# images (boxes from the synthetic detection file) into DEMO_INFER_OUT.
+DEMO_DATA ?= data/synthetic/coco
+DEMO_INFER_N ?= 4
+DEMO_INFER_OUT ?= output/demo_infer
 
 .PHONY: install build test demo lint clean
 
@@ -33,6 +38,9 @@ demo: install
 		echo "demo: bf16 autocast + channels_last (native bf16 here)"; \
 	else opts=""; echo "demo: fp32 (no native bf16 here, so bf16 autocast would be slower)"; fi; \
 	$(PYTHON) pose_estimation/train.py --cfg $(DEMO_CFG) $$opts
+	$(PYTHON) pose_estimation/infer.py --cfg $(DEMO_CFG) --images $(DEMO_DATA)/images/val2017 \
+		--limit $(DEMO_INFER_N) --out $(DEMO_INFER_OUT) --bbox-thr 0.5 \
+		--bbox-file $(DEMO_DATA)/person_detection_results/COCO_val2017_detections_AP_H_56_person.json
 
 lint:
 	$(PYTHON) -m ruff check lib pose_estimation tests bench

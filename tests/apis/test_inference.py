@@ -105,12 +105,16 @@ def _by_image(results):
 
 
 CASES = {
-    # GT boxes, plain decoding; detection boxes with the flip test and DARK decoding.
-    "gt_shift": (True, [], lambda root: AnnotationBoxes(str(_ann(root)))),
+    # GT boxes, plain decoding, every head; detection boxes with the flip test and DARK decoding,
+    # the ensemble head (both networks).
+    "gt_shift": (
+        True, [], lambda root: AnnotationBoxes(str(_ann(root))), ("net1", "net2", "ensemble")
+    ),
     "det_flip_dark": (
         False,
-        ["TEST.FLIP_TEST", "True", "TEST.POST_TYPE", "dark", "TEST.IMAGE_THRE", "0.3"],
-        lambda root: DetectionJsonBoxes(str(_dets(root)), score_thr=0.3),
+        ["TEST.FLIP_TEST", "True", "TEST.POST_TYPE", "dark", "TEST.IMAGE_THRE", "0.7"],
+        lambda root: DetectionJsonBoxes(str(_dets(root)), score_thr=0.7),
+        ("ensemble",),
     ),
 }
 
@@ -126,7 +130,7 @@ def _dets(root):
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_api_matches_engine_validation(synth_root, dual_checkpoint, tmp_path, case):
     opts, ckpt = dual_checkpoint
-    use_gt, extra, make_source = CASES[case]
+    use_gt, extra, make_source, heads = CASES[case]
     # One crop per forward pass on both sides: CPU convolutions round differently for different
     # batch compositions (~1e-7), which DARK's log-Taylor step on an untrained model's flat heatmaps
     # magnifies to ~1e-2 px; with equal batches the two pipelines must agree to float precision.
@@ -137,7 +141,8 @@ def test_api_matches_engine_validation(synth_root, dual_checkpoint, tmp_path, ca
     res_dir = Path(cfg.OUTPUT_DIR) / "mix_coco_coco" / "pose_dual_18" / "tiny" / "results"
 
     source = make_source(synth_root)
-    for head, suffix in (("net1", 1), ("net2", 2), ("ensemble", 3)):
+    for head in heads:
+        suffix = {"net1": 1, "net2": 2, "ensemble": 3}[head]
         model = init_model(cfg, str(ckpt), device="cpu", net=head)
         assert model.flip_test == (not use_gt) and model.post_type == cfg.TEST.POST_TYPE
         ours = _api_results(model, _ann(synth_root), source, batch_size=1)

@@ -105,6 +105,41 @@ def _flip_test_heatmap():
     raise ImportError(f"flip_test_heatmap not found in any of {_ENGINE_MODULES}")
 
 
+class _OutputHeads:
+    """Heads of a model without a method object: one per eval output (``net1``, ``net2``) and,
+    for two outputs, the ``ensemble`` 0.5 (h1 + h2), as PoseDual evaluates."""
+
+    def __init__(self, num_nets=2):
+        self.heads = ("net1", "net2", "ensemble") if num_nets > 1 else ("net1",)
+
+    def net_heatmaps(self, output):
+        return tuple(output) if isinstance(output, (tuple, list)) else (output,)
+
+    def eval_heatmaps(self, per_net):
+        heads = {"net1": per_net[0]}
+        if len(per_net) > 1:
+            heads["net2"] = per_net[1]
+            heads["ensemble"] = (per_net[0] + per_net[1]) * 0.5
+        return heads
+
+    def eval_state(self, state_dict):
+        return state_dict
+
+
+def _build_method(cfg):
+    """``(method, eval module)`` of the config: the ``semipose.methods`` registry where it exists,
+    else ``semipose.models.build.build_model`` with output-derived heads."""
+    try:
+        from semipose.methods import build_method
+    except ImportError:
+        from semipose.models.build import build_model
+
+        dual = cfg.MODEL.NAME == "pose_dual"
+        return _OutputHeads(2 if dual else 1), build_model(cfg, is_train=False)
+    method = build_method(cfg)
+    return method, method.build_model(is_train=False)
+
+
 class TopDownPoseModel(torch.nn.Module):
     """A pose network with everything needed to turn person crops into keypoints.
 
@@ -113,9 +148,13 @@ class TopDownPoseModel(torch.nn.Module):
     engine's ``validate`` computes them.
 
     Args:
-        network: the model of ``build_model(cfg, is_train=False)`` (eval forward: a tensor, or a
-            tuple ``(ht1, ht2)`` for PoseDual).
-        head: ``'ensemble'``, ``'net1'`` or ``'net2'``.
+        network: the method's eval module (eval forward: a tensor, or a tuple ``(ht1, ht2)`` for
+            PoseDual).
+        head: one of the method's evaluated heads (``'net1'``; PoseDual also ``'net2'`` and
+            ``'ensemble'``); ``'ensemble'`` of a single network is its ``'net1'``.
+        method: what turns the eval forward's output into heads: an object with ``heads``,
+            ``net_heatmaps(output)`` and ``eval_heatmaps(per_net)`` (a ``semipose.methods``
+            method); None -> one head per output, plus PoseDual's ensemble (their mean).
         image_size: network input ``(W, H)``.
         layout: the ``KeypointLayout`` of the returned keypoints.
         flip_test: average with the heatmaps of the mirrored crop (``TEST.FLIP_TEST``).
@@ -137,6 +176,7 @@ class TopDownPoseModel(torch.nn.Module):
         network,
         *,
         head="ensemble",
+        method=None,
         image_size=(192, 256),
         layout=None,
         flip_test=False,
@@ -153,9 +193,13 @@ class TopDownPoseModel(torch.nn.Module):
         cfg=None,
     ):
         super().__init__()
-        if head not in HEADS:
-            raise ValueError(f"net must be one of {HEADS}, got {head!r}")
         self.network = network
+        self.method = method if method is not None else _OutputHeads()
+        heads = tuple(getattr(self.method, "heads", ("net1",)))
+        if head == "ensemble" and head not in heads:
+            head = heads[0]
+        if head not in heads:
+            raise ValueError(f"net {head!r} is not evaluated by this model; it has {heads}")
         self.head = head
         self.image_size = tuple(int(v) for v in image_size)
         self.layout = layout if layout is not None else layout_for_dataset("coco")
@@ -187,23 +231,19 @@ class TopDownPoseModel(torch.nn.Module):
         return self.image_size[0] / self.image_size[1]
 
     def _outputs(self, x):
-        out = self.network(x)
-        out = out if isinstance(out, (tuple, list)) else (out,)
-        return tuple(o.float() for o in out)
+        return tuple(o.float() for o in self.method.net_heatmaps(self.network(x)))
 
     def forward(self, x):
-        """Heatmaps of the chosen head for a normalised (N, 3, H, W) batch: (N, K, h, w)."""
+        """Heatmaps of the chosen head for a normalised (N, 3, H, W) batch: (N, K, h, w).
+
+        As the engine's evaluation: one heatmap per network, each averaged with its flip-test
+        counterpart, then the method's evaluated heads (e.g. PoseDual's ensemble) from them.
+        """
         outs = self._outputs(x)
-        if self.head == "net2" and len(outs) < 2:
-            raise ValueError("net2 exists only for a two-network model (pose_dual)")
         if self.flip_test:
             flipped = _flip_test_heatmap()(self._outputs, x, self.flip_pairs, self.shift_heatmap)
             outs = tuple((o + f) * 0.5 for o, f in zip(outs, flipped))
-        if self.head == "net2":
-            return outs[1]
-        if self.head == "ensemble" and len(outs) > 1:
-            return (outs[0] + outs[1]) * 0.5
-        return outs[0]
+        return self.method.eval_heatmaps(outs)[self.head]
 
     def preprocess(self, crops):
         """(N, H, W, 3) uint8 crops -> the normalised (N, 3, H, W) float32 batch on the device.
@@ -433,15 +473,16 @@ def oks_nms_poses(poses, thr, sigmas=None):
     return [poses[k] for k in keep] if keep else list(poses)
 
 
-def load_pose_weights(network, model_name, checkpoint, net="net1"):
+def load_pose_weights(network, checkpoint, method=None, net="net1"):
     """Loads a checkpoint into ``network`` with strict key checking and safe (weights-only) reading.
 
-    As valid.py: a PoseDual/PoseCons checkpoint read by a single network (pose_resnet /
-    pose_hrnet) gives that network one net's weights, net 1's (``resnet.``) or, with
-    ``net='net2'``, net 2's (``resnet2.``).
+    The method picks the part of the checkpoint its eval module loads (``eval_state``; as valid.py,
+    a single network reads net 1's ``resnet.`` weights of a PoseDual/PoseCons file). With
+    ``net='net2'`` a bare single network reads net 2's ``resnet2.`` weights instead.
 
     Raises:
         FileNotFoundError: the checkpoint does not exist.
+        ValueError: ``net='net2'`` for a single network and a checkpoint without ``resnet2.``.
         semipose.utils.checkpoint.StateDictMismatchError: the keys or shapes do not match.
     """
     from semipose.utils.checkpoint import (
@@ -452,10 +493,18 @@ def load_pose_weights(network, model_name, checkpoint, net="net1"):
     )
 
     state = unwrap_state_dict(load_checkpoint(checkpoint, map_location="cpu"))
-    if model_name in ("pose_resnet", "pose_hrnet") and any(k.startswith("resnet.") for k in state):
-        prefix = "resnet2." if net == "net2" else "resnet."
-        state = extract_net(state, prefix)
+    if net == "net2" and _is_bare(network):
+        if not any(k.startswith("resnet2.") for k in state):
+            raise ValueError(f"net='net2': {checkpoint} holds no second network (resnet2.)")
+        state = extract_net(state, "resnet2.")
+    elif method is not None:
+        state = method.eval_state(state)
     load_model_state(network, state, strict=True)
+
+
+def _is_bare(network):
+    """True for a single network (no ``resnet.`` sub-module, unlike PoseDual / PoseCons)."""
+    return not any(name.startswith("resnet.") for name in network.state_dict())
 
 
 def _resolve_device(device, cfg_device="auto"):
@@ -504,7 +553,6 @@ def init_model(
         FileNotFoundError: the YAML or the checkpoint does not exist.
     """
     from semipose.config import load_config
-    from semipose.models.build import build_model
 
     if net not in HEADS:
         raise ValueError(f"net must be one of {HEADS}, got {net!r}")
@@ -515,18 +563,21 @@ def init_model(
     else:
         cfg = load_config(os.fspath(cfg_or_yaml), list(opts))
 
-    network = build_model(cfg, is_train=False)
+    method, network = _build_method(cfg)
+    heads = tuple(getattr(method, "heads", ("net1",)))
+    # A single network holding net 2's weights is read as its only head.
+    single_net2 = net == "net2" and "net2" not in heads and _is_bare(network)
+    if net == "net2" and "net2" not in heads and not single_net2:
+        raise ValueError(f"net='net2' needs a two-network model (pose_dual), got {cfg.MODEL.NAME}")
     checkpoint = checkpoint if checkpoint is not None else (cfg.TEST.MODEL_FILE or None)
     if checkpoint:
-        load_pose_weights(network, cfg.MODEL.NAME, checkpoint, net)
+        load_pose_weights(network, checkpoint, method, net)
         logger.info("loaded %s weights from %s", cfg.MODEL.NAME, checkpoint)
+    elif single_net2:
+        raise ValueError("net='net2' of a single network needs a PoseDual checkpoint to read")
     else:
         logger.warning("no checkpoint given: %s keeps its random initial weights", cfg.MODEL.NAME)
-    dual = cfg.MODEL.NAME == "pose_dual"
-    if net == "net2" and not dual and cfg.MODEL.NAME not in ("pose_resnet", "pose_hrnet"):
-        raise ValueError(f"net='net2' needs a pose_dual model, got {cfg.MODEL.NAME}")
-    # A single network holding net 2's weights is read as its only head.
-    head = net if dual else "net1"
+    head = heads[0] if single_net2 else net
 
     if isinstance(layout, KeypointLayout):
         kp_layout = layout
@@ -535,6 +586,7 @@ def init_model(
     model = TopDownPoseModel(
         network,
         head=head,
+        method=method,
         image_size=cfg.MODEL.IMAGE_SIZE,
         layout=kp_layout,
         flip_test=cfg.TEST.FLIP_TEST if flip_test is None else flip_test,
