@@ -59,10 +59,7 @@ def synth_root(tmp_path_factory):
 @pytest.fixture(scope="package")
 def dual_checkpoint(synth_root, tmp_path_factory):
     """``(opts, path)``: a tiny pose_dual with seeded random weights, saved as a state_dict."""
-    try:
-        from semipose.methods import build_model
-    except ImportError:  # before the method registry
-        from semipose.models.build import build_model
+    from semipose.methods import build_model
 
     out = tmp_path_factory.mktemp("apis_model")
     opts = tiny_opts(synth_root, out)

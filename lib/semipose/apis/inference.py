@@ -5,7 +5,6 @@ validation does (``JointsDataset`` crop with the aspect-ratio padding and 1.25 m
 normalisation of the BGR crop, optional flip test, ``get_final_preds`` with 'shift' or 'dark'), so a
 model scores the same here as in ``valid.py`` on the same boxes.
 """
-import importlib
 import logging
 import os
 from dataclasses import dataclass, field
@@ -18,7 +17,7 @@ from yacs.config import CfgNode
 from semipose.apis.layouts import KeypointLayout, layout_for_dataset
 from semipose.common.errors import DataFileError
 from semipose.common.joints import FLIP_PAIRS
-from semipose.core.inference import get_final_preds
+from semipose.core.inference import flip_test_heatmap, get_final_preds
 from semipose.utils.transforms import get_affine_transform
 
 __all__ = [
@@ -44,12 +43,6 @@ _READ_FLAGS = cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
 _PIXEL_STD = 200.0
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _IMAGENET_STD = (0.229, 0.224, 0.225)
-_ENGINE_MODULES = (
-    "semipose.engine",
-    "semipose.engine.trainer",
-    "semipose.engine.evaluator",
-    "semipose.engine.hooks",
-)
 
 
 @dataclass
@@ -92,50 +85,10 @@ class PersonPose:
         }
 
 
-def _flip_test_heatmap():
-    """The engine's flip test (``flip_test_heatmap``), wherever the engine keeps it."""
-    for name in _ENGINE_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ImportError:
-            continue
-        fn = getattr(module, "flip_test_heatmap", None)
-        if fn is not None:
-            return fn
-    raise ImportError(f"flip_test_heatmap not found in any of {_ENGINE_MODULES}")
-
-
-class _OutputHeads:
-    """Heads of a model without a method object: one per eval output (``net1``, ``net2``) and,
-    for two outputs, the ``ensemble`` 0.5 (h1 + h2), as PoseDual evaluates."""
-
-    def __init__(self, num_nets=2):
-        self.heads = ("net1", "net2", "ensemble") if num_nets > 1 else ("net1",)
-
-    def net_heatmaps(self, output):
-        return tuple(output) if isinstance(output, (tuple, list)) else (output,)
-
-    def eval_heatmaps(self, per_net):
-        heads = {"net1": per_net[0]}
-        if len(per_net) > 1:
-            heads["net2"] = per_net[1]
-            heads["ensemble"] = (per_net[0] + per_net[1]) * 0.5
-        return heads
-
-    def eval_state(self, state_dict):
-        return state_dict
-
-
 def _build_method(cfg):
-    """``(method, eval module)`` of the config: the ``semipose.methods`` registry where it exists,
-    else ``semipose.models.build.build_model`` with output-derived heads."""
-    try:
-        from semipose.methods import build_method
-    except ImportError:
-        from semipose.models.build import build_model
+    """``(method, eval module)`` of the config (``semipose.methods`` registry)."""
+    from semipose.methods import build_method
 
-        dual = cfg.MODEL.NAME == "pose_dual"
-        return _OutputHeads(2 if dual else 1), build_model(cfg, is_train=False)
     method = build_method(cfg)
     return method, method.build_model(is_train=False)
 
@@ -194,7 +147,9 @@ class TopDownPoseModel(torch.nn.Module):
     ):
         super().__init__()
         self.network = network
-        self.method = method if method is not None else _OutputHeads()
+        if method is None:
+            raise ValueError("TopDownPoseModel needs the method (semipose.methods.build_method)")
+        self.method = method
         heads = tuple(getattr(self.method, "heads", ("net1",)))
         if head == "ensemble" and head not in heads:
             head = heads[0]
@@ -241,7 +196,7 @@ class TopDownPoseModel(torch.nn.Module):
         """
         outs = self._outputs(x)
         if self.flip_test:
-            flipped = _flip_test_heatmap()(self._outputs, x, self.flip_pairs, self.shift_heatmap)
+            flipped = flip_test_heatmap(self._outputs, x, self.flip_pairs, self.shift_heatmap)
             outs = tuple((o + f) * 0.5 for o, f in zip(outs, flipped))
         return self.method.eval_heatmaps(outs)[self.head]
 

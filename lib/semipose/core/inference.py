@@ -6,6 +6,7 @@ where the original read the config, ``get_final_preds`` takes explicit keyword a
 import cv2
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from semipose.common.heatmaps import get_max_preds
 from semipose.utils.transforms import transform_preds
@@ -182,3 +183,44 @@ def get_final_preds(
     for i in range(n):
         preds[i] = transform_preds(coords[i], center[i], scale[i], rotation[i], [w, h])
     return preds, maxvals
+
+
+def _flip_permutation(num_joints, flip_pairs):
+    perm = list(range(num_joints))
+    for a, b in flip_pairs:
+        perm[a], perm[b] = b, a
+    return perm
+
+
+def flip_test_heatmap(model_fn, input, flip_pairs, shift_heatmap=True):
+    """Heatmaps of the mirrored input, mirrored back (the torch form of ``flip_back``).
+
+    With ``shift_heatmap`` the result moves one pixel right (column 0 keeps its value, as the
+    original); otherwise it moves 0.75 px with a bilinear affine grid, as the original's other
+    branch.
+
+    Args:
+        model_fn: callable returning a tuple of (N, K, H, W) heatmaps for an input batch.
+        input: (N, 3, H_in, W_in) batch.
+
+    Returns:
+        tuple of flipped-back heatmaps, one per network.
+    """
+    outs = model_fn(torch.flip(input, [3]))
+    result = []
+    for out in outs:
+        perm = _flip_permutation(out.shape[1], flip_pairs)
+        out = torch.flip(out, [3])[:, perm]
+        if shift_heatmap:
+            shifted = out.clone()
+            shifted[:, :, :, 1:] = out[:, :, :, :-1]
+            out = shifted
+        else:
+            w = out.shape[3]
+            theta = out.new_tensor([[1.0, 0.0, -1.5 / w], [0.0, 1.0, 0.0]]).expand(
+                out.shape[0], 2, 3
+            )
+            grid = F.affine_grid(theta, list(out.shape), align_corners=False)
+            out = F.grid_sample(out, grid, align_corners=False)
+        result.append(out)
+    return tuple(result)

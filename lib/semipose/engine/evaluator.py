@@ -8,10 +8,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from semipose.core.evaluate import accuracy
-from semipose.core.inference import get_final_preds
+from semipose.core.inference import flip_test_heatmap, get_final_preds
 from semipose.core.loss import JointsMSELoss
 from semipose.engine.train_loop import autocast_context, to_device
 from semipose.utils.logger import AverageMeter
@@ -63,47 +62,6 @@ class TestOptions:
             channels_last=cfg.TRAIN.CHANNELS_LAST,
             full_arch_name=get_model_name(cfg)[1],
         )
-
-
-def _flip_permutation(num_joints, flip_pairs):
-    perm = list(range(num_joints))
-    for a, b in flip_pairs:
-        perm[a], perm[b] = b, a
-    return perm
-
-
-def flip_test_heatmap(model_fn, input, flip_pairs, shift_heatmap=True):
-    """Heatmaps of the mirrored input, mirrored back (the torch form of ``flip_back``).
-
-    With ``shift_heatmap`` the result moves one pixel right (column 0 keeps its value, as the
-    original); otherwise it moves 0.75 px with a bilinear affine grid, as the original's other
-    branch.
-
-    Args:
-        model_fn: callable returning a tuple of (N, K, H, W) heatmaps for an input batch.
-        input: (N, 3, H_in, W_in) batch.
-
-    Returns:
-        tuple of flipped-back heatmaps, one per network.
-    """
-    outs = model_fn(torch.flip(input, [3]))
-    result = []
-    for out in outs:
-        perm = _flip_permutation(out.shape[1], flip_pairs)
-        out = torch.flip(out, [3])[:, perm]
-        if shift_heatmap:
-            shifted = out.clone()
-            shifted[:, :, :, 1:] = out[:, :, :, :-1]
-            out = shifted
-        else:
-            w = out.shape[3]
-            theta = out.new_tensor([[1.0, 0.0, -1.5 / w], [0.0, 1.0, 0.0]]).expand(
-                out.shape[0], 2, 3
-            )
-            grid = F.affine_grid(theta, list(out.shape), align_corners=False)
-            out = F.grid_sample(out, grid, align_corners=False)
-        result.append(out)
-    return tuple(result)
 
 
 def format_name_value(name_value, full_arch_name):

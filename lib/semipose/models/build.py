@@ -186,10 +186,3 @@ def compile_networks(model, **options):
     for net in nets or [model]:
         net.compile(**options)
     return model
-
-
-def build_model(cfg, is_train):
-    """Moved to ``semipose.methods.build_model`` (kept while callers move)."""
-    from semipose.methods import build_model as _build
-
-    return _build(cfg, is_train)
