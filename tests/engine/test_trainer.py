@@ -130,10 +130,14 @@ def test_valid_reproduces_trainer_ap(synth_root, tmp_path):
     final = Path(out["output_dir"]) / "final_state.pth.tar"
     cfg_file = tmp_path / "tiny.yaml"
     cfg_file.write_text("PRINT_FREQ: 1\n")
-    args, cfg = parse_valid_args(["--cfg", str(cfg_file), "--model-file", str(final), *opts])
+    args, cfg = parse_valid_args(["--cfg", str(cfg_file), "--model-file", str(final), *opts,
+                                  "--vis", "2"])
     res = trainer.do_valid(cfg, args)
     for net in ("net1", "net2", "ensemble"):
         assert res[net]["AP"] == pytest.approx(out["last"][net]["AP"], abs=1e-9)
+    drawn = sorted((Path(out["output_dir"]) / "vis").glob("*.jpg"))
+    first_images = list(dict.fromkeys(res["predictions"]["image_path"]))[:2]
+    assert [p.name for p in drawn] == sorted(Path(p).name for p in first_images)
 
 
 def test_finished_run_is_not_retrained(synth_root, tmp_path):

@@ -19,8 +19,8 @@ from semipose.apis.inference import (
     init_model,
     oks_nms_poses,
 )
-from semipose.apis.layouts import LAYOUTS, KeypointLayout
-from semipose.apis.visualize import draw_predictions, save_drawn_predictions
+from semipose.utils.layouts import LAYOUTS, KeypointLayout
+from semipose.utils.visualize import draw_predictions, save_drawn_predictions
 
 __all__ = [
     "AnnotationBoxes",

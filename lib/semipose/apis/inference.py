@@ -14,10 +14,10 @@ import numpy as np
 import torch
 from yacs.config import CfgNode
 
-from semipose.apis.layouts import KeypointLayout, layout_for_dataset
 from semipose.common.errors import DataFileError
 from semipose.common.joints import FLIP_PAIRS
 from semipose.core.inference import flip_test_heatmap, get_final_preds
+from semipose.utils.layouts import KeypointLayout, layout_for_dataset
 from semipose.utils.transforms import get_affine_transform
 
 __all__ = [

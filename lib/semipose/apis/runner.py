@@ -30,8 +30,8 @@ from semipose.apis.boxes import (
     image_id_from_name,
 )
 from semipose.apis.inference import HEADS, inference_topdown, init_model, oks_nms_poses, read_image
-from semipose.apis.visualize import draw_predictions, unique_output_path
 from semipose.common.errors import UserError
+from semipose.utils.visualize import draw_predictions, unique_output_path
 
 __all__ = [
     "IMAGE_EXTENSIONS",

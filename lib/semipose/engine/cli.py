@@ -132,6 +132,10 @@ def parse_valid_args(argv=None):
     _common(parser)
     parser.add_argument("--model-file", type=str, default="", help="checkpoint (TEST.MODEL_FILE)")
     parser.add_argument(
+        "--vis", type=int, default=0, metavar="N",
+        help="draw the predictions on the first N val images (<output>/vis/)",
+    )
+    parser.add_argument(
         "--use-detect-bbox", action="store_true", help="detector boxes (TEST.USE_GT_BBOX False)"
     )
     parser.add_argument("--flip-test", action="store_true", help="TEST.FLIP_TEST True")

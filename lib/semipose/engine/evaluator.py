@@ -157,8 +157,10 @@ def validate(model, method, loader, dataset, device, opts, output_dir, debug_hoo
 
     Returns:
         dict: ``perf`` (the first head's main metric, which selects ``model_best``), ``loss``,
-        ``acc``, ``heads`` (the evaluated heads in order) and per head (``net1``, ...) its
-        OrderedDict of metrics (a list of them for a set scored on several benchmarks).
+        ``acc``, ``heads`` (the evaluated heads in order), per head (``net1``, ...) its
+        OrderedDict of metrics (a list of them for a set scored on several benchmarks), and
+        ``predictions``: ``image_path`` (per record), ``boxes`` (N, 10) and ``preds`` (head ->
+        (N, K, 3) x, y, score in image pixels).
     """
     criterion = JointsMSELoss(use_target_weight=opts.use_target_weight)
     model.eval()
@@ -184,7 +186,9 @@ def validate(model, method, loader, dataset, device, opts, output_dir, debug_hoo
                 debug_hook(i, input, meta, target, net1)
 
     np.save(os.path.join(output_dir, "all_preds.npy"), store.preds[method.heads[0]])
-    results = {"loss": losses.avg, "acc": acc.avg, "heads": tuple(method.heads)}
+    results = {"loss": losses.avg, "acc": acc.avg, "heads": tuple(method.heads),
+               "predictions": {"image_path": store.image_path, "boxes": store.boxes,
+                               "preds": store.preds}}
     for head in method.heads:
         name_values, perf = dataset.evaluate(
             store.preds[head], output_dir, store.boxes, store.image_path,
