@@ -12,22 +12,37 @@ The reference pipelines are written here, inside the benchmark, for comparison o
   * ``reference-patch``: the same, but with a per-joint numpy Gaussian patch as in the original's
     ``generate_target`` (closer to the original's real cost; the loop one is a pessimistic bound).
 
-Usage: ``python bench/data_pipeline.py [--root data/synthetic] [--items 300] [--workers 2]``
+COCO-sized section (``--section coco``): ``mix_coco_coco`` pairs per second per core on 640x480
+JPEGs (the synthetic set drawn at 640x480, re-encoded with film grain at quality 92 so that files
+and decode times are close to COCO's: about 115 kB and 2 ms per image), for each pipeline path
+side by side: the cv2 path (default), ``DATASET.REDUCED_DECODE``, ``DATASET.CROP_CACHE`` (raw and
+jpg) and ``DATASET.DEVICE_WARP`` (alone and with the cache). One core: the items, their collation
+into batches of ``--batch`` and, for the device path, the batch rendering on this CPU
+(``gpu_pipeline``); the device rows also give the workers' share alone (what the loader's cores do
+when a GPU renders). The paths are timed in ``--rounds`` interleaved rounds with the same random
+draws; the median is printed, with the ratios to the cv2 path from the same run.
+
+Usage: ``python bench/data_pipeline.py [--section small|coco|both] [--root data/synthetic]
+[--items 300] [--workers 2] [--pairs 160] [--rounds 3]``
 """
 
 import argparse
 import contextlib
 import copy
+import glob
 import os
+import random
+import statistics
+import tempfile
 import time
 
 import cv2
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, default_collate
 
-from semipose.dataset import joints_dataset
-from semipose.dataset.build import default_transform
+from semipose.dataset import gpu_pipeline, joints_dataset
+from semipose.dataset.build import IMAGENET_MEAN, IMAGENET_STD, default_transform
 from semipose.dataset.coco import COCODataset
 from semipose.dataset.mixed import MixedCOCOCOCODataset
 from semipose.utils.transforms import get_affine_transform
@@ -146,16 +161,153 @@ def _rate_workers(ds, n, workers, batch=16):
     return count / (time.perf_counter() - t0)
 
 
+# ---------------------------------------------------------------- COCO-sized JPEGs, per path
+COCO_KW = {"image_size": (192, 256), "heatmap_size": (48, 64), "sigma": 2, "scale_factor": 0.25,
+           "rotation_factor": 30}  # fmt: skip
+
+
+def make_coco_sized(root, num_images, seed=0, grain=8.0, quality=92):
+    """The synthetic set drawn at 640x480 under ``root``, its train images re-encoded with Gaussian
+    grain (sigma ``grain``) at JPEG ``quality`` (COCO-like file sizes and decode times).
+
+    Returns:
+        ``(mean file bytes, mean full decode ms)`` of the train images.
+    """
+    from semipose.dataset.synthetic import generate
+
+    result = generate(root, num_train=num_images, num_val=2, image_size=(640, 480), seed=seed)
+    files = sorted(glob.glob(os.path.join(root, "coco", "images", "train2017", "*.jpg")))
+    rng = np.random.default_rng(seed)
+    if result["generated"]:
+        for f in files:
+            img = cv2.imread(f).astype(np.float32)
+            img += rng.normal(0.0, grain, img.shape).astype(np.float32)
+            cv2.imwrite(f, np.clip(img, 0, 255).astype(np.uint8),
+                        [cv2.IMWRITE_JPEG_QUALITY, quality])  # fmt: skip
+    sizes = [os.path.getsize(f) for f in files]
+    t0 = time.perf_counter()
+    for f in files[:20]:
+        cv2.imdecode(np.fromfile(f, np.uint8), cv2.IMREAD_COLOR)
+    return float(np.mean(sizes)), (time.perf_counter() - t0) / min(len(files), 20) * 1e3
+
+
+def coco_paths(cache_dir):
+    """``(name, dataset kwargs, device)``: the pipeline paths compared on COCO-sized images."""
+    raw = os.path.join(cache_dir, "raw")
+    jpg = os.path.join(cache_dir, "jpg")
+    return [
+        ("cv2 (default)", {}, False),
+        ("reduced decode", {"reduced_decode": True}, False),
+        ("crop cache raw", {"crop_cache": raw}, False),
+        ("crop cache jpg", {"crop_cache": jpg, "crop_cache_format": "jpg"}, False),
+        ("device warp", {"device_warp": True}, True),
+        ("device warp + crop cache raw", {"device_warp": True, "crop_cache": raw}, True),
+    ]
+
+
+def _time_pairs(ds, n, batch, renderer, seed):
+    """Seconds to make ``n`` pairs, collate them in batches and (device path) render them on the
+    CPU; returns ``(total s, render s)``."""
+    np.random.seed(seed)
+    random.seed(seed)
+    collate = gpu_pipeline.collate if renderer is not None else default_collate
+    total = render = 0.0
+    done = 0
+    while done < n:
+        k = min(batch, n - done)
+        t0 = time.perf_counter()
+        out = collate([ds[(done + j) % len(ds)] for j in range(k)])
+        t1 = time.perf_counter()
+        if renderer is not None:
+            inputs, targets, weights, _ = out
+            renderer(inputs), renderer(targets), renderer(weights)
+        t2 = time.perf_counter()
+        total += t2 - t0
+        render += t2 - t1
+        done += k
+    return total, render
+
+
+def run_coco_section(args):
+    """Prints the per-path table on COCO-sized JPEGs.
+
+    Returns:
+        ``{path: (pairs/s, workers-only pairs/s)}`` per core.
+    """
+    root = args.coco_root or os.path.join(tempfile.gettempdir(), "semipose_bench_coco640")
+    nbytes, decode_ms = make_coco_sized(root, args.coco_images)
+    cache_dir = args.cache_dir or tempfile.mkdtemp(prefix="semipose_crop_cache_")
+    tf = default_transform()
+    renderer = gpu_pipeline.DeviceRenderer(COCO_KW["image_size"], COCO_KW["heatmap_size"],
+                                           COCO_KW["sigma"], IMAGENET_MEAN, IMAGENET_STD, "cpu")
+    sets = []
+    for name, extra, device in coco_paths(cache_dir):
+        mix = MixedCOCOCOCODataset(root, "train", True, tf, train_len=args.coco_images,
+                                   **COCO_KW, **extra)  # fmt: skip
+        sets.append((name, mix, renderer if device else None))
+    n_rec = len(sets[0][1])
+    print(f"\n640x480 JPEGs: {args.coco_images} images, {n_rec} person records, mean "
+          f"{nbytes / 1e3:.0f} kB, full decode {decode_ms:.2f} ms/image; crops 256x192, "
+          f"sf 0.25, rf 30; batch {args.batch}; cache under {cache_dir}")  # fmt: skip
+    for name, mix, _ in sets:  # fill the caches (untimed, reported)
+        if "cache" in name:
+            t0 = time.perf_counter()
+            np.random.seed(0)
+            for i in range(len(mix)):
+                mix[i]
+            print(f"  filling the cache of {name!r}: {time.perf_counter() - t0:.1f} s "
+                  f"({len(mix)} pairs)")  # fmt: skip
+    ratio = [float(s[0]) * 200 / COCO_KW["image_size"][0] for s in
+             (r["scale"] for r in sets[0][1].unlabeled.db)]  # fmt: skip
+    print(f"  records whose unjittered crop allows a reduced decode (>= 2 px per output px): "
+          f"{np.mean(np.array(ratio) >= 2) * 100:.0f} %")  # fmt: skip
+    n = min(args.pairs, n_rec)
+    rates = {name: [] for name, _, _ in sets}
+    worker_rates = {name: [] for name, _, _ in sets}
+    for rnd in range(args.rounds):
+        for name, mix, rend in sets:
+            total, render = _time_pairs(mix, n, args.batch, rend, seed=rnd)
+            rates[name].append(n / total)
+            worker_rates[name].append(n / (total - render))
+    base = statistics.median(rates[sets[0][0]])
+    print("\n| path | pairs/s per core | x cv2 | workers only: pairs/s per core | x cv2 |")
+    print("|---|---|---|---|---|")
+    out = {}
+    for name, _, rend in sets:
+        r = statistics.median(rates[name])
+        w = statistics.median(worker_rates[name])
+        out[name] = (r, w)
+        wcol = f"{w:.1f} | {w / base:.2f}x" if rend is not None else "- | -"
+        print(f"| {name} | {r:.1f} | {r / base:.2f}x | {wcol} |")
+    print(f"(median of {args.rounds} interleaved rounds of {n} pairs; per-round cv2 rates: "
+          f"{', '.join(f'{v:.1f}' for v in rates[sets[0][0]])})")  # fmt: skip
+    return out
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--section", choices=("small", "coco", "both"), default="both")
     parser.add_argument("--root", default=os.path.join("data", "synthetic"))
     parser.add_argument("--items", type=int, default=300)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--num-train", type=int, default=200)
+    parser.add_argument("--coco-root", default="", help="640x480 set (default: a temp folder)")
+    parser.add_argument("--coco-images", type=int, default=60)
+    parser.add_argument("--cache-dir", default="", help="crop-cache root (default: a new temp)")
+    parser.add_argument("--pairs", type=int, default=160)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--batch", type=int, default=32)
     args = parser.parse_args()
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
+    if args.section in ("small", "both"):
+        run_small_section(args)
+    if args.section in ("coco", "both"):
+        run_coco_section(args)
 
+
+def run_small_section(args):
+    """The original table: items/s of our pipeline and the reference ones on the small set."""
     ann = os.path.join(args.root, "coco", "annotations", "person_keypoints_val2017.json")
     if not os.path.isfile(ann):
         from semipose.dataset.synthetic import generate

@@ -15,6 +15,8 @@ import torch
 from torch.utils.data import Dataset
 
 from semipose.common.io import read_json
+from semipose.dataset.crop_cache import CropCache
+from semipose.dataset.gpu_pipeline import DeferredCrop, DeferredTarget
 from semipose.dataset.joints import (
     FLIP_PAIRS,
     LOWER_BODY_IDS,
@@ -25,7 +27,14 @@ from semipose.dataset.joints import (
 from semipose.utils import image_io
 from semipose.utils.transforms import fliplr_joints, get_affine_transform
 
-__all__ = ["JointsDataset", "generate_target", "gaussian_patch", "make_record", "native_joints"]
+__all__ = [
+    "JointsDataset",
+    "generate_target",
+    "gaussian_patch",
+    "make_record",
+    "native_joints",
+    "target_windows",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -56,12 +65,44 @@ def gaussian_patch(sigma):
     return patch
 
 
+def target_windows(joints, joints_vis, image_size, heatmap_size, sigma):
+    """Where ``generate_target`` pastes each joint's stamp, and the joint weights.
+
+    The joint centre on the heatmap is ``mu = int(x / stride + 0.5)``; the stamp covers
+    ``ul = int(mu - 3 sigma)`` to ``br = int(mu + 3 sigma + 1)`` (end exclusive; ``int`` truncates
+    toward zero, as the original). A window lying completely outside the heatmap sets the joint's
+    weight to 0.
+
+    Args:
+        joints: (K, >=2) joint coordinates in input-image pixels.
+        joints_vis: (K, >=1) visibilities; column 0 is the weight.
+        image_size: input ``(W, H)``.
+        heatmap_size: heatmap ``(w, h)``.
+        sigma: Gaussian sigma in heatmap pixels.
+
+    Returns:
+        ``(window, target_weight)``: (K, 4) int64 ``[ul_x, ul_y, br_x, br_y]`` and (K, 1) float32.
+    """
+    joints = np.asarray(joints, dtype=np.float64)
+    target_weight = np.asarray(joints_vis, dtype=np.float32)[:, :1].copy()
+    hm_w, hm_h = int(heatmap_size[0]), int(heatmap_size[1])
+    stride = np.asarray(image_size, dtype=np.float64) / np.asarray(heatmap_size, dtype=np.float64)
+    tmp_size = sigma * 3
+    # int() truncates toward zero, as the original's int(x / stride + 0.5).
+    mu = np.trunc(joints[:, :2] / stride + 0.5)
+    ul = np.trunc(mu - tmp_size).astype(np.int64)
+    br = np.trunc(mu + tmp_size + 1).astype(np.int64)
+    outside = (ul[:, 0] >= hm_w) | (ul[:, 1] >= hm_h) | (br[:, 0] < 0) | (br[:, 1] < 0)
+    target_weight[outside, 0] = 0.0
+    return np.concatenate([ul, br], axis=1), target_weight
+
+
 def generate_target(joints, joints_vis, image_size, heatmap_size, sigma, target_type="gaussian"):
     """Gaussian heatmap targets and per-joint weights (spec §5.1 step 8).
 
-    The joint centre on the heatmap is ``mu = int(x / stride + 0.5)``; a stamp of radius ``3 *
-    sigma`` around it is pasted, clipped to the heatmap, only for joints whose weight is > 0.5. A
-    stamp lying completely outside the heatmap sets the joint's weight to 0.
+    The stamp of radius ``3 * sigma`` (``gaussian_patch``) is pasted at each joint's window
+    (``target_windows``), clipped to the heatmap, only for joints whose weight is > 0.5. A stamp
+    lying completely outside the heatmap sets the joint's weight to 0.
 
     Args:
         joints: (K, >=2) joint coordinates in input-image pixels.
@@ -76,25 +117,12 @@ def generate_target(joints, joints_vis, image_size, heatmap_size, sigma, target_
     """
     if target_type != "gaussian":
         raise ValueError(f"only the 'gaussian' target type is supported, got {target_type!r}")
-    joints = np.asarray(joints, dtype=np.float64)
-    num_joints = joints.shape[0]
-    target_weight = np.asarray(joints_vis, dtype=np.float32)[:, :1].copy()
+    window, target_weight = target_windows(joints, joints_vis, image_size, heatmap_size, sigma)
     hm_w, hm_h = int(heatmap_size[0]), int(heatmap_size[1])
-    target = np.zeros((num_joints, hm_h, hm_w), dtype=np.float32)
-
-    stride = np.asarray(image_size, dtype=np.float64) / np.asarray(heatmap_size, dtype=np.float64)
-    tmp_size = sigma * 3
-    # int() truncates toward zero, as the original's int(x / stride + 0.5).
-    mu = np.trunc(joints[:, :2] / stride + 0.5)
-    ul = np.trunc(mu - tmp_size).astype(np.int64)
-    br = np.trunc(mu + tmp_size + 1).astype(np.int64)
-    outside = (ul[:, 0] >= hm_w) | (ul[:, 1] >= hm_h) | (br[:, 0] < 0) | (br[:, 1] < 0)
-    target_weight[outside, 0] = 0.0
-
+    target = np.zeros((window.shape[0], hm_h, hm_w), dtype=np.float32)
     patch = gaussian_patch(sigma)
     for j in np.flatnonzero(target_weight[:, 0] > 0.5):
-        x0, y0 = ul[j]
-        x1, y1 = br[j]
+        x0, y0, x1, y1 = window[j]
         ix0, ix1 = max(0, x0), min(x1, hm_w)
         iy0, iy1 = max(0, y0), min(y1, hm_h)
         target[j, iy0:iy1, ix0:ix1] = patch[iy0 - y0 : iy1 - y0, ix0 - x0 : ix1 - x0]
@@ -164,6 +192,14 @@ class JointsDataset(Dataset):
         data_format: ``'jpg'`` (files) or ``'zip'`` (``<archive>.zip@/<member>`` paths).
         target_type: only ``'gaussian'``.
         select_data: apply SimpleBaseline's record filter (``select_data``) while training.
+        reduced_decode: decode a JPEG at 1/2, 1/4 or 1/8 resolution when the crop samples it at
+            least that coarsely (the largest such reduction; the crop affine is scaled to match).
+        crop_cache: folder of the person-crop cache (``semipose.dataset.crop_cache``); '' = off.
+            Takes precedence over ``reduced_decode``.
+        crop_cache_format: ``'raw'`` (exact pixels) or ``'jpg'`` (lossy, smaller).
+        device_warp: return the crop and the targets unrendered (``DeferredCrop``,
+            ``DeferredTarget``) for ``semipose.dataset.gpu_pipeline`` to render in batch on the
+            step's device; ``transform`` is then not applied (the renderer normalises).
 
     Attributes:
         fold_flip_into_affine: when True (default) the horizontal flip is folded into the crop
@@ -191,6 +227,10 @@ class JointsDataset(Dataset):
         data_format="jpg",
         target_type="gaussian",
         select_data=False,
+        reduced_decode=False,
+        crop_cache="",
+        crop_cache_format="raw",
+        device_warp=False,
     ):
         if data_format not in ("jpg", "png", "zip"):
             raise ValueError(f"data_format must be 'jpg' or 'zip', got {data_format!r}")
@@ -219,6 +259,10 @@ class JointsDataset(Dataset):
         self.data_format = data_format
         self.target_type = target_type
         self.use_select_data = select_data
+        self.reduced_decode = bool(reduced_decode)
+        self.crop_cache = CropCache(crop_cache, crop_cache_format) if crop_cache else None
+        self.device_warp = bool(device_warp)
+        self.read_flags = _READ_FLAGS
         self.db = []
 
     def __len__(self):
@@ -267,6 +311,11 @@ class JointsDataset(Dataset):
             selected = upper
         else:
             selected = lower if len(lower) > 2 else upper
+        return self._half_body_box(selected)
+
+    def _half_body_box(self, selected):
+        """Centre and 1.5x aspect-padded scale of the joints ``selected`` ((n, >=2)); ``(None,
+        None)`` when fewer than 2."""
         if len(selected) < 2:
             return None, None
         selected = selected.astype(np.float32)
@@ -281,6 +330,26 @@ class JointsDataset(Dataset):
             w = h * self.aspect_ratio
         scale = np.array([w * 1.0 / self.pixel_std, h * 1.0 / self.pixel_std], dtype=np.float32)
         return center, scale * 1.5
+
+    def half_body_reachable(self):
+        """True when a training item of this set can take the half-body crop."""
+        return self.prob_half_body > 0 and "unlabel" not in self.image_set
+
+    def crop_boxes(self, rec):
+        """Every ``(center, scale)`` a crop of ``rec`` can start from before the scale and rotation
+        jitter: the record's box and, when the half-body crop can apply, the upper- and lower-body
+        boxes (used by the crop cache to cut each record's region)."""
+        boxes = [(np.asarray(rec["center"], np.float64), np.asarray(rec["scale"], np.float64))]
+        vis = np.asarray(rec["joints_3d_vis"])
+        if self.half_body_reachable() and np.sum(vis[:, 0]) > self.num_joints_half_body:
+            joints = np.asarray(rec["joints_3d"])
+            visible = vis[:, 0] > 0
+            upper_ids = np.isin(np.arange(self.num_joints), self.upper_body_ids)
+            for mask in (visible & upper_ids, visible & ~upper_ids):
+                c, s = self._half_body_box(joints[mask])
+                if c is not None:
+                    boxes.append((c.astype(np.float64), s.astype(np.float64)))
+        return boxes
 
     def select_data(self, db):
         """SimpleBaseline's filter: keep records whose visible-joint mean is near the box centre.
@@ -377,7 +446,6 @@ class JointsDataset(Dataset):
         """
         rec = self.db[idx]
         image_file = rec["image"]
-        data_numpy = self.read_image(image_file)
 
         joints = np.array(rec["joints_3d"], dtype=np.float64, copy=True)
         joints_vis = np.array(rec["joints_3d_vis"], dtype=np.float64, copy=True)
@@ -386,7 +454,7 @@ class JointsDataset(Dataset):
         score = rec.get("score", 1)
         r = 0.0
         scale_ratio = 1.0
-        mirror = None
+        do_flip = False
 
         if self.is_train:
             if (
@@ -414,36 +482,51 @@ class JointsDataset(Dataset):
                 r = rot_angle
             if flip is None:
                 flip = random.random() <= 0.5
-            if self.flip and flip:
-                width = data_numpy.shape[1]
-                joints, joints_vis = fliplr_joints(joints, joints_vis, width, self.flip_pairs)
-                c[0] = width - c[0] - 1
-                mirror = np.array([[-1.0, 0.0, width - 1.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+            do_flip = bool(self.flip and flip)
         r = float(r)
+
+        # The source is read after the draws (reading consumes no random numbers): a reduced
+        # decode depends on the drawn scale.
+        data_numpy, to_full, (width, _) = self._load_source(rec, s)
+        mirror = None
+        if do_flip:
+            joints, joints_vis = fliplr_joints(joints, joints_vis, width, self.flip_pairs)
+            c[0] = width - c[0] - 1
+            mirror = np.array([[-1.0, 0.0, width - 1.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
 
         trans = get_affine_transform(c, s, r, self.image_size)
         warp = trans
-        if mirror is not None:
+        if to_full is not None:
+            # A reduced decode or a cached region: sample it through trans (@ mirror) @ to_full.
+            warp = trans @ (to_full if mirror is None else mirror @ to_full)
+        elif mirror is not None:
             if self.fold_flip_into_affine:
                 # Sampling the mirrored image through trans == sampling the image through trans @
                 # mirror.
                 warp = trans @ mirror
             else:
                 data_numpy = np.ascontiguousarray(data_numpy[:, ::-1, :])
-        crop = cv2.warpAffine(
-            data_numpy,
-            warp,
-            (int(self.image_size[0]), int(self.image_size[1])),
-            flags=cv2.INTER_LINEAR,
-        )
-        inp = self.transform(crop) if self.transform is not None else crop
+        out_size = (int(self.image_size[0]), int(self.image_size[1]))
+        if self.device_warp:
+            inp = DeferredCrop.from_warp(data_numpy, warp, out_size)
+        else:
+            crop = cv2.warpAffine(data_numpy, warp, out_size, flags=cv2.INTER_LINEAR)
+            inp = self.transform(crop) if self.transform is not None else crop
 
         vis = joints_vis[:, 0] > 0
         joints[vis, :2] = joints[vis, :2] @ trans[:, :2].T + trans[:, 2]
 
-        target, target_weight = generate_target(
-            joints, joints_vis, self.image_size, self.heatmap_size, self.sigma, self.target_type
-        )
+        if self.device_warp:
+            window, target_weight = target_windows(
+                joints, joints_vis, self.image_size, self.heatmap_size, self.sigma
+            )
+            target = DeferredTarget(window.astype(np.int32), target_weight[:, 0] > 0.5)
+        else:
+            target, target_weight = generate_target(
+                joints, joints_vis, self.image_size, self.heatmap_size, self.sigma,
+                self.target_type,
+            )
+            target = _as_tensor(target)
         raw_box = rec.get("raw_box")
         raw_box = _PLACEHOLDER_BOX.copy() if raw_box is None else np.asarray(raw_box, np.float32)
 
@@ -460,7 +543,36 @@ class JointsDataset(Dataset):
             "score": float(score),
             "raw_box": raw_box[:4].copy(),
         }
-        return inp, _as_tensor(target), _as_tensor(target_weight), meta
+        return inp, target, _as_tensor(target_weight), meta
+
+    def _load_source(self, rec, scale):
+        """The pixels an item samples, their map to full-image coordinates, and the image size.
+
+        Args:
+            rec: the record.
+            scale: (2,) the crop's final scale (after the jitter).
+
+        Returns:
+            ``(pixels, to_full, (width, height))``: uint8 (h, w, 3) pixels (BGR, or RGB with
+            ``color_rgb``); ``to_full`` the (3, 3) affine from pixel to full-resolution image
+            coordinates, or None when ``pixels`` is the full image; the full image's size.
+        """
+        if self.crop_cache is not None:
+            pixels, (x0, y0), size = self.crop_cache.load(self, rec)
+            to_full = np.array([[1.0, 0.0, x0], [0.0, 1.0, y0], [0.0, 0.0, 1.0]])
+        elif self.reduced_decode:
+            ratio = float(scale[0]) * self.pixel_std / float(self.image_size[0])
+            pixels, f, size = image_io.read_image_reduced(
+                rec["image"], ratio, self.read_flags, self.data_format
+            )
+            off = (f - 1) / 2.0
+            to_full = np.array([[f, 0.0, off], [0.0, f, off], [0.0, 0.0, 1.0]]) if f > 1 else None
+        else:
+            pixels = image_io.read_image(rec["image"], self.read_flags, self.data_format)
+            size, to_full = (pixels.shape[1], pixels.shape[0]), None
+        if self.color_rgb:
+            pixels = cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB)
+        return pixels, to_full, size
 
     def copy_with_transform(self, transform):
         """A shallow copy sharing ``db`` (read-only) but using another ``transform``."""
