@@ -161,6 +161,7 @@ _C.TEST.MODEL_FILE = ""  # checkpoint evaluated by valid.py
 _C.TEST.IMAGE_THRE = 0.0  # minimum detection score
 _C.TEST.NMS_THRE = 1.0  # (unused) stored by the datasets
 _C.TEST.SAVE_RESULT = True  # write the results json (and the COCOeval pickle)
+_C.TEST.SELECT_BY = "net1"  # (ours) model_best by 'net1', 'mean' (of the nets) or 'ensemble'
 
 # ---------------------------------------------------------------- debug images
 _C.DEBUG = CN()
@@ -186,3 +187,11 @@ _C.HARD_AUG.MIXUP_ALPHA = 0.2  # (ours) MixUp lambda ~ Beta(a, a); image weight 
 _C.HARD_AUG.JO_FIX = False  # (ours) centre JO boxes on the joints (published: x, y transposed)
 _C.HARD_AUG.HOLE_FIX = False  # (ours) CutOut/CutMix centres and clamps with the right H/W
 _C.HARD_AUG.JOINT_POOL_FIX = False  # (ours) JC/JO joints among trained channels, no replacement
+_C.HARD_AUG.PATHS = []  # (ours) multi-path: list of op lists, one student pass each; [] = OPS
+_C.HARD_AUG.PATH_REDUCTION = "sum"  # (ours) per-path consistency losses: 'sum' (MultiAugs), 'mean'
+
+# ---------------------------------------------------------------- (ours) EMA (mean) teacher
+_C.EMA = CN()
+_C.EMA.ENABLED = False  # (ours) teachers = EMA copies of the students (PoseCons, PoseDual)
+_C.EMA.DECAY = 0.999  # (ours) after each step: teacher = DECAY * teacher + (1 - DECAY) * student
+_C.EMA.TEACHER_BN = "batch"  # (ours) teacher BN: 'batch' statistics (train mode) or 'running'

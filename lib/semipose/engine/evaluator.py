@@ -78,7 +78,8 @@ def format_name_value(name_value, full_arch_name):
 
 
 def main_metric(results):
-    """Net 1's main metric (COCO AP, PCKh Mean, ...) from ``validate``'s results."""
+    """Net 1's main metric (COCO AP, PCKh Mean, ...) from ``validate``'s results (every head's:
+    ``results['perfs']``)."""
     return float(results.get("perf", 0.0))
 
 
@@ -149,14 +150,15 @@ def validate(model, method, loader, dataset, device, opts, output_dir, debug_hoo
     """Scores ``model`` on ``dataset`` as the original's ``validate``.
 
     Every head the method evaluates (net 1; for PoseDual also net 2 and the ensemble) is decoded
-    and scored through ``dataset.evaluate``; the loss and accuracy are net 1's.
+    and scored through ``dataset.evaluate``; the loss and accuracy are net 1's. ``model_best`` is
+    selected by ``Method.selection_metric`` on these results (TEST.SELECT_BY).
 
     Args:
         opts: a ``TestOptions``.
         debug_hook: optional ``callable(i, input, meta, target, heatmap)`` on logged batches.
 
     Returns:
-        dict: ``perf`` (the first head's main metric, which selects ``model_best``), ``loss``,
+        dict: ``perf`` (the first head's main metric), ``perfs`` (head -> main metric), ``loss``,
         ``acc``, ``heads`` (the evaluated heads in order), per head (``net1``, ...) its
         OrderedDict of metrics (a list of them for a set scored on several benchmarks), and
         ``predictions``: ``image_path`` (per record), ``boxes`` (N, 10) and ``preds`` (head ->
@@ -196,6 +198,7 @@ def validate(model, method, loader, dataset, device, opts, output_dir, debug_hoo
         )
         results[head] = name_values
         results.setdefault("perf", float(perf))
+        results.setdefault("perfs", OrderedDict())[head] = float(perf)
         logger.info(TITLES.get(head, f"Predictions of {head}"))
         for nv in name_values if isinstance(name_values, list) else [name_values]:
             logger.info("\n" + format_name_value(nv, opts.full_arch_name))

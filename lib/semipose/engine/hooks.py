@@ -1,9 +1,10 @@
 """Hooks of the ``Trainer`` (detectron2's ``engine/hooks.py``): each behaviour of a training run
 that is not the step itself. A new behaviour is a new hook, registered in ``do_train``.
 
-Order matters where hooks share state; ``do_train`` registers them as: data order, iteration
-metrics, collapse monitor, debug images, LR schedule, ``shuffle_ind``, checkpoint, evaluation,
-progress bar, then the metrics writers (JSON lines, TensorBoard, console).
+Order matters where hooks share state; ``do_train`` registers them as: data order, the EMA
+teacher update (EMA.ENABLED), iteration metrics, collapse monitor, debug images, LR schedule,
+``shuffle_ind``, checkpoint, evaluation, progress bar, then the metrics writers (JSON lines,
+TensorBoard, console).
 """
 
 import bisect
@@ -16,7 +17,7 @@ import time
 import numpy as np
 
 from semipose.core.evaluate import accuracy
-from semipose.engine.evaluator import main_metric, summarize
+from semipose.engine.evaluator import summarize
 from semipose.engine.monitor import CollapseMonitor
 from semipose.engine.train_loop import HookBase
 from semipose.utils.logger import AverageMeter
@@ -29,6 +30,7 @@ __all__ = [
     "CollapseMonitorHook",
     "ConsoleWriter",
     "DebugImages",
+    "EMATeacher",
     "EpochSeeding",
     "EvalHook",
     "IterationMetrics",
@@ -38,6 +40,7 @@ __all__ = [
     "ProgressBar",
     "ShuffleInd",
     "TensorboardWriter",
+    "build_ema_teacher",
     "read_metrics",
 ]
 
@@ -69,6 +72,60 @@ class ShuffleInd(HookBase):
 
     def after_epoch(self):
         self.dataset.shuffle_ind()
+
+
+# --------------------------------------------------------------------------------- EMA teacher
+class EMATeacher(HookBase):
+    """The EMA (mean) teacher (EMA.*): after every step, each teacher copy moves towards its
+    student (``models.ema.ModelEMA.update``). Also the checkpoint entry ``ema``: the
+    ``Checkpointer`` saves ``state_dict()`` and restores it on resume (``reset`` when a checkpoint
+    has none), so a resumed run continues the same average.
+
+    Args:
+        ema: a ``ModelEMA`` whose teacher passes the model runs (``set_teachers``).
+    """
+
+    def __init__(self, ema):
+        self.ema = ema
+
+    def after_step(self):
+        self.ema.update()
+
+    def state_dict(self):
+        return self.ema.state_dict()
+
+    def load_state_dict(self, state):
+        self.ema.load_state_dict(state)
+
+    def reset(self):
+        self.ema.reset()
+
+
+def build_ema_teacher(cfg, method, model):
+    """The ``EMATeacher`` of a run with EMA.ENABLED (``None`` without): EMA copies of the method's
+    ``teacher_nets``, made from ``model`` as it is now (initialised, on its device), and set as
+    the model's teachers.
+
+    Raises:
+        ConfigError: the method has no teachers to replace, or a bad EMA.DECAY / EMA.TEACHER_BN.
+    """
+    from semipose.config import ConfigError
+    from semipose.models.ema import TEACHER_BN_MODES, ModelEMA
+
+    node = cfg.EMA
+    if not node.ENABLED:
+        return None
+    nets = method.teacher_nets(model)
+    if not nets:
+        raise ConfigError(f"EMA.ENABLED: MODEL.NAME {cfg.MODEL.NAME} has no teacher to replace "
+                          "(pose_cons and pose_dual have)")
+    if not 0.0 <= node.DECAY <= 1.0 or node.TEACHER_BN not in TEACHER_BN_MODES:
+        raise ConfigError(f"EMA.DECAY must lie in [0, 1] and EMA.TEACHER_BN be one of "
+                          f"{TEACHER_BN_MODES}; got {node.DECAY} and {node.TEACHER_BN!r}")
+    ema = ModelEMA(nets, node.DECAY, teacher_bn=node.TEACHER_BN)
+    model.set_teachers(ema.teachers())
+    logger.info(f"EMA teachers of {list(nets)} (decay {node.DECAY}, BN {node.TEACHER_BN})")
+    return EMATeacher(ema)
 
 
 class LRScheduler(HookBase):
@@ -244,8 +301,12 @@ class Checkpointer:
     """Writes and restores a run's state in ``output_dir`` (rank 0 writes).
 
     Files: ``checkpoint.pth.tar`` (the resumable state), ``model_best.pth.tar`` (the state_dict of
-    the best first-head metric), ``final_state.pth.tar`` and, every ``save_inter`` epochs,
-    ``State_epoch{N}.pth.tar``.
+    the best selection metric, ``Method.selection_metric``), ``final_state.pth.tar`` and, every
+    ``save_inter`` epochs, ``State_epoch{N}.pth.tar``.
+
+    ``extras`` maps a checkpoint key to an object with ``state_dict()``/``load_state_dict()`` (and
+    optionally ``reset()``, called when resuming from a checkpoint without that key), e.g. ``ema``:
+    state kept beside, never inside, the model's ``state_dict``.
 
     Args:
         model: the unwrapped module (its keys are the original's).
@@ -267,6 +328,9 @@ class Checkpointer:
         self.best_perf = None
         self.best_epoch = -1
         self.last_results = {}
+        self.extras = {}
+        self.select_by = None  # the rule best_perf was measured with (set by EvalHook)
+        self.resumed_select_by = None
 
     @property
     def path(self):
@@ -287,6 +351,8 @@ class Checkpointer:
             "schedule": {"lr": lr, "lr_factor": factor, "lr_step": steps},
             "rng": get_rng_state(),
             "last_results": dict(self.last_results),
+            **({"select_by": self.select_by} if self.select_by else {}),
+            **{key: obj.state_dict() for key, obj in self.extras.items()},
         }
 
     def save(self, epoch, best=False):
@@ -336,6 +402,13 @@ class Checkpointer:
         if best_epoch >= 0:
             self.best_perf, self.best_epoch = float(ckpt.get("perf", 0.0)), best_epoch
         self.last_results = dict(ckpt.get("last_results", {}))
+        self.resumed_select_by = ckpt.get("select_by")
+        for key, obj in self.extras.items():
+            if key in ckpt:
+                obj.load_state_dict(ckpt[key])
+            elif hasattr(obj, "reset"):
+                logger.warning(f"{self.path} has no '{key}' state: starting it from the model")
+                obj.reset()
         logger.info(f"=> resumed from {self.path} (epoch {epoch})")
         return epoch, ckpt.get("rng")
 
@@ -387,7 +460,9 @@ class CheckpointHook(HookBase):
 
 class EvalHook(HookBase):
     """Validation every ``interval`` epochs and after the last one (rank 0), best-model selection
-    by the first head's main metric, and the results into ``epoch_stats``.
+    by ``Method.selection_metric`` (TEST.SELECT_BY: net 1, the mean of the nets or the ensemble),
+    and the results into ``epoch_stats`` (``ap`` per head, ``selection`` every rule's value and
+    ``select_by``). A resumed run whose rule differs from the checkpoint's restarts the best.
 
     Args:
         eval_fn: ``callable(epoch) -> validate's results``.
@@ -402,6 +477,15 @@ class EvalHook(HookBase):
         self.is_main = is_main
         self.last = None
 
+    def before_train(self):
+        ck, rule = self.checkpointer, self.trainer.method.select_by
+        before = ck.resumed_select_by
+        if before is not None and before != rule and ck.best_perf is not None:
+            logger.warning(f"TEST.SELECT_BY is {rule!r}, the checkpoint's best epoch was chosen by "
+                           f"{before!r}: the best model is selected afresh from now on")
+            ck.best_perf, ck.best_epoch = None, -1
+        ck.select_by = rule
+
     def after_epoch(self):
         t = self.trainer
         due = (t.epoch + 1) % self.interval == 0 or t.epoch + 1 == t.max_epoch
@@ -410,7 +494,8 @@ class EvalHook(HookBase):
         results = self.eval_fn(t.epoch)
         self.last = results
         ck = self.checkpointer
-        best = ck.update_best(main_metric(results), t.epoch)
+        selection = t.method.selection_metrics(results)
+        best = ck.update_best(selection[t.method.select_by], t.epoch)
         ap = summarize(results)
         ck.last_results = dict(ap)
         ck.save(t.epoch, best=best)
@@ -419,6 +504,8 @@ class EvalHook(HookBase):
             metrics={h: _plain_table(results[h]) for h in results["heads"]},
             val_loss=results["loss"],
             val_acc=results["acc"],
+            selection=selection,
+            select_by=t.method.select_by,
             best_perf=ck.best_perf,
             best_epoch=ck.best_epoch,
         )

@@ -105,6 +105,9 @@ def build_training(cfg, ctx):
         schedule=(t.LR, t.LR_FACTOR, t.LR_STEP), model_name=get_model_name(cfg),
         save_inter=cfg.SAVE_INTER, is_main=ctx.is_main,
     )
+    ema = H.build_ema_teacher(cfg, method, model)  # None unless EMA.ENABLED
+    if ema is not None:
+        ck.extras["ema"] = ema  # saved beside the state_dict, restored on resume
     return method, model, optimizer, ck
 
 
@@ -133,6 +136,7 @@ def default_hooks(cfg, ctx, ck, *, evaluate, sampler, generator, train_set, repl
     main = ctx.is_main
     return [
         H.EpochSeeding(sampler, generator, cfg.SEED),
+        ck.extras.get("ema"),
         H.IterationMetrics(cfg.PRINT_FREQ),
         H.CollapseMonitorHook(cfg.MONITOR.COLLAPSE_THRE),
         H.DebugImages(cfg.DEBUG, ctx.output_dir, cfg.PRINT_FREQ) if cfg.DEBUG.DEBUG and main

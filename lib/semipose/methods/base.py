@@ -10,14 +10,19 @@ The engine never tests a method's name: it asks the method for
 - ``teacher_heatmaps(outputs)`` and ``unlabeled_weight(weights)``: the teachers' heatmaps per net on
   the unlabeled batch (the collapse monitor; empty for a supervised method);
 - ``net_heatmaps(eval_output)`` → one heatmap per net, ``eval_heatmaps(per_net)`` → the evaluated
-  outputs in ``heads`` order (e.g. net 1, net 2 and their ensemble); the first head's main metric
-  selects ``model_best``;
+  outputs in ``heads`` order (e.g. net 1, net 2 and their ensemble);
+- ``selection_metric(results)``: the number that selects ``model_best`` (TEST.SELECT_BY: net 1's
+  main metric, the mean of the nets' or the ensemble's), ``selection_metrics`` all three;
+- ``teacher_nets(model)``: the networks whose teacher pass an EMA copy may take (EMA.ENABLED);
 - ``eval_state(state_dict)``: the part of a checkpoint that its evaluation module loads.
 """
 
 from collections import OrderedDict
 
-__all__ = ["Method", "first"]
+__all__ = ["SELECT_RULES", "Method", "first"]
+
+#: model-selection rules (TEST.SELECT_BY): net 1's main metric, the mean over the nets, the ensemble
+SELECT_RULES = ("net1", "mean", "ensemble")
 
 
 def first(x):
@@ -45,7 +50,21 @@ class Method:
     def __init__(self, cfg):
         self.cfg = cfg
         self.name = cfg.MODEL.NAME
+        self.select_by = cfg.TEST.SELECT_BY
+        self._check_select_by()
         self.criterion = self.build_criterion(use_target_weight=cfg.LOSS.USE_TARGET_WEIGHT)
+
+    def _check_select_by(self):
+        from semipose.config import ConfigError
+
+        if self.select_by not in SELECT_RULES:
+            raise ConfigError(
+                f"TEST.SELECT_BY must be one of {SELECT_RULES}, got {self.select_by!r}"
+            )
+        if self.select_by == "ensemble" and len(self.nets) > 1 and "ensemble" not in self.heads:
+            raise ConfigError(
+                f"TEST.SELECT_BY 'ensemble': {self.name} evaluates no ensemble (heads {self.heads})"
+            )
 
     # ----------------------------------------------------------------------------- building
     def build_model(self, is_train):
@@ -78,7 +97,38 @@ class Method:
         """(N, K, 1) weights of the unlabeled batch (> 0 on the joints the labeled set trains)."""
         return weights[1] if isinstance(weights, (list, tuple)) and len(weights) > 1 else None
 
+    def teacher_nets(self, model):
+        """``{name: network}`` whose teacher pass may be replaced (the EMA teacher) through
+        ``model.set_teachers``; ``{}`` for a method without teachers."""
+        return {}
+
     # ----------------------------------------------------------------------------- evaluation
+    def selection_metrics(self, results):
+        """Every model-selection candidate of ``validate``'s results.
+
+        Args:
+            results: ``validate``'s dict; ``perfs`` (head -> main metric) where present, else
+                ``perf`` stands for the first head.
+
+        Returns:
+            ``{'net1': first head, 'mean': mean over the nets' heads, 'ensemble': the ensemble
+            head}``; a single-network method's ``mean`` and ``ensemble`` are its net's metric, and
+            ``ensemble`` is absent when a multi-network method evaluates none.
+        """
+        perfs = dict(results.get("perfs") or {})
+        first = float(results.get("perf", next(iter(perfs.values()), 0.0)))
+        nets = [float(perfs[n]) for n in self.nets if n in perfs] or [first]
+        out = {"net1": first, "mean": sum(nets) / len(nets)}
+        if "ensemble" in perfs:
+            out["ensemble"] = float(perfs["ensemble"])
+        elif len(self.nets) == 1:
+            out["ensemble"] = first
+        return out
+
+    def selection_metric(self, results):
+        """The number that selects ``model_best`` (higher is better), by TEST.SELECT_BY."""
+        return self.selection_metrics(results)[self.select_by]
+
     def net_heatmaps(self, output):
         """The eval forward's output as a tuple of heatmaps, one per entry of ``nets``."""
         return tuple(output) if isinstance(output, (tuple, list)) else (output,)

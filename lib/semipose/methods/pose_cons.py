@@ -19,7 +19,10 @@ class PoseConsMethod(Method):
         return PoseCons(net, **semi_kwargs(cfg))
 
     def build_criterion(self, use_target_weight):
-        return PoseDisLoss(use_target_weight)
+        return PoseDisLoss(use_target_weight, path_reduction=self.cfg.HARD_AUG.PATH_REDUCTION)
+
+    def teacher_nets(self, model):
+        return {"resnet": model.resnet}
 
     def labeled_heatmap(self, outputs):
         return outputs["sup_ht"]

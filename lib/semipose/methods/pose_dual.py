@@ -47,7 +47,10 @@ class PoseDualMethod(Method):
         return model
 
     def build_criterion(self, use_target_weight):
-        return PoseCoLoss(use_target_weight)
+        return PoseCoLoss(use_target_weight, path_reduction=self.cfg.HARD_AUG.PATH_REDUCTION)
+
+    def teacher_nets(self, model):
+        return {"resnet": model.resnet, "resnet2": model.resnet2}
 
     def labeled_heatmap(self, outputs):
         return outputs["sup_ht1"]

@@ -104,7 +104,8 @@ def semi_kwargs(cfg):
 
 
 def hard_aug_kwargs(node):
-    """The hard-augmentation sequence and its settings (HARD_AUG) as HardViewModel arguments."""
+    """The hard-augmentation sequence (or the multi-path list) and its settings (HARD_AUG) as
+    HardViewModel arguments."""
     return dict(
         hard_ops=tuple(node.OPS),
         jo_joint_num=node.JO_JOINT_NUM,
@@ -115,6 +116,7 @@ def hard_aug_kwargs(node):
         jo_fix=node.JO_FIX,
         hole_fix=node.HOLE_FIX,
         joint_pool_fix=node.JOINT_POOL_FIX,
+        hard_paths=tuple(tuple(path) for path in node.PATHS),
     )
 
 

@@ -171,6 +171,16 @@ class HardViewModel(nn.Module):
         hole_fix: (ours) CutOut/CutMix centres and clamps with the right H/W (published: swapped).
         joint_pool_fix: (ours) JC and JO draw their joints among ``trained_joints`` without
             replacement (published: all channels, with replacement).
+        hard_paths: (ours) MultiAugs' multi-path consistency: a sequence of op sequences (registry
+            names, as ``hard_ops``), one hard image and one student pass per path, all from the same
+            easy view and the same teacher joints, drawn path after path, then warped by one θ
+            shared by every path. Empty (the default): one path, ``hard_ops``. Exclusive with
+            ``hard_ops``, ``same_view`` and ``hard_teacher``; an empty path is the plain affine
+            view.
+
+    Attributes:
+        hard_paths: the op names of each path (one entry, ``hard_ops``, without ``hard_paths``).
+        hard_augs: the ``HardAugment`` of each path.
     """
 
     def __init__(
@@ -195,10 +205,21 @@ class HardViewModel(nn.Module):
         jo_fix=False,
         hole_fix=False,
         joint_pool_fix=False,
+        hard_paths=(),
     ):
         super().__init__()
         names = tuple(hard_ops) if hard_ops else (("JC",) if mask_joint_num > 0 else ())
         expand_names(names)  # unknown names fail here, before the other checks
+        paths = tuple(tuple(path) for path in hard_paths)
+        for path in paths:
+            expand_names(path)
+        if paths and (hard_ops or same_view or hard_teacher):
+            raise ValueError(
+                "hard_paths (HARD_AUG.PATHS) excludes hard_ops (HARD_AUG.OPS), same_view "
+                "(CONS_SAME_VIEW) and hard_teacher (CONS_HARD_TEACHER)"
+            )
+        if paths:
+            names = ()  # MASK_JOINT_NUM alone no longer implies a JC path
         if hard_teacher and (same_view or names or not unsup_transform):
             raise ValueError(
                 "hard_teacher (CONS_HARD_TEACHER) needs UNSUP_TRANSFORM true, MASK_JOINT_NUM 0, "
@@ -217,23 +238,27 @@ class HardViewModel(nn.Module):
         if mask_joint_fix and mask_joint_num > 0 and self.trained_joints is None:
             logger.warning("mask_joint_fix without trained_joints: cutout draws from all channels")
         self.hard_ops = names
-        self.hard_aug = build_hard_augment(
-            names,
-            HardAugSettings(
-                mask_joint_num=mask_joint_num,
-                mask_joint_fix=mask_joint_fix,
-                mask_joint_relative=mask_joint_relative,
-                jo_joint_num=jo_joint_num,
-                co_holes=co_holes,
-                cm_holes=cm_holes,
-                jccm_cm_holes=jccm_cm_holes,
-                mixup_alpha=mixup_alpha,
-                jo_fix=jo_fix,
-                hole_fix=hole_fix,
-                joint_pool_fix=joint_pool_fix,
-                trained_joints=None if trained_joints is None else tuple(trained_joints),
-            ),
+        settings = HardAugSettings(
+            mask_joint_num=mask_joint_num,
+            mask_joint_fix=mask_joint_fix,
+            mask_joint_relative=mask_joint_relative,
+            jo_joint_num=jo_joint_num,
+            co_holes=co_holes,
+            cm_holes=cm_holes,
+            jccm_cm_holes=jccm_cm_holes,
+            mixup_alpha=mixup_alpha,
+            jo_fix=jo_fix,
+            hole_fix=hole_fix,
+            joint_pool_fix=joint_pool_fix,
+            trained_joints=None if trained_joints is None else tuple(trained_joints),
         )
+        self.hard_aug = build_hard_augment(names, settings)
+        self.hard_paths = paths or (names,)
+        self.hard_augs = (
+            tuple(build_hard_augment(path, settings) for path in paths) if paths
+            else (self.hard_aug,)
+        )
+        self._teachers = {}  # a plain dict: teachers are not submodules (no state_dict keys)
 
     def _hard_ops(self, source, *teacher_hts, generator=None):
         """The configured op sequence on ``source``, once per teacher heatmap.
@@ -257,6 +282,64 @@ class HardViewModel(nn.Module):
             self._joints(source, ht) if self.hard_aug.needs_joints else None for ht in teacher_hts
         ]
         return tuple(self.hard_aug.apply_interleaved(source, joints, generator))
+
+    def _hard_paths(self, source, *teacher_hts, generator=None):
+        """Every path's op sequence on ``source``, once per teacher heatmap (MultiAugs' multi mode).
+
+        The joints are taken once per heatmap and shared by all paths; the paths are drawn in
+        order, each from ``source`` itself (never from another path's result), and within a path
+        every step is drawn for all images before the next step. With one path this is
+        ``_hard_ops``.
+
+        Args:
+            source: (N, 3, H_in, W_in) image batch; not modified.
+            *teacher_hts: (N, K, H, W) heatmaps, one per hard image wanted in each path.
+            generator: an explicit ``torch.Generator``; None = the documented global RNGs.
+
+        Returns:
+            list over paths of tuples of (N, 3, H_in, W_in) hard images, one per heatmap.
+        """
+        if len(self.hard_augs) == 1:
+            return [self._hard_ops(source, *teacher_hts, generator=generator)]
+        needs = any(aug.needs_joints for aug in self.hard_augs)
+        joints = [self._joints(source, ht) if needs else None for ht in teacher_hts]
+        out = []
+        for aug in self.hard_augs:
+            if aug:
+                out.append(tuple(aug.apply_interleaved(source, joints, generator)))
+            else:
+                out.append(tuple(source for _ in teacher_hts))
+        return out
+
+    # ------------------------------------------------------------------------ external teachers
+    def teacher_names(self):
+        """Names of the networks whose easy-view (teacher) pass ``set_teachers`` may replace."""
+        return tuple(name for name in ("resnet", "resnet2") if hasattr(self, name))
+
+    def set_teachers(self, teachers):
+        """Runs the teacher pass of network ``name`` through ``teachers[name]`` (e.g. its EMA copy)
+        instead of the network itself; ``{}`` restores the networks as their own teachers.
+
+        The callables are kept in a plain dict, not as submodules: they add no ``state_dict`` keys,
+        and ``.to()``, ``.train()`` and ``.eval()`` of this module do not reach them.
+
+        Args:
+            teachers: ``{network attribute name: callable(x) -> heatmap}``.
+
+        Raises:
+            ValueError: an unknown network name, or ``same_view`` (whose teacher is the student).
+        """
+        unknown = sorted(set(teachers) - set(self.teacher_names()))
+        if unknown:
+            raise ValueError(f"no network {unknown} to replace; known: {self.teacher_names()}")
+        if teachers and self.same_view:
+            raise ValueError("same_view (CONS_SAME_VIEW) has no separate teacher to replace")
+        self._teachers = dict(teachers)
+
+    def _teacher(self, name):
+        """The teacher pass of network ``name``: its replacement, or the network itself."""
+        teacher = self._teachers.get(name)
+        return teacher if teacher is not None else getattr(self, name)
 
     @staticmethod
     def _joints(image, teacher_ht):

@@ -28,10 +28,17 @@ class PoseCons(HardViewModel):
         resnet: the network, returning a heatmap.
         **hard_view: the keyword-only ``HardViewModel`` settings, as for ``PoseDual``.
 
+    With several ``hard_paths`` (MultiAugs' multi-path consistency) the student runs once per path,
+    each path's hard image cut at the same teacher joints and warped by the same θ. A teacher
+    replaced through ``set_teachers`` (the EMA teacher) runs the easy-view pass instead of
+    ``resnet``.
+
     Returns (training), a dict:
         ``sup_ht`` (N, K, H, W) with gradient; ``unsup_ht`` the teacher on the easy view (no
         gradient); ``unsup_ht_trans`` the teacher warped by θ; ``cons_x`` the hard image;
-        ``cons_ht`` the student; ``theta`` (N, 2, 3).
+        ``cons_ht`` the student; ``theta`` (N, 2, 3). With more than one path, also ``cons_xs``
+        and ``cons_hts``: tuples with one hard image / student heatmap per path (``cons_x`` and
+        ``cons_ht`` are the first path's).
     Returns (eval, input a tensor): the heatmap (N, K, H, W).
     """
 
@@ -60,19 +67,23 @@ class PoseCons(HardViewModel):
 
         with torch.no_grad():
             teacher_x, theta_t = self._teacher_view(unsup_x)
-            unsup_ht = self.resnet(teacher_x)
-            cons_x = aug_x if self.cons_rand_aug else unsup_x
-            (cons_x,) = self._hard_ops(cons_x, unsup_ht)  # at the teacher's own joints
+            unsup_ht = self._teacher("resnet")(teacher_x)
+            source = aug_x if self.cons_rand_aug else unsup_x
+            # every path at the teacher's own joints, then one θ for all paths
+            paths = self._hard_paths(source, unsup_ht)
             theta = self._theta(batch, unsup_x.device)
-            (cons_x,) = self._warp(theta, cons_x)
+            cons_xs = tuple(self._warp(theta, x)[0] for (x,) in paths)
             (unsup_ht_trans,) = self._warp(self._teacher_to_student(theta_t, theta), unsup_ht)
 
-        cons_ht = self.resnet(cons_x)
-        return {
+        cons_hts = tuple(self.resnet(x) for x in cons_xs)  # one forward (own BN statistics) each
+        out = {
             "sup_ht": sup_ht,
             "unsup_ht": unsup_ht,
             "unsup_ht_trans": unsup_ht_trans,
-            "cons_x": cons_x,
-            "cons_ht": cons_ht,
+            "cons_x": cons_xs[0],
+            "cons_ht": cons_hts[0],
             "theta": theta,
         }
+        if len(cons_hts) > 1:
+            out.update(cons_xs=cons_xs, cons_hts=cons_hts)
+        return out

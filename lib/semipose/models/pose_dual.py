@@ -49,16 +49,23 @@ class PoseDual(HardViewModel):
             mask_joint_num, mask_joint_fix, trained_joints, unsup_transform, cons_rand_aug,
             same_view, hard_teacher, mask_joint_relative and the hard-op settings (hard_ops,
             jo_joint_num, co_holes, cm_holes, jccm_cm_holes, mixup_alpha, jo_fix, hole_fix,
-            joint_pool_fix). With ``same_view`` (no RandAug, no
+            joint_pool_fix, hard_paths). With ``same_view`` (no RandAug, no
             cutout, identity θ) each teacher heatmap is the detached student output, so each net
             runs once on ``unsup_x``.
+
+    With several ``hard_paths`` (MultiAugs' multi-path consistency), step 3 builds one image per
+    net and path (the paths in order, each step drawn for net 1 then net 2), one θ warps them all,
+    and step 4 runs each net once per path. A teacher replaced through ``set_teachers`` (the EMA
+    teacher) runs the easy-view pass of its net in step 2; the cross pairing is unchanged.
 
     Returns (training), a dict:
         ``sup_ht1, sup_ht2`` (N, K, H, W) with gradient; ``unsup_ht1, unsup_ht2`` the teachers on
         the easy view (no gradient); ``unsup_ht_trans1, unsup_ht_trans2`` the teachers warped by θ
         (by θ_t⁻¹·θ with ``hard_teacher``);
         ``cons_ht1, cons_ht2`` the students on the hard views; ``unsup_x_trans`` (net 1's hard
-        image), ``unsup_x_trans_2`` (net 2's); ``theta`` (N, 2, 3).
+        image), ``unsup_x_trans_2`` (net 2's); ``theta`` (N, 2, 3). With more than one path,
+        also ``cons_hts1, cons_hts2`` (per-path students, tuples) and ``cons_xs1, cons_xs2``
+        (per-path hard images); the single-path keys hold the first path's.
     Returns (eval, input a tensor): ``(ht1, ht2)``.
     """
 
@@ -95,29 +102,40 @@ class PoseDual(HardViewModel):
 
         with torch.no_grad():
             teacher_x, theta_t = self._teacher_view(unsup_x)
-            unsup_ht1 = self.resnet(teacher_x)
-            unsup_ht2 = self.resnet2(teacher_x)
+            unsup_ht1 = self._teacher("resnet")(teacher_x)
+            unsup_ht2 = self._teacher("resnet2")(teacher_x)
             source = aug_x if self.cons_rand_aug else unsup_x
-            # net 1's image is cut at net 2's joints and vice versa (JC alone: as _cutout)
-            x1, x2 = self._hard_ops(source, unsup_ht2, unsup_ht1)
+            # per path, net 1's image is cut at net 2's joints and vice versa (JC alone: as
+            # _cutout); one θ for every path and both nets
+            paths = self._hard_paths(source, unsup_ht2, unsup_ht1)
             theta = self._theta(batch, unsup_x.device)
-            x1, x2 = self._warp(theta, x1, x2)
+            paths = [self._warp(theta, x1, x2) for x1, x2 in paths]
             trans1, trans2 = self._warp(
                 self._teacher_to_student(theta_t, theta), unsup_ht1, unsup_ht2
             )
 
-        cons_ht1 = self.resnet(x1)
-        cons_ht2 = self.resnet2(x2)
-        return {
+        cons_hts1, cons_hts2 = [], []
+        for x1, x2 in paths:  # one forward per net and path, each with its own BN statistics
+            cons_hts1.append(self.resnet(x1))
+            cons_hts2.append(self.resnet2(x2))
+        out = {
             "sup_ht1": sup_ht1,
             "sup_ht2": sup_ht2,
             "unsup_ht1": unsup_ht1,
             "unsup_ht2": unsup_ht2,
             "unsup_ht_trans1": trans1,
             "unsup_ht_trans2": trans2,
-            "cons_ht1": cons_ht1,
-            "cons_ht2": cons_ht2,
-            "unsup_x_trans": x1,
-            "unsup_x_trans_2": x2,
+            "cons_ht1": cons_hts1[0],
+            "cons_ht2": cons_hts2[0],
+            "unsup_x_trans": paths[0][0],
+            "unsup_x_trans_2": paths[0][1],
             "theta": theta,
         }
+        if len(paths) > 1:
+            out.update(
+                cons_hts1=tuple(cons_hts1),
+                cons_hts2=tuple(cons_hts2),
+                cons_xs1=tuple(x1 for x1, _ in paths),
+                cons_xs2=tuple(x2 for _, x2 in paths),
+            )
+        return out
