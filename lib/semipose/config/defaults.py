@@ -111,6 +111,10 @@ _C.DATASET.NUM_JOINTS_HALF_BODY = 8  # visible joints needed for the half-body c
 _C.DATASET.FLIP = True  # random horizontal flip while training
 _C.DATASET.SCALE_FACTOR = 0.25  # scale jitter: clip(N(0,1)*sf + 1, 1-sf, 1+sf)
 _C.DATASET.ROT_FACTOR = 30  # rotation jitter: clip(N(0,1)*rf, -2rf, 2rf) degrees
+_C.DATASET.REDUCED_DECODE = False  # (ours) decode JPEGs at 1/2-1/8 size when the crop downscales so
+_C.DATASET.CROP_CACHE = ""  # (ours) person-crop cache folder: regions cut once, reread ('' = off)
+_C.DATASET.CROP_CACHE_FORMAT = "raw"  # (ours) crop-cache files: 'raw' (exact) or 'jpg' (lossy)
+_C.DATASET.DEVICE_WARP = False  # (ours) training crops + targets rendered on the device in batch
 
 # (ours) embedded synthetic COCO-format set, generated under DATASET.ROOT on first use if ENABLED
 _C.DATASET.SYNTHETIC = CN()
@@ -142,6 +146,7 @@ _C.TRAIN.LOSS_LIMIT = 1.0e6  # (ours) stop as for a NaN when the loss exceeds th
 _C.TRAIN.BF16 = False  # (ours) bf16 autocast of the training step (CUDA, and CPUs with bf16 units)
 _C.TRAIN.CHANNELS_LAST = False  # (ours) channels_last memory format for the model and its inputs
 _C.TRAIN.COMPILE = False  # (ours) torch.compile the networks
+_C.TRAIN.FUSED_ADAM = False  # (ours) Adam's fused CUDA kernel (no effect on CPU or with SGD)
 
 # ---------------------------------------------------------------- testing
 _C.TEST = CN()

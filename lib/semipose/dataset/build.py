@@ -53,6 +53,9 @@ def _joints_kwargs(cfg):
         "prob_half_body": cfg.DATASET.PROB_HALF_BODY,
         "data_format": cfg.DATASET.DATA_FORMAT,
         "select_data": cfg.DATASET.SELECT_DATA,
+        "reduced_decode": cfg.DATASET.REDUCED_DECODE,
+        "crop_cache": cfg.DATASET.CROP_CACHE,
+        "crop_cache_format": cfg.DATASET.CROP_CACHE_FORMAT,
     }
 
 
@@ -181,6 +184,14 @@ def build_dataset(cfg, is_train, transform=None):
     if transform is None:
         transform = default_transform()
     kwargs = _KWARGS[name](cfg, is_train)
+    if is_train and cfg.DATASET.DEVICE_WARP:
+        if name.startswith("mix_") and cfg.CONS_RAND_AUG:
+            raise ValueError(
+                "DATASET.DEVICE_WARP renders the crops on the device, after the workers, but the "
+                "RandAugment view (CONS_RAND_AUG) is made from the crop in the workers; turn one "
+                "of them off"
+            )
+        kwargs["device_warp"] = True
     return DATASETS[name](
         root=cfg.DATASET.ROOT, image_set=image_set, is_train=is_train, transform=transform, **kwargs
     )

@@ -151,12 +151,16 @@ def build_train_loader(cfg, dataset, ctx):
     """
     from torch.utils.data import DataLoader, DistributedSampler
 
+    from semipose.dataset import gpu_pipeline
+
     workers = cfg.WORKERS
     sampler = None
     if ctx.distributed:
         sampler = DistributedSampler(dataset, shuffle=cfg.TRAIN.SHUFFLE, seed=cfg.SEED)
     generator = torch.Generator()
     generator.manual_seed(cfg.SEED)
+    device_warp = bool(getattr(dataset, "device_warp", False) or getattr(
+        getattr(dataset, "labeled", None), "device_warp", False))
     loader = DataLoader(
         dataset,
         batch_size=cfg.TRAIN.BATCH_SIZE,
@@ -168,7 +172,16 @@ def build_train_loader(cfg, dataset, ctx):
         worker_init_fn=_worker_init if workers > 0 else None,
         generator=generator,
         prefetch_factor=4 if workers > 0 else None,
+        **({"collate_fn": gpu_pipeline.collate} if device_warp else {}),
     )
+    if device_warp:  # DATASET.DEVICE_WARP: crops and targets rendered in batch on the device
+        from semipose.dataset.build import IMAGENET_MEAN, IMAGENET_STD
+
+        renderer = gpu_pipeline.DeviceRenderer(
+            cfg.MODEL.IMAGE_SIZE, cfg.MODEL.EXTRA.HEATMAP_SIZE, cfg.MODEL.EXTRA.SIGMA,
+            IMAGENET_MEAN, IMAGENET_STD, ctx.device,
+        )
+        loader = gpu_pipeline.DeviceBatchLoader(loader, renderer)
     return loader, sampler, generator
 
 

@@ -4,17 +4,22 @@ import torch
 __all__ = ["get_optimizer", "build_optimizer", "build_lr_scheduler"]
 
 
-def get_optimizer(params, name, lr, momentum=0.9, weight_decay=0.0, nesterov=False):
+def get_optimizer(params, name, lr, momentum=0.9, weight_decay=0.0, nesterov=False, fused=False):
     """The original's optimizers.
 
     ``adam`` = Adam with the learning rate only (default betas, eps 1e-8, **no weight decay**, as
     the paper's numbers were made); ``sgd`` = SGD with momentum, weight decay and Nesterov.
+    ``fused`` asks Adam for its fused kernel, used only when every parameter is on CUDA (the
+    default ``False`` keeps torch's default implementation).
 
     Raises:
         ValueError: an unknown optimizer name.
     """
     name = name.lower()
     if name == "adam":
+        params = list(params)
+        if fused and params and all(_tensors(p).is_cuda for p in params):
+            return torch.optim.Adam(params, lr=lr, fused=True)
         return torch.optim.Adam(params, lr=lr)
     if name == "sgd":
         return torch.optim.SGD(
@@ -27,8 +32,14 @@ def build_optimizer(cfg, model):
     """One parameter group over every parameter (both networks of PoseDual)."""
     t = cfg.TRAIN
     return get_optimizer(
-        list(model.parameters()), t.OPTIMIZER, t.LR, t.MOMENTUM, t.WD, t.NESTEROV
+        list(model.parameters()), t.OPTIMIZER, t.LR, t.MOMENTUM, t.WD, t.NESTEROV,
+        fused=t.get("FUSED_ADAM", False),
     )
+
+
+def _tensors(p):
+    """The first tensor of a parameter or a parameter group dict."""
+    return p["params"][0] if isinstance(p, dict) else p
 
 
 def build_lr_scheduler(cfg, optimizer):
