@@ -15,6 +15,7 @@ METHODS = {
     "pose_hrnet": "semipose.methods.supervised:Supervised",
     "pose_cons": "semipose.methods.pose_cons:PoseConsMethod",
     "pose_dual": "semipose.methods.pose_dual:PoseDualMethod",
+    "sspcm": "semipose.methods.sspcm:SSPCMMethod",
 }
 
 
