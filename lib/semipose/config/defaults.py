@@ -200,3 +200,21 @@ _C.EMA = CN()
 _C.EMA.ENABLED = False  # (ours) teachers = EMA copies of the students (PoseCons, PoseDual)
 _C.EMA.DECAY = 0.999  # (ours) after each step: teacher = DECAY * teacher + (1 - DECAY) * student
 _C.EMA.TEACHER_BN = "batch"  # (ours) teacher BN: 'batch' statistics (train mode) or 'running'
+
+# ---------------------------------------------------------------- (ours) SSPCM (MODEL.NAME: sspcm)
+# Three networks (spec/SUCCESSORS.md §2); defaults are the released recipes' values. The hard view
+# is HARD_AUG.OPS ([SSCO] with JO_JOINT_NUM 2 in the recipes) or Joint Cutout (MASK_JOINT_NUM).
+_C.SSPCM = CN()
+_C.SSPCM.PCM = True  # (ours) position-inconsistency correction with the previous-epoch snapshot
+_C.SSPCM.PCM_WARMUP_EPOCH = 0  # (ours) PCM in epochs > this; before: mean of the current teachers
+_C.SSPCM.SNAPSHOT_EVAL_BN = False  # (ours) snapshot BN uses running stats (published: batch stats)
+_C.SSPCM.SCORE_FILTER = True  # (ours) keep joints whose mean teacher maximum exceeds SCORE_THRE
+_C.SSPCM.SCORE_THRE = 0.1  # (ours) threshold of the score filter (score_filter_thread)
+_C.SSPCM.SCORE_DIFF_REWEIGHT = False  # (ours) weight joints by clamp(1 - |s_A - s_B|, 0, 1)
+_C.SSPCM.DIST_FILTER = False  # (ours) student term: keep joints whose A-B argmax distance is small
+_C.SSPCM.DIST_THRE = 0.6  # (ours) distance filter threshold, a fraction of the heatmap diagonal
+_C.SSPCM.DIST_REWEIGHT = False  # (ours) student term: weight joints by 1 - distance / diagonal
+_C.SSPCM.FILTER_OR = False  # (ours) with both filters: score OR distance mask on all three terms
+_C.SSPCM.STUDENT_NUM_LAYERS = 0  # (ours) student ResNet depth (0 = MODEL.EXTRA.NUM_LAYERS)
+_C.SSPCM.STUDENT_PRETRAINED = ""  # (ours) student init file ('' = MODEL.PRETRAINED if same depth)
+_C.SSPCM.BEST_HEAD = "net1"  # (ours) head selecting model_best: net1, net2, student or ensemble

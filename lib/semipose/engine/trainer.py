@@ -131,8 +131,9 @@ def resume_or_start(cfg, ctx, ck):
     return begin, resumed
 
 
-def default_hooks(cfg, ctx, ck, *, evaluate, sampler, generator, train_set, replay):
-    """The hooks of a training run, in their order (see ``semipose.engine.hooks``)."""
+def default_hooks(cfg, ctx, ck, *, evaluate, sampler, generator, train_set, replay, method=None):
+    """The hooks of a training run, in their order (see ``semipose.engine.hooks``), then the
+    method's own (``Method.hooks``)."""
     main = ctx.is_main
     return [
         H.EpochSeeding(sampler, generator, cfg.SEED),
@@ -149,6 +150,7 @@ def default_hooks(cfg, ctx, ck, *, evaluate, sampler, generator, train_set, repl
         H.JSONWriter(os.path.join(ctx.output_dir, "metrics.jsonl")) if main else None,
         H.TensorboardWriter(ctx.tb_log_dir) if main else None,
         H.ConsoleWriter() if main else None,
+        *(method.hooks() if method is not None else ()),
     ]
 
 
@@ -192,7 +194,7 @@ def do_train(cfg, args):
             evaluate = _evaluation(cfg, model, method, build_dataset(cfg, is_train=False), ctx)
         trainer.register_hooks(default_hooks(
             cfg, ctx, ck, evaluate=evaluate, sampler=sampler, generator=generator,
-            train_set=train_set, replay=begin if resumed else 0,
+            train_set=train_set, replay=begin if resumed else 0, method=method,
         ))
         trainer.train(begin, t.END_EPOCH)
         last = next(h.last for h in trainer.hooks if isinstance(h, H.EvalHook))

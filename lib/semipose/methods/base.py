@@ -14,7 +14,8 @@ The engine never tests a method's name: it asks the method for
 - ``selection_metric(results)``: the number that selects ``model_best`` (TEST.SELECT_BY: net 1's
   main metric, the mean of the nets' or the ensemble's), ``selection_metrics`` all three;
 - ``teacher_nets(model)``: the networks whose teacher pass an EMA copy may take (EMA.ENABLED);
-- ``eval_state(state_dict)``: the part of a checkpoint that its evaluation module loads.
+- ``eval_state(state_dict)``: the part of a checkpoint that its evaluation module loads;
+- ``hooks()``: extra training hooks (none by default).
 """
 
 from collections import OrderedDict
@@ -74,6 +75,11 @@ class Method:
     def build_criterion(self, use_target_weight):
         """The loss module: ``criterion(outputs, targets, weights) -> (total, parts)``."""
         raise NotImplementedError
+
+    def hooks(self):
+        """Extra training hooks the method needs (objects with ``HookBase``'s six calls, e.g. to
+        refresh a snapshot before every epoch), registered after the default ones."""
+        return ()
 
     # ----------------------------------------------------------------------------- training
     def loss(self, outputs, targets, weights):
