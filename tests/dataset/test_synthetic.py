@@ -260,3 +260,34 @@ def test_cli_mismatch_is_one_line(tmp_path):
     )  # fmt: skip
     assert out.returncode == 2
     assert out.stderr.startswith("error: the synthetic set under") and out.stderr.count("\n") == 1
+
+
+def test_easy_preset_has_fewer_larger_people_and_less_clutter(tmp_path):
+    assert synthetic.preset_kwargs("hard", (320, 240)) == {}
+    kw = synthetic.preset_kwargs("easy", (320, 240))
+    assert kw == {"max_people": 2, "person_height": pytest.approx((132.0, 228.0)), "clutter": 0.25}
+    with pytest.raises(ValueError, match="PRESET must be one of"):
+        synthetic.preset_kwargs("medium", (320, 240))
+    easy = synthetic.generate(str(tmp_path / "easy"), num_train=8, num_val=2, **kw)
+    hard = synthetic.generate(str(tmp_path / "hard"), num_train=8, num_val=2)
+    anns = {}
+    for name, res in (("easy", easy), ("hard", hard)):
+        data = json.loads(open(res["train_ann"]).read())
+        per_image = np.bincount([a["image_id"] for a in data["annotations"]])
+        heights = [a["bbox"][3] for a in data["annotations"]]
+        anns[name] = (per_image.max(), float(np.median(heights)))
+    assert anns["easy"][0] <= 2 < anns["hard"][0]
+    assert anns["easy"][1] > 1.5 * anns["hard"][1]
+    params = json.loads((tmp_path / "easy" / "coco" / synthetic.PARAMS_FILE).read_text())
+    assert params["clutter"] == 0.25 and params["max_people"] == 2
+    hard_params = json.loads((tmp_path / "hard" / "coco" / synthetic.PARAMS_FILE).read_text())
+    assert "clutter" not in hard_params  # sets made before presets existed still match
+    with pytest.raises(synthetic.SyntheticSetMismatchError, match="PRESET's clutter 0.25"):
+        synthetic.generate(str(tmp_path / "easy"), num_train=8, num_val=2)
+
+
+def test_clutter_one_draws_the_default_image():
+    a = synthetic.render_image(np.random.default_rng([0, 0, 3]))[0]
+    b = synthetic.render_image(np.random.default_rng([0, 0, 3]), clutter=1.0)[0]
+    c = synthetic.render_image(np.random.default_rng([0, 0, 3]), clutter=0.25)[0]
+    assert np.array_equal(a, b) and not np.array_equal(a, c)

@@ -172,3 +172,15 @@ def test_prm_keeps_default_init():
     net.init_weights("")
     for k, v in net.prm.state_dict().items():
         torch.testing.assert_close(v, before[k], rtol=0, atol=0)
+
+
+def test_base_width_scales_channels_and_keeps_key_names():
+    full = PoseResNet(18, 24, num_deconv_filters=(8, 8, 8))
+    lite = PoseResNet(18, 24, num_deconv_filters=(8, 8, 8), base_width=16)
+    assert list(full.state_dict()) == list(lite.state_dict())
+    assert lite.conv1.out_channels == 16 and lite.layer4[0].conv1.out_channels == 128
+    assert lite(torch.randn(2, 3, 64, 64)).shape == (2, 24, 16, 16)
+    ratio = sum(p.numel() for p in full.parameters()) / sum(p.numel() for p in lite.parameters())
+    assert ratio > 14  # conv weights scale with the square of the width
+    with pytest.raises(ValueError, match="base_width"):
+        PoseResNet(18, 24, base_width=0)

@@ -53,6 +53,7 @@ _C.MODEL.STYLE = "pytorch"  # ResNet block style ('pytorch'; 'caffe' is rejected
 # the union of the SimpleBaseline and the HRNet extras below.
 _C.MODEL.EXTRA = CN(new_allowed=True)
 _C.MODEL.EXTRA.NUM_LAYERS = 50  # ResNet depth: 18, 34, 50, 101, 152
+_C.MODEL.EXTRA.BASE_WIDTH = 64  # (ours) ResNet stem/layer1 channels (64: the original; 16-32: CPU)
 _C.MODEL.EXTRA.DECONV_WITH_BIAS = False  # bias in the transposed convolutions
 _C.MODEL.EXTRA.NUM_DECONV_LAYERS = 3  # number of deconv stages
 _C.MODEL.EXTRA.NUM_DECONV_FILTERS = [256, 256, 256]  # channels of each deconv stage
@@ -123,11 +124,15 @@ _C.DATASET.SYNTHETIC.NUM_TRAIN = 1200  # training images
 _C.DATASET.SYNTHETIC.NUM_VAL = 200  # validation images
 _C.DATASET.SYNTHETIC.IMAGE_SIZE = [320, 240]  # generated image (width, height)
 _C.DATASET.SYNTHETIC.SEED = 0  # generator seed
+_C.DATASET.SYNTHETIC.PRESET = "hard"  # (ours) difficulty: hard (1-4 people, full clutter) or easy
 
 # ---------------------------------------------------------------- training
 _C.TRAIN = CN()
 _C.TRAIN.LR_FACTOR = 0.1  # MultiStepLR gamma
 _C.TRAIN.LR_STEP = [90, 110]  # MultiStepLR milestones (epochs)
+_C.TRAIN.LR_SCHEDULER = "multistep"  # (ours) multistep (the original's, per epoch) or cosine
+_C.TRAIN.WARMUP_ITERS = 0  # (ours) cosine: iterations of linear warm-up
+_C.TRAIN.FINAL_LR_FACTOR = 0.0  # (ours) cosine: the last LR as a fraction of TRAIN.LR
 _C.TRAIN.LR = 0.001  # base learning rate
 _C.TRAIN.OPTIMIZER = "adam"  # 'adam' (lr only, no weight decay, as the original) or 'sgd'
 _C.TRAIN.MOMENTUM = 0.9  # SGD momentum

@@ -9,7 +9,7 @@ from semipose.dataset.ai_challenger import AIDataset
 from semipose.dataset.coco import COCODataset
 from semipose.dataset.mixed import MixedCOCOCOCODataset, MixedMPIIAIDataset
 from semipose.dataset.mpii import MPIIDataset
-from semipose.dataset.synthetic import generate, is_generated
+from semipose.dataset.synthetic import generate, is_generated, preset_kwargs
 
 __all__ = [
     "DATASETS",
@@ -120,11 +120,13 @@ _KWARGS = {
 
 def _synthetic_kwargs(cfg):
     syn = cfg.DATASET.SYNTHETIC
+    size = tuple(int(v) for v in syn.IMAGE_SIZE)
     return {
         "num_train": syn.NUM_TRAIN,
         "num_val": syn.NUM_VAL,
-        "image_size": tuple(int(v) for v in syn.IMAGE_SIZE),
+        "image_size": size,
         "seed": syn.SEED,
+        **preset_kwargs(syn.PRESET, size),
     }
 
 

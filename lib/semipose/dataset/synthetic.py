@@ -394,8 +394,9 @@ class _Canvas:
             cv2.fillConvexPoly(im, q, v, cv2.LINE_8, SHIFT)
 
 
-def _background(rng, w, h):
-    """A textured gradient background with random clutter shapes (uint8 BGR, (h, w, 3))."""
+def _background(rng, w, h, clutter=1.0):
+    """A textured gradient background with random clutter shapes (uint8 BGR, (h, w, 3)); ``clutter``
+    scales the number of shapes and the chance of limb-like distractors."""
     gh, gw = int(rng.integers(3, 9)), int(rng.integers(3, 11))
     c0, c1 = rng.uniform(0, 255, 3), rng.uniform(0, 255, 3)
     ang = rng.uniform(0, 2 * math.pi)
@@ -410,8 +411,8 @@ def _background(rng, w, h):
                              cv2.COLOR_GRAY2BGR)
         img = cv2.subtract(cv2.add(img, grain), np.full_like(img, 14))
     canvas = _Canvas(img)
-    _clutter(rng, canvas, w, h, int(rng.integers(3, 14)), 0)
-    if rng.uniform() < 0.35:  # limb-like distractors in skin and clothing colours
+    _clutter(rng, canvas, w, h, int(round(int(rng.integers(3, 14)) * clutter)), 0)
+    if rng.uniform() < 0.35 * clutter:  # limb-like distractors in skin and clothing colours
         for _ in range(int(rng.integers(1, 3))):
             col = SKIN_TONES[rng.integers(len(SKIN_TONES))] if rng.uniform() < 0.5 else rng.uniform(
                 0, 255, 3
@@ -656,7 +657,8 @@ class _Person:
         return kps
 
 
-def render_image(rng, width=320, height=240, min_people=1, max_people=4, person_height=None):
+def render_image(rng, width=320, height=240, min_people=1, max_people=4, person_height=None,
+                 clutter=1.0):
     """Draws one synthetic image.
 
     Args:
@@ -667,6 +669,8 @@ def render_image(rng, width=320, height=240, min_people=1, max_people=4, person_
         max_people: most people drawn.
         person_height: ``(lo, hi)`` standing height range in pixels; default
             ``(0.25, 0.92) * height``.
+        clutter: scale of the background clutter and of the chance of distractors and foreground
+            occluders (1: the default set; the same draws, so the default set is unchanged).
 
     Returns:
         ``(img, people)``: ``img`` is (height, width, 3) uint8 BGR; ``people`` is a list of dicts
@@ -677,7 +681,7 @@ def render_image(rng, width=320, height=240, min_people=1, max_people=4, person_
     if max_people > MAX_PEOPLE or min_people > max_people:
         raise ValueError(f"need 0 <= min_people <= max_people <= {MAX_PEOPLE}")
     lo, hi = person_height if person_height is not None else (0.25 * height, 0.92 * height)
-    img = _background(rng, width, height)
+    img = _background(rng, width, height, clutter)
     n = int(rng.integers(min_people, max_people + 1))
     hi_n = max(lo, hi * n**-0.3)
     people = []
@@ -701,7 +705,7 @@ def render_image(rng, width=320, height=240, min_people=1, max_people=4, person_
         person.draw(canvas, i)
         masks.append(canvas.mask)
     canvas.mask = None
-    if people and rng.uniform() < 0.35:  # foreground occluders over someone
+    if people and rng.uniform() < 0.35 * clutter:  # foreground occluders over someone
         for _ in range(int(rng.integers(1, 3))):
             x0, y0, x1, y1 = people[int(rng.integers(len(people)))].extent()
             _clutter(rng, canvas, width, height, 1, CLUTTER_LABEL, near=(x0, y0, x1, y1))
@@ -785,7 +789,7 @@ def _write_json(path, obj):
 
 
 def _generate_split(root_paths, split, num_images, image_size, seed, min_people, max_people,
-                    person_height):
+                    person_height, clutter=1.0):
     width, height = image_size
     split_code, offset = (0, 0) if split == TRAIN_SET else (1, VAL_ID_OFFSET)
     img_dir = root_paths["train_images" if split == TRAIN_SET else "val_images"]
@@ -793,7 +797,8 @@ def _generate_split(root_paths, split, num_images, image_size, seed, min_people,
     images, anns, dets = [], [], []
     for idx in range(num_images):
         rng = np.random.default_rng([seed, split_code, idx])
-        img, people = render_image(rng, width, height, min_people, max_people, person_height)
+        img, people = render_image(rng, width, height, min_people, max_people, person_height,
+                                   clutter)
         image_id = offset + idx + 1
         name = f"{image_id:012d}.jpg"
         if not cv2.imwrite(str(img_dir / name), img, [cv2.IMWRITE_JPEG_QUALITY, 90]):
@@ -826,6 +831,32 @@ def _generate_split(root_paths, split, num_images, image_size, seed, min_people,
 #: is refused instead of silently reusing (or destroying) the one on disk.
 PARAMS_FILE = "synthetic_params.json"
 
+#: DATASET.SYNTHETIC.PRESET -> generator settings. ``hard`` is the default set (1-4 people from a
+#: quarter of the image height up, full clutter and occluders: the collapse study's set); ``easy``
+#: has 1-2 large people (55-95 % of the image height) and a quarter of the clutter, so a network
+#: trained from scratch on a CPU learns in minutes (the demo's set).
+PRESETS = {
+    "hard": {},
+    "easy": {"max_people": 2, "height_frac": (0.55, 0.95), "clutter": 0.25},
+}
+
+
+def preset_kwargs(preset, image_size):
+    """``generate`` keyword arguments of a preset for images of ``image_size`` (width, height).
+
+    Raises:
+        ValueError: an unknown preset (the message lists them).
+    """
+    if preset not in PRESETS:
+        raise ValueError(
+            f"DATASET.SYNTHETIC.PRESET must be one of {sorted(PRESETS)}, got {preset!r}"
+        )
+    kwargs = dict(PRESETS[preset])
+    frac = kwargs.pop("height_frac", None)
+    if frac is not None:
+        kwargs["person_height"] = (frac[0] * image_size[1], frac[1] * image_size[1])
+    return kwargs
+
 #: Generation parameter -> the config key that sets it (``None``: only a ``generate`` argument).
 _PARAM_KEYS = {
     "num_train": "DATASET.SYNTHETIC.NUM_TRAIN",
@@ -833,8 +864,9 @@ _PARAM_KEYS = {
     "image_size": "DATASET.SYNTHETIC.IMAGE_SIZE",
     "seed": "DATASET.SYNTHETIC.SEED",
     "min_people": None,
-    "max_people": None,
-    "person_height": None,
+    "max_people": "DATASET.SYNTHETIC.PRESET's max_people",
+    "person_height": "DATASET.SYNTHETIC.PRESET's person_height",
+    "clutter": "DATASET.SYNTHETIC.PRESET's clutter",
 }
 
 
@@ -851,6 +883,10 @@ def _command(root, params):
     )
     if (params["min_people"], params["max_people"]) != (1, 4):
         cmd += f" --min-people {params['min_people']} --max-people {params['max_people']}"
+    preset = next((name for name, kw in PRESETS.items() if kw.get("clutter", 1.0)
+                   == params.get("clutter", 1.0)), None)
+    if preset not in (None, "hard"):
+        cmd += f" --preset {preset}"
     return cmd + " --overwrite"
 
 
@@ -875,8 +911,10 @@ def _describe(params, keys):
 _JSON_KEYS = ("train_dets", "val_dets", "train_ann", "val_ann")
 
 
-def _params(num_train, num_val, image_size, seed, min_people, max_people, person_height):
-    return {
+def _params(num_train, num_val, image_size, seed, min_people, max_people, person_height,
+            clutter=1.0):
+    extra = {} if clutter == 1.0 else {"clutter": float(clutter)}  # older sets have no key
+    return extra | {
         "num_train": int(num_train), "num_val": int(num_val),
         "image_size": [int(v) for v in image_size], "seed": int(seed),
         "min_people": int(min_people), "max_people": int(max_people),
@@ -885,7 +923,7 @@ def _params(num_train, num_val, image_size, seed, min_people, max_people, person
 
 
 def is_generated(root, num_train=1200, num_val=200, image_size=(320, 240), seed=0, min_people=1,
-                 max_people=4, person_height=None):
+                 max_people=4, person_height=None, clutter=1.0):
     """True when ``generate`` with these arguments would find the set complete and skip.
 
     Args:
@@ -903,12 +941,12 @@ def is_generated(root, num_train=1200, num_val=200, image_size=(320, 240), seed=
         return True
     with open(params_file) as f:
         return json.load(f) == _params(
-            num_train, num_val, image_size, seed, min_people, max_people, person_height
+            num_train, num_val, image_size, seed, min_people, max_people, person_height, clutter
         )
 
 
 def generate(root, num_train=1200, num_val=200, image_size=(320, 240), seed=0, min_people=1,
-             max_people=4, overwrite=False, person_height=None):
+             max_people=4, overwrite=False, person_height=None, clutter=1.0):
     """Writes the synthetic set under ``<root>/coco`` in the COCO 2017 layout (module docstring).
 
     Generation is skipped when all annotation and detection files exist, unless ``overwrite``.
@@ -927,6 +965,7 @@ def generate(root, num_train=1200, num_val=200, image_size=(320, 240), seed=0, m
         overwrite: regenerate even when the files exist.
         person_height: ``(lo, hi)`` standing height range in pixels; default
             ``(0.25, 0.92) * height``.
+        clutter: background clutter / occluder scale (``render_image``).
 
     Returns:
         dict with the paths (``root``, ``train_ann``, ``val_ann``, ``train_images``,
@@ -947,12 +986,15 @@ def generate(root, num_train=1200, num_val=200, image_size=(320, 240), seed=0, m
     result = {"root": str(root)}
     result.update({k: str(v) for k, v in paths.items()})
     t0 = time.perf_counter()
-    params = _params(num_train, num_val, image_size, seed, min_people, max_people, person_height)
+    params = _params(num_train, num_val, image_size, seed, min_people, max_people, person_height,
+                     clutter)
     params_file = Path(root) / "coco" / PARAMS_FILE
     complete = all(paths[k].is_file() for k in json_keys)
     if not overwrite and complete and params_file.is_file():
         found = _read_json(params_file, root, params)
-        differ = [k for k in params if not isinstance(found, dict) or found.get(k) != params[k]]
+        keys = list(params) + [k for k in (found if isinstance(found, dict) else {})
+                               if k not in params]
+        differ = [k for k in keys if not isinstance(found, dict) or found.get(k) != params.get(k)]
         if differ:
             found = found if isinstance(found, dict) else {}
             raise SyntheticSetMismatchError(
@@ -987,7 +1029,7 @@ def generate(root, num_train=1200, num_val=200, image_size=(320, 240), seed=0, m
     for k in ("train_ann", "val_ann"):  # an interrupted or forced run starts without annotations
         if paths[k].exists():
             paths[k].unlink()
-    args = (image_size, seed, min_people, max_people, person_height)
+    args = (image_size, seed, min_people, max_people, person_height, clutter)
     train, train_dets = _generate_split(paths, TRAIN_SET, num_train, *args)
     val, val_dets = _generate_split(paths, VAL_SET, num_val, *args)
     _write_json(paths["train_dets"], train_dets)
@@ -1022,13 +1064,19 @@ def main(argv=None):
     parser.add_argument("--height", type=int, default=240)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--min-people", type=int, default=1)
-    parser.add_argument("--max-people", type=int, default=4)
+    parser.add_argument("--max-people", type=int, default=None,
+                        help="most people per image (default: the preset's)")
+    parser.add_argument("--preset", default="hard", choices=sorted(PRESETS),
+                        help="difficulty (DATASET.SYNTHETIC.PRESET)")
     parser.add_argument("--overwrite", action="store_true", help="regenerate even if present")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    kwargs = preset_kwargs(args.preset, (args.width, args.height))
+    if args.max_people is not None:
+        kwargs["max_people"] = args.max_people
     res = generate(args.root, num_train=args.num_train, num_val=args.num_val,
                    image_size=(args.width, args.height), seed=args.seed, min_people=args.min_people,
-                   max_people=args.max_people, overwrite=args.overwrite)
+                   overwrite=args.overwrite, **kwargs)
     verb = "wrote" if res["generated"] else "found existing"
     print(f"{verb} synthetic COCO set under {res['root']} ({res['seconds']:.1f}s)")
     for split in ("train", "val"):

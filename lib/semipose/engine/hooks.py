@@ -15,6 +15,7 @@ import os
 import time
 
 import numpy as np
+import torch
 
 from semipose.core.evaluate import accuracy
 from semipose.engine.evaluator import summarize
@@ -129,13 +130,20 @@ def build_ema_teacher(cfg, method, model):
 
 
 class LRScheduler(HookBase):
-    """Steps an epoch-based LR scheduler after each epoch."""
+    """Steps the LR scheduler after each epoch, or after each iteration when the scheduler says
+    ``per_iteration`` (``utils.optim.build_lr_scheduler``)."""
 
     def __init__(self, scheduler):
         self.scheduler = scheduler
+        self.per_iteration = bool(getattr(scheduler, "per_iteration", False))
+
+    def after_step(self):
+        if self.per_iteration:
+            self.scheduler.step()
 
     def after_epoch(self):
-        self.scheduler.step()
+        if not self.per_iteration:
+            self.scheduler.step()
 
 
 # --------------------------------------------------------------------------------- monitoring
@@ -423,7 +431,13 @@ class Checkpointer:
         changed = {k: (saved[k], now[k]) for k in now if _differs(saved[k], now[k])}
         if not changed:
             return
-        set_schedule(self.optimizer, self.scheduler, lr, factor, steps)
+        if isinstance(self.scheduler, torch.optim.lr_scheduler.MultiStepLR):
+            set_schedule(self.optimizer, self.scheduler, lr, factor, steps)
+        else:  # a factor schedule (LambdaLR): only the base LR is the config's
+            self.scheduler.base_lrs = [lr for _ in self.optimizer.param_groups]
+            scale = self.scheduler.lr_lambdas[0](self.scheduler.last_epoch)
+            for group in self.optimizer.param_groups:
+                group["initial_lr"], group["lr"] = lr, lr * scale
         detail = ", ".join(f"{k} {a} -> {b}" for k, (a, b) in changed.items())
         logger.warning(
             f"resuming with the config's schedule, not the checkpoint's ({detail}); "

@@ -87,8 +87,9 @@ def _evaluation(cfg, model, method, dataset, ctx):
                                   ctx.output_dir, debug_hook=debug)
 
 
-def build_training(cfg, ctx):
-    """The method, its model on the device, the optimizer and the ``Checkpointer``."""
+def build_training(cfg, ctx, iters_per_epoch=1):
+    """The method, its model on the device, the optimizer and the ``Checkpointer`` (with the LR
+    schedule, which a per-iteration schedule sizes by ``iters_per_epoch``)."""
     from semipose.config import get_model_name
     from semipose.methods import build_method
     from semipose.utils.optim import build_lr_scheduler, build_optimizer
@@ -101,7 +102,7 @@ def build_training(cfg, ctx):
     method.criterion.to(ctx.device)
     optimizer = build_optimizer(cfg, model)
     ck = H.Checkpointer(
-        ctx.output_dir, model, optimizer, build_lr_scheduler(cfg, optimizer),
+        ctx.output_dir, model, optimizer, build_lr_scheduler(cfg, optimizer, iters_per_epoch),
         schedule=(t.LR, t.LR_FACTOR, t.LR_STEP), model_name=get_model_name(cfg),
         save_inter=cfg.SAVE_INTER, is_main=ctx.is_main,
     )
@@ -172,7 +173,8 @@ def do_train(cfg, args):
     try:
         train_set = build_dataset(cfg, is_train=True)
         loader, sampler, generator = build_train_loader(cfg, train_set, ctx)
-        method, model, optimizer, ck = build_training(cfg, ctx)
+        iters = len(loader) if t.MAX_ITERS <= 0 else min(len(loader), t.MAX_ITERS)
+        method, model, optimizer, ck = build_training(cfg, ctx, iters)
         begin, resumed = resume_or_start(cfg, ctx, ck)
         done = {"best_perf": ck.best_perf or 0.0, "last": None, "output_dir": ctx.output_dir,
                 "epochs": t.END_EPOCH - begin}

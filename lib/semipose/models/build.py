@@ -56,6 +56,7 @@ def resnet_kwargs(cfg):
         num_deconv_filters=tuple(extra.get("NUM_DECONV_FILTERS", (256, 256, 256))),
         num_deconv_kernels=tuple(extra.get("NUM_DECONV_KERNELS", (4, 4, 4))),
         final_conv_kernel=extra.get("FINAL_CONV_KERNEL", 1),
+        base_width=extra.get("BASE_WIDTH", 64),
     )
 
 

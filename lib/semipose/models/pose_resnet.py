@@ -220,6 +220,9 @@ class PoseResNet(nn.Module):
             ``'final_layer_1'`` (pose_dual); it fixes the state_dict key.
         prm: add the original's PRM attention module (``PRM``, key prefix ``prm.``) on the last
             deconv stage's output, before the head.
+        base_width: (ours) channels of the stem and layer1; layers 2-4 have 2, 4 and 8 times as
+            many (64: the original's ResNets; 16-32 make a light network for CPU runs; the key
+            names are the same).
 
     Shapes:
         input (N, 3, H_in, W_in) → heatmap (N, K, H_in/4, W_in/4) with three deconvs.
@@ -237,6 +240,7 @@ class PoseResNet(nn.Module):
         final_conv_kernel=1,
         head_name="final_layer",
         prm=False,
+        base_width=64,
     ):
         super().__init__()
         if num_layers not in RESNET_SPECS:
@@ -254,16 +258,19 @@ class PoseResNet(nn.Module):
         block, layers = RESNET_SPECS[num_layers]
         self.num_layers = num_layers
         self.head_name = head_name
-        self.inplanes = 64
+        w = int(base_width)
+        if w < 1:
+            raise ValueError(f"base_width must be positive, got {base_width}")
+        self.inplanes = w
 
-        self.conv1 = nn.Conv2d(3, 64, kernel_size=7, stride=2, padding=3, bias=False)
-        self.bn1 = nn.BatchNorm2d(64, momentum=BN_MOMENTUM)
+        self.conv1 = nn.Conv2d(3, w, kernel_size=7, stride=2, padding=3, bias=False)
+        self.bn1 = nn.BatchNorm2d(w, momentum=BN_MOMENTUM)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
-        self.layer1 = self._make_layer(block, 64, layers[0])
-        self.layer2 = self._make_layer(block, 128, layers[1], stride=2)
-        self.layer3 = self._make_layer(block, 256, layers[2], stride=2)
-        self.layer4 = self._make_layer(block, 512, layers[3], stride=2)
+        self.layer1 = self._make_layer(block, w, layers[0])
+        self.layer2 = self._make_layer(block, 2 * w, layers[1], stride=2)
+        self.layer3 = self._make_layer(block, 4 * w, layers[2], stride=2)
+        self.layer4 = self._make_layer(block, 8 * w, layers[3], stride=2)
 
         stages = []
         for planes, kernel in zip(num_deconv_filters, num_deconv_kernels):

@@ -1,4 +1,6 @@
 """Optimizer and LR schedule (the original's ``get_optimizer``, lib/utils/utils.py, MIT)."""
+import math
+
 import torch
 
 __all__ = ["get_optimizer", "build_optimizer", "build_lr_scheduler"]
@@ -42,12 +44,50 @@ def _tensors(p):
     return p["params"][0] if isinstance(p, dict) else p
 
 
-def build_lr_scheduler(cfg, optimizer):
-    """MultiStepLR at TRAIN.LR_STEP with factor TRAIN.LR_FACTOR, stepped once per epoch.
+class WarmupCosine:
+    """LR factor of iteration ``t``: linear warm-up from ``1/warmup`` to 1 over ``warmup``
+    iterations, then a half cosine from 1 down to ``final`` at ``total`` iterations.
 
-    Resuming restores the scheduler's state dict instead of passing ``last_epoch`` (which made the
-    original's milestones fire one epoch early after a resume).
+    A picklable callable (``LambdaLR`` keeps it in its state), with its settings as attributes.
     """
-    return torch.optim.lr_scheduler.MultiStepLR(
-        optimizer, list(cfg.TRAIN.LR_STEP), cfg.TRAIN.LR_FACTOR
-    )
+
+    def __init__(self, total, warmup=0, final=0.0):
+        self.total, self.warmup, self.final = max(int(total), 1), max(int(warmup), 0), float(final)
+
+    def __call__(self, t):
+        if t < self.warmup:
+            return (t + 1) / self.warmup
+        span = max(self.total - self.warmup, 1)
+        progress = min(max(t - self.warmup, 0) / span, 1.0)
+        return self.final + (1.0 - self.final) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+#: TRAIN.LR_SCHEDULER values
+SCHEDULERS = ("multistep", "cosine")
+
+
+def build_lr_scheduler(cfg, optimizer, iters_per_epoch=1):
+    """The LR schedule of ``TRAIN.LR_SCHEDULER``:
+
+    - ``multistep`` (the original's): MultiStepLR at TRAIN.LR_STEP with factor TRAIN.LR_FACTOR,
+      stepped once per epoch. Resuming restores its state dict instead of passing ``last_epoch``
+      (which made the original's milestones fire one epoch early after a resume).
+    - ``cosine`` (ours): ``WarmupCosine`` over ``END_EPOCH * iters_per_epoch`` iterations with
+      TRAIN.WARMUP_ITERS of linear warm-up, down to ``LR * TRAIN.FINAL_LR_FACTOR``; stepped every
+      iteration (the scheduler's ``per_iteration`` attribute says so).
+
+    Raises:
+        ValueError: an unknown TRAIN.LR_SCHEDULER.
+    """
+    t = cfg.TRAIN
+    if t.LR_SCHEDULER == "multistep":
+        scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, list(t.LR_STEP), t.LR_FACTOR)
+        scheduler.per_iteration = False
+        return scheduler
+    if t.LR_SCHEDULER == "cosine":
+        total = t.END_EPOCH * max(int(iters_per_epoch), 1)
+        factor = WarmupCosine(total, t.WARMUP_ITERS, t.FINAL_LR_FACTOR)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        scheduler.per_iteration = True
+        return scheduler
+    raise ValueError(f"TRAIN.LR_SCHEDULER must be one of {SCHEDULERS}, got {t.LR_SCHEDULER!r}")
