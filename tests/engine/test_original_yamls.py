@@ -21,12 +21,38 @@ ORIGINAL_YAMLS = sorted(
     str(p.relative_to(REPO))
     for p in (REPO / "experiments").glob("mix_*/**/*.yaml")
 )
+# MultiAugs' published rows (experiments/multiaugs): trained with their backbones shrunk (below)
+MULTIAUGS_YAMLS = sorted(
+    str(p.relative_to(REPO)) for p in (REPO / "experiments" / "multiaugs").rglob("*.yaml")
+)
 MPII_MAT_NAMES = ["rank", "rkne", "rhip", "lhip", "lkne", "lank", "pelv", "thor", "neck", "head",
                   "rwri", "relb", "rsho", "lsho", "lelb", "lwri"]  # fmt: skip
 
 
 def test_all_eleven_original_yamls_are_present():
     assert len(ORIGINAL_YAMLS) == 11
+
+
+def test_every_multiaugs_row_has_a_yaml():
+    """Table 1: 1K/5K/10K x Single/Dual; Table 2: R50/R101/W48 x Single/Dual; Table 5: W32."""
+    assert len(MULTIAUGS_YAMLS) == 13
+    for path in MULTIAUGS_YAMLS:
+        assert "Reproduces Table" in (REPO / path).read_text(), path
+
+
+def shrunk_backbone(yaml_file):
+    """Overrides that keep a YAML's method, paths and losses but make its backbone tiny: ResNet-18
+    with 16-channel deconvs, or a one-module, one-block HRNet with 8..64 channels."""
+    from semipose.config import load_config
+
+    if load_config(str(REPO / yaml_file)).MODEL.BACKBONE == "resnet":
+        return ["MODEL.EXTRA.NUM_LAYERS", "18", "MODEL.EXTRA.NUM_DECONV_FILTERS", "[16, 16, 16]"]
+    opts = []
+    for stage, branches in (("STAGE2", 2), ("STAGE3", 3), ("STAGE4", 4)):
+        key = f"MODEL.EXTRA.{stage}."
+        opts += [key + "NUM_MODULES", "1", key + "NUM_BLOCKS", str([1] * branches),
+                 key + "NUM_CHANNELS", str([8 * 2**b for b in range(branches)])]
+    return opts
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +100,7 @@ def mpii_aic_root(tmp_path_factory, realdata_dir):
     return root
 
 
-@pytest.mark.parametrize("yaml_file", ORIGINAL_YAMLS)
+@pytest.mark.parametrize("yaml_file", ORIGINAL_YAMLS + MULTIAUGS_YAMLS)
 def test_original_yaml_trains_one_iteration(yaml_file, request, tmp_path):
     opts = [
         "OUTPUT_DIR", str(tmp_path / "output"), "LOG_DIR", str(tmp_path / "log"),
@@ -85,6 +111,8 @@ def test_original_yaml_trains_one_iteration(yaml_file, request, tmp_path):
         "TRAIN.BATCH_SIZE", "2", "TRAIN.END_EPOCH", "1", "TRAIN.MAX_ITERS", "1",
         "TEST.BATCH_SIZE", "8",
     ]
+    if yaml_file in MULTIAUGS_YAMLS:
+        opts += shrunk_backbone(yaml_file)
     if "mix_mpii_ai" in yaml_file:
         opts += ["DATASET.ROOT", str(request.getfixturevalue("mpii_aic_root"))]
     else:
@@ -98,3 +126,10 @@ def test_original_yaml_trains_one_iteration(yaml_file, request, tmp_path):
     assert out["epochs"] == 1
     assert (Path(out["output_dir"]) / "checkpoint.pth.tar").is_file()
     assert np.isfinite(out["last"]["perf"])
+    if yaml_file in MULTIAUGS_YAMLS:  # every path's loss was logged
+        from semipose.engine.hooks import read_metrics
+
+        record = read_metrics(out["output_dir"], kind="iter")[-1]
+        paths = cfg.HARD_AUG.PATHS
+        assert [f"loss_cons_path{k}" in record for k in range(len(paths) + 1)] == [True] * len(
+            paths) + [False]
