@@ -179,6 +179,10 @@ def test_best_head_comes_first_and_is_checked():
     assert method.heads == ("student", "net1", "net2", "ensemble")
     per_net = tuple(torch.full((1, 24, 2, 2), float(i)) for i in (1, 2, 6))
     assert next(iter(method.eval_heatmaps(per_net).values()))[0, 0, 0, 0] == 6.0
+    # TEST.SELECT_BY: 'net1' is the first head (here the student), 'mean' the three networks'
+    results = {"perf": 0.6, "perfs": {"student": 0.6, "net1": 0.3, "net2": 0.6, "ensemble": 0.9}}
+    assert method.selection_metrics(results) == pytest.approx(
+        {"net1": 0.6, "mean": 0.5, "ensemble": 0.9})
     with pytest.raises(ConfigError, match="BEST_HEAD"):
         build_method(load_config(None, [*SMALL, "SSPCM.BEST_HEAD", "net3"]))
 
@@ -265,6 +269,8 @@ def test_hard_images_use_the_cross_teachers_and_the_pseudo_label(monkeypatch):
 def test_unsupported_controls_are_refused():
     with pytest.raises(ValueError, match="CONS_SAME_VIEW"):
         _tiny_model("CONS_SAME_VIEW", "True")
+    with pytest.raises(ValueError, match="HARD_AUG.PATHS"):
+        _tiny_model("HARD_AUG.PATHS", "[['JO'], ['JC']]")
 
 
 # --------------------------------------------------------------------------- student backbone
@@ -344,7 +350,7 @@ def test_trains_two_iterations_with_pcm_and_validates(coco_root, tmp_path):
         "HARD_AUG.OPS", "['SSCO']", "SSPCM.SCORE_THRE", "0.0",
         "TRAIN.BATCH_SIZE", "2", "TRAIN.END_EPOCH", "2", "TRAIN.MAX_ITERS", "1",
         "TRAIN.LR_STEP", "[1]", "TEST.BATCH_SIZE", "4", "TEST.USE_GT_BBOX", "True",
-        "TEST.COCO_BBOX_FILE", train_dets,
+        "TEST.FLIP_TEST", "True", "TEST.COCO_BBOX_FILE", train_dets,
     ]  # fmt: skip
     out = _run(None, opts, tmp_path)
     epochs = read_metrics(out["output_dir"], kind="epoch")

@@ -98,8 +98,8 @@ class SSPCM(HardViewModel):
         snapshot_eval_bn: run the snapshot with eval-mode BatchNorm (running statistics);
             published: train mode, batch statistics.
         **hard_view: ``HardViewModel``'s keyword settings (scale/rotation factors, the hard ops,
-            ``unsup_transform``, ``cons_rand_aug``, ...); ``same_view`` and ``hard_teacher`` are
-            not supported.
+            ``unsup_transform``, ``cons_rand_aug``, ...); ``same_view``, ``hard_teacher`` and
+            ``hard_paths`` are not supported.
 
     Returns (training), a dict: ``sup_ht1, sup_ht2, sup_ht3`` (N, K, H, W) A, B, C on ``sup_x``;
     ``unsup_ht1, unsup_ht2`` the teachers on the easy view; ``pseudo_ht`` E; ``pair_choice``
@@ -124,6 +124,8 @@ class SSPCM(HardViewModel):
     ):
         if hard_view.get("same_view") or hard_view.get("hard_teacher"):
             raise ValueError("sspcm does not support CONS_SAME_VIEW or CONS_HARD_TEACHER")
+        if hard_view.get("hard_paths"):
+            raise ValueError("sspcm has one hard view per network: HARD_AUG.PATHS must be empty")
         super().__init__(**hard_view)
         self.resnet = resnet
         self.resnet2 = resnet2
