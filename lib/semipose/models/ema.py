@@ -1,9 +1,9 @@
 """Exponential-moving-average (mean) teachers: EMA copies of a model's networks.
 
 After every optimizer step each copy moves towards its network,
-``teacher = decay · teacher + (1 − decay) · student``, on every floating-point parameter *and* buffer
-(BatchNorm running mean and variance included); integer buffers (``num_batches_tracked``) are
-copied. The copies never receive gradients.
+``teacher = decay · teacher + (1 − decay) · student``, on every floating-point parameter *and*
+buffer (BatchNorm running mean and variance included); integer buffers (``num_batches_tracked``)
+are copied. The copies never receive gradients.
 
 BatchNorm of the teacher pass (``teacher_bn``):
 
