@@ -345,7 +345,9 @@ def get_model_name(cfg):
     """
     name = cfg.MODEL.NAME
     extra = cfg.MODEL.EXTRA
-    if "NUM_LAYERS" in extra:
+    if cfg.MODEL.BACKBONE == "lite":  # the light CPU backbone
+        depth = f"lite{extra.get('BASE_WIDTH', 32)}"
+    elif "NUM_LAYERS" in extra:
         depth = extra.NUM_LAYERS
     else:
         depth = extra.STAGE2.NUM_CHANNELS[0]

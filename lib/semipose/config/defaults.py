@@ -36,7 +36,7 @@ _C.CUDNN.ENABLED = True  # torch.backends.cudnn.enabled
 
 # ---------------------------------------------------------------- model
 _C.MODEL = CN()
-_C.MODEL.BACKBONE = "resnet"  # backbone inside pose_dual / pose_cons: 'resnet' or 'hrnet'
+_C.MODEL.BACKBONE = "resnet"  # pose_dual/pose_cons network: resnet, hrnet or lite (ours; any method)
 _C.MODEL.PRM = False  # add the PRM attention module (pose_resnet / pose_hrnet only)
 _C.MODEL.NAME = "pose_resnet"  # registry key: pose_resnet, pose_hrnet, pose_cons, pose_dual
 _C.MODEL.INIT_WEIGHTS = True  # initialise from MODEL.PRETRAINED (False: random init + warning)

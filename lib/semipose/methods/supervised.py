@@ -15,15 +15,15 @@ class Supervised(Method):
     """JointsMSE on the labeled batch; the module is the bare network (state_dict keys as the
     original's ``pose_resnet``/``pose_hrnet``: ``conv1.weight``, ``final_layer.weight``, ...).
 
-    ``MODEL.NAME`` picks the backbone: ``pose_resnet`` → ResNet, ``pose_hrnet`` → HRNet;
-    ``MODEL.PRM`` adds the pose refine machine.
+    ``MODEL.NAME`` picks the backbone: ``pose_resnet`` → ResNet, ``pose_hrnet`` → HRNet, unless
+    ``MODEL.BACKBONE`` is ``lite`` (the light CPU network); ``MODEL.PRM`` adds the pose refine
+    machine.
     """
 
     def build_model(self, is_train):
         cfg = self.cfg
-        net = build_backbone(
-            cfg, _BACKBONE.get(self.name, "resnet"), head_name="final_layer", prm=cfg.MODEL.PRM
-        )
+        backbone = "lite" if cfg.MODEL.BACKBONE == "lite" else _BACKBONE.get(self.name, "resnet")
+        net = build_backbone(cfg, backbone, head_name="final_layer", prm=cfg.MODEL.PRM)
         init_network(net, cfg, is_train, pretrained_state(cfg, is_train))
         return net
 

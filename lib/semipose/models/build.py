@@ -9,6 +9,7 @@ import logging
 
 from semipose.common.joints import COCO_TRAINED, MPII_TRAINED
 from semipose.models.pose_hrnet import PoseHighResolutionNet
+from semipose.models.pose_lite import PoseLite
 from semipose.models.pose_resnet import PoseResNet
 from semipose.utils.checkpoint import load_checkpoint, unwrap_state_dict
 
@@ -137,9 +138,21 @@ def pretrained_state(cfg, is_train):
 
 
 # backbone name -> (network class, keyword arguments from the config)
+def lite_kwargs(cfg):
+    """PoseLite keyword arguments: MODEL.EXTRA.BASE_WIDTH channels at stride 4 and the last of
+    MODEL.EXTRA.NUM_DECONV_FILTERS as the decoder width."""
+    extra = cfg.MODEL.EXTRA
+    return dict(
+        num_joints=cfg.MODEL.NUM_JOINTS,
+        width=extra.get("BASE_WIDTH", 32),
+        decoder_width=list(extra.get("NUM_DECONV_FILTERS", (64,)))[-1],
+    )
+
+
 BACKBONES = {
     "resnet": (PoseResNet, resnet_kwargs),
     "hrnet": (PoseHighResolutionNet, hrnet_kwargs),
+    "lite": (PoseLite, lite_kwargs),
 }
 
 
@@ -157,6 +170,10 @@ def build_backbone(cfg, backbone, *, head_name="final_layer", prm=False):
     if backbone not in BACKBONES:
         raise ValueError(f"MODEL.BACKBONE must be one of {sorted(BACKBONES)}, got {backbone!r}")
     cls, kwargs = BACKBONES[backbone]
+    if cls is PoseLite:
+        if prm:
+            raise ValueError("MODEL.PRM is not available with the lite backbone")
+        return cls(**kwargs(cfg), head_name=head_name)
     extra = {"head_name": head_name} if cls is PoseResNet else {}
     return cls(**kwargs(cfg), prm=prm, **extra)
 

@@ -1,0 +1,53 @@
+"""PoseLite, the light CPU network: shapes, the head name PoseDual needs, skips that carry position,
+and that the builder and the methods use it."""
+import pytest
+import torch
+
+from semipose.config import get_model_name, load_config
+from semipose.methods import build_model
+from semipose.models.pose_lite import PoseLite
+
+pytestmark = pytest.mark.usefixtures("single_thread")
+
+
+def test_shapes_head_name_and_init():
+    torch.manual_seed(0)
+    net = PoseLite(24, width=8, decoder_width=16, head_name="final_layer_1")
+    out = net(torch.randn(2, 3, 96, 64))
+    assert out.shape == (2, 24, 24, 16)
+    assert "final_layer_1.weight" in net.state_dict()
+    assert net.head.weight.std().item() == pytest.approx(0.001, rel=0.2)
+    assert torch.all(net.head.bias == 0)
+    with pytest.raises(ValueError, match="no pretrained"):
+        net.init_weights("some.pth")
+    with pytest.raises(ValueError, match="3 positive stage depths"):
+        PoseLite(24, blocks=(1, 2))
+
+
+def test_stride_4_features_reach_the_head():
+    """A change in one input pixel moves the heatmap near it more than far away (the lateral
+    path), unlike a stride-16 bottleneck alone."""
+    torch.manual_seed(0)
+    net = PoseLite(4, width=8, decoder_width=8).eval()
+    net.head.weight.data.normal_(0, 1)
+    x = torch.zeros(1, 3, 64, 64)
+    base = net(x)
+    x[0, :, 8, 8] = 5.0
+    diff = (net(x) - base).abs().sum(1)[0]  # (16, 16)
+    assert diff[2, 2] > 2 * diff[12, 12]  # measured 2.8x
+
+
+def test_builders_use_the_lite_backbone():
+    opts = ["MODEL.BACKBONE", "lite", "MODEL.EXTRA.BASE_WIDTH", 8,
+            "MODEL.EXTRA.NUM_DECONV_FILTERS", "[16, 16, 16]", "MODEL.NUM_JOINTS", 24,
+            "MODEL.INIT_WEIGHTS", False]
+    dual_cfg = load_config(None, ["MODEL.NAME", "pose_dual", *opts])
+    dual = build_model(dual_cfg, is_train=True)
+    assert isinstance(dual.resnet, PoseLite) and isinstance(dual.resnet2, PoseLite)
+    assert dual.resnet.head_name == "final_layer_1" and dual.resnet.lateral[0].out_channels == 16
+    assert get_model_name(dual_cfg)[0] == "pose_dual_lite8"
+    single = build_model(load_config(None, ["MODEL.NAME", "pose_resnet", *opts]), is_train=False)
+    assert isinstance(single, PoseLite) and single.head_name == "final_layer"
+    with pytest.raises(ValueError, match="PRM"):
+        build_model(load_config(None, ["MODEL.NAME", "pose_resnet", "MODEL.PRM", True, *opts]),
+                    is_train=False)
