@@ -1,13 +1,22 @@
 """The method registry: ``MODEL.NAME`` → the class that trains, exposes and evaluates that method.
 
 Entries are ``"module:Class"`` strings, imported on first use, so this module imports nothing from
-the package. Adding a method is one file (a ``Method`` subclass) plus one line in ``METHODS``;
-code outside the package (a test, a plug-in) calls ``register_method`` instead.
+the package but the errors. Adding a method is one file (a ``Method`` subclass) plus one line in
+``METHODS``; code outside the package (a test, a plug-in) calls ``register_method`` instead.
 """
 
 import importlib
 
-__all__ = ["METHODS", "register_method", "get_method_class", "method_names"]
+from semipose.common.errors import UserError
+
+__all__ = ["METHODS", "UnknownMethodError", "register_method", "get_method_class", "method_names"]
+
+
+class UnknownMethodError(UserError, KeyError):
+    """MODEL.NAME names no registered method (a ``KeyError`` too, as before)."""
+
+    def __str__(self):
+        return str(self.args[0]) if self.args else ""
 
 # MODEL.NAME -> "module:Class"
 METHODS = {
@@ -44,7 +53,7 @@ def get_method_class(name):
         KeyError: an unknown name (the message lists the registered ones).
     """
     if name not in METHODS:
-        raise KeyError(f"unknown MODEL.NAME {name!r}; registered: {method_names()}")
+        raise UnknownMethodError(f"unknown MODEL.NAME {name!r}; registered: {method_names()}")
     entry = METHODS[name]
     if isinstance(entry, str):
         module, _, attr = entry.partition(":")
