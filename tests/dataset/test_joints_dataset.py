@@ -239,3 +239,24 @@ def test_truncated_image_is_named_and_used(tiny_coco, tiny_kwargs, caplog):
     assert crop.shape == (128, 96, 3)
     hits = [r for r in caplog.records if "truncated JPEG" in r.getMessage()]
     assert len(hits) == 1 and str(path) in hits[0].getMessage()
+
+
+def test_unreadable_training_image_is_skipped_with_a_count(tiny_coco, tiny_kwargs, caplog):
+    """Issue 16: a training image that cannot be read is skipped (the next record takes its
+    place) and named once with a count; in evaluation it stays an error naming the file."""
+    from semipose.common.errors import DataFileError
+
+    root, _ = tiny_coco
+    train = COCODataset(root, "train", True, None, use_gt_bbox=True, **tiny_kwargs)
+    bad = Path(train.db[0]["image"])
+    bad.write_bytes(b"not an image")
+    others = [i for i, r in enumerate(train.db) if r["image"] != str(bad)]
+    with caplog.at_level("WARNING"):
+        meta = train[0][3]
+        train[0]
+    assert meta["image"] == train.db[others[0]]["image"]
+    hits = [r.getMessage() for r in caplog.records if "skipping an unreadable" in r.getMessage()]
+    assert len(hits) == 1 and str(bad) in hits[0] and "1 image(s) skipped" in hits[0]
+    val = COCODataset(root, "train", False, None, use_gt_bbox=True, **tiny_kwargs)
+    with pytest.raises(DataFileError, match=str(bad)):
+        val[0]

@@ -91,6 +91,8 @@ def test_two_iterations_train_and_validate(synth_root, tmp_path, model_name):
     assert isinstance(ckpt["perf"], float)
     log_files = list(outdir.glob("tiny_*_train.log"))
     assert log_files and "Epoch: [0][0/2]" in log_files[0].read_text()
+    assert "arguments:" in log_files[0].read_text() and "MODEL:" in log_files[0].read_text()
+    assert (outdir / "config.yaml").read_text().count(f"NAME: {model_name}") == 1
 
 
 def test_resume_round_trip_same_weights_and_lr(synth_root, tmp_path):

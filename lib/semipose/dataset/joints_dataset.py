@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from semipose.common.errors import DataFileError
 from semipose.common.io import read_json
 from semipose.dataset.crop_cache import CropCache
 from semipose.dataset.gpu_pipeline import DeferredCrop, DeferredTarget
@@ -428,6 +429,37 @@ class JointsDataset(Dataset):
         return img
 
     def __getitem__(self, idx, rot_angle=None, scale=None, flip=None):
+        """One cropped, augmented person (``_get_item``).
+
+        In training, a record whose image cannot be read is skipped (the next readable record
+        takes its place) with one warning per file naming it and the running count; in evaluation
+        it is an error naming the file, since skipping would change the score.
+
+        Raises:
+            DataFileError: an unreadable image in evaluation, or no readable image at all.
+        """
+        if not self.is_train:
+            return self._get_item(idx, rot_angle, scale, flip)
+        n = len(self.db)
+        for step in range(n):
+            j = (idx + step) % n
+            try:
+                return self._get_item(j, rot_angle, scale, flip)
+            except DataFileError as err:
+                self._note_skipped(self.db[j]["image"], err)
+        raise DataFileError(f"none of the {n} training records of {self.image_set} has a "
+                            "readable image")
+
+    def _note_skipped(self, path, err):
+        skipped = getattr(self, "_skipped", None)
+        if skipped is None:
+            skipped = self._skipped = set()
+        if path not in skipped:
+            skipped.add(path)
+            logger.warning(f"skipping an unreadable training image ({err}); {len(skipped)} "
+                           "image(s) skipped so far in this process")
+
+    def _get_item(self, idx, rot_angle=None, scale=None, flip=None):
         """One cropped, augmented person.
 
         Args:

@@ -84,7 +84,8 @@ def _select_device(cfg, distributed, local_rank):
 
 
 def _log_environment(cfg, args, output_dir):
-    """One log line; the merged config is written to ``<output>/config.yaml``."""
+    """One console line; the arguments and the merged config go to the log file only (and the
+    config to ``<output>/config.yaml``)."""
     import torchvision
 
     from semipose.common.io import atomic_write_text
@@ -95,6 +96,12 @@ def _log_environment(cfg, args, output_dir):
         f"torch {torch.__version__}, torchvision {torchvision.__version__}; "
         f"config {getattr(args, 'cfg', None)} -> {path}"
     )
+    arguments = vars(args) if hasattr(args, "__dict__") else args
+    record = logging.LogRecord(logger.name, logging.INFO, __file__, 0, "arguments: %s\n%s",
+                               (arguments, cfg.dump()), None)
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler) and getattr(handler, "_semipose", False):
+            handler.handle(record)
 
 
 def setup(cfg, args, phase="train"):
