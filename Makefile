@@ -2,13 +2,15 @@
 PYTHON ?= python3
 PIP := $(PYTHON) -m pip
 STAMP := .make/install.stamp
-DEMO_CFG ?= experiments/synthetic/96x64_SYN_PoseDual_JointCut.yaml
+DEMO_CFG ?= experiments/synthetic/demo/128x96_EASY_PoseDual_JointCut.yaml
 # The demo trains under bf16 autocast + channels_last where that is faster (a CPU with AVX512-BF16
 # or AMX units, or a GPU), else in fp32. Override with DEMO_FAST=0 or DEMO_FAST=1.
 DEMO_FAST ?= auto
 # After training, the demo draws the trained model's poses on the first DEMO_INFER_N synthetic val
-# images (boxes from the synthetic detection file) into DEMO_INFER_OUT.
-DEMO_DATA ?= data/synthetic/coco
+# images (boxes from the synthetic detection file) into DEMO_INFER_OUT, then writes the run's
+# demo_predictions.png (predictions beside the ground truth) and learning_curve.png and prints the
+# final AP table.
+DEMO_DATA ?= data/synthetic_easy/coco
 DEMO_INFER_N ?= 4
 DEMO_INFER_OUT ?= output/demo_infer
 
@@ -41,6 +43,7 @@ demo: install
 	$(PYTHON) pose_estimation/infer.py --cfg $(DEMO_CFG) --images $(DEMO_DATA)/images/val2017 \
 		--limit $(DEMO_INFER_N) --out $(DEMO_INFER_OUT) --bbox-thr 0.5 \
 		--bbox-file $(DEMO_DATA)/person_detection_results/COCO_val2017_detections_AP_H_56_person.json
+	$(PYTHON) -m semipose.apis.demo --cfg $(DEMO_CFG)
 
 lint:
 	$(PYTHON) -m ruff check lib pose_estimation tests bench

@@ -49,3 +49,16 @@ def test_learning_curve_from_metrics(tmp_path):
     (tmp_path / "empty.jsonl").write_text(json.dumps({"type": "epoch", "epoch": 0}) + "\n")
     with pytest.raises(ValueError, match="no validated epoch"):
         demo.learning_curve(str(tmp_path / "empty.jsonl"), str(tmp_path / "x.png"))
+
+
+def test_final_table_is_the_last_validated_epoch(tmp_path):
+    table = {"AP": 0.3125, "Ap .5": 0.75}
+    lines = [{"type": "epoch", "epoch": 0, "iteration": 5, "elapsed_s": 10.0},
+             {"type": "epoch", "epoch": 1, "iteration": 10, "elapsed_s": 12.5,
+              "metrics": {"net1": table, "ensemble": {"AP": 0.4, "Ap .5": 0.8}}},
+             {"type": "epoch", "epoch": 2, "iteration": 15, "elapsed_s": 9.0}]
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    text = demo.final_table(str(tmp_path / "metrics.jsonl"), "arch").splitlines()
+    assert text[0] == "AP after epoch 1 (22 s of training):"
+    assert text[1] == "net1" and text[4] == "| arch | 0.312 | 0.750 |"
+    assert text[5] == "ensemble" and text[8] == "| arch | 0.400 | 0.800 |"

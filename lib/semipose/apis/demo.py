@@ -9,6 +9,7 @@ and writes ``demo_predictions.png`` and ``learning_curve.png`` into the run's fo
 import argparse
 import logging
 import os
+import sys
 
 import cv2
 import numpy as np
@@ -164,6 +165,24 @@ def learning_curve(metrics_file, out_png, title="", size=(640, 400)):
     return out_png
 
 
+def final_table(metrics_file, arch=""):
+    """The AP tables of the last validated epoch of a run (one per evaluated head), as text."""
+    from semipose.engine.evaluator import format_name_value
+    from semipose.engine.hooks import read_metrics
+
+    epochs = read_metrics(metrics_file, kind="epoch")
+    validated = [r for r in epochs if "metrics" in r]
+    if not validated:
+        raise ValueError(f"{metrics_file} has no validated epoch")
+    last = validated[-1]
+    seconds = sum(r.get("elapsed_s", 0.0) for r in epochs if r["epoch"] <= last["epoch"])
+    lines = [f"AP after epoch {last['epoch']} ({seconds:.0f} s of training):"]
+    for head, table in last["metrics"].items():
+        table = table[0] if isinstance(table, list) else table
+        lines += [head, format_name_value(table, arch)]
+    return "\n".join(lines)
+
+
 def run_paths(cfg, cfg_path):
     """``(run folder, val annotation json, val image folder)`` of a COCO-format config."""
     from semipose.config import get_model_name
@@ -178,14 +197,18 @@ def run_paths(cfg, cfg_path):
 
 def main(argv=None):
     from semipose.config import load_config
+    from semipose.engine.cli import split_flags
 
     parser = argparse.ArgumentParser(description="Pictures of a finished training run")
     parser.add_argument("--cfg", required=True, help="the experiment YAML the run was trained with")
     parser.add_argument("--head", default="ensemble", help="net1, net2 or ensemble")
     parser.add_argument("--num-images", type=int, default=6)
-    parser.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE config overrides")
-    args = parser.parse_args(argv)
-    run_dir, ann_file, image_dir = run_paths(load_config(args.cfg, args.opts), args.cfg)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    flags, opts = split_flags(parser, argv)
+    args = parser.parse_args(flags)
+    args.opts = opts
+    cfg = load_config(args.cfg, args.opts)
+    run_dir, ann_file, image_dir = run_paths(cfg, args.cfg)
     panels = prediction_panels(
         best_results_file(run_dir, args.head), ann_file, image_dir,
         os.path.join(run_dir, "demo_predictions.png"), args.num_images,
@@ -194,6 +217,9 @@ def main(argv=None):
     curve = learning_curve(os.path.join(run_dir, "metrics.jsonl"),
                            os.path.join(run_dir, "learning_curve.png"))
     print(f"learning curve: {curve}")
+    from semipose.config import get_model_name
+
+    print(final_table(os.path.join(run_dir, "metrics.jsonl"), get_model_name(cfg)[1]))
     return 0
 
 

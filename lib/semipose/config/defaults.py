@@ -24,7 +24,7 @@ _C.LOG_DIR = ""  # root of the TensorBoard tree
 _C.DATA_DIR = ""  # prefix joined in front of the data/model paths when non-empty
 _C.GPUS = "0"  # comma-separated GPU ids (single process: the first is used; DDP: ignored)
 _C.WORKERS = 4  # DataLoader workers
-_C.PRINT_FREQ = 20  # log every N iterations
+_C.PRINT_FREQ = 20  # log every N iterations (0: quiet console, one line per epoch; ours)
 _C.SEED = 1314  # (ours) seed of torch/numpy/python RNGs and the mixed sets' labeled-index draw
 _C.DEVICE = "auto"  # (ours) 'auto' (CUDA when present, else CPU), 'cpu' or 'cuda'
 
@@ -36,7 +36,7 @@ _C.CUDNN.ENABLED = True  # torch.backends.cudnn.enabled
 
 # ---------------------------------------------------------------- model
 _C.MODEL = CN()
-_C.MODEL.BACKBONE = "resnet"  # pose_dual/pose_cons network: resnet, hrnet or lite (ours; any method)
+_C.MODEL.BACKBONE = "resnet"  # semi methods: resnet or hrnet; lite (ours) for any method
 _C.MODEL.PRM = False  # add the PRM attention module (pose_resnet / pose_hrnet only)
 _C.MODEL.NAME = "pose_resnet"  # registry key: pose_resnet, pose_hrnet, pose_cons, pose_dual
 _C.MODEL.INIT_WEIGHTS = True  # initialise from MODEL.PRETRAINED (False: random init + warning)

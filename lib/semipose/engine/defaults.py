@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import torch
 
 from semipose.utils import comm
+from semipose.utils.logger import log_to_file
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +84,24 @@ def _select_device(cfg, distributed, local_rank):
     return comm.select_device(cfg.DEVICE, gpu), 0
 
 
+class QuietConsole(logging.Filter):
+    """The console of PRINT_FREQ 0: warnings, the epoch lines and set-up lines; the evaluator's
+    COCOeval print-outs and the per-epoch save messages stay in the log file only."""
+
+    def filter(self, record):
+        if record.levelno >= logging.WARNING:
+            return True
+        if record.name.startswith("semipose.evaluation"):
+            return False
+        return not str(record.msg).startswith("=> saving")
+
+
+def _quiet_console():
+    for handler in logging.getLogger().handlers:
+        if getattr(handler, "_semipose", False) and not isinstance(handler, logging.FileHandler):
+            handler.addFilter(QuietConsole())
+
+
 def _log_environment(cfg, args, output_dir):
     """One console line; the arguments and the merged config go to the log file only (and the
     config to ``<output>/config.yaml``)."""
@@ -97,11 +116,7 @@ def _log_environment(cfg, args, output_dir):
         f"config {getattr(args, 'cfg', None)} -> {path}"
     )
     arguments = vars(args) if hasattr(args, "__dict__") else args
-    record = logging.LogRecord(logger.name, logging.INFO, __file__, 0, "arguments: %s\n%s",
-                               (arguments, cfg.dump()), None)
-    for handler in logging.getLogger().handlers:
-        if isinstance(handler, logging.FileHandler) and getattr(handler, "_semipose", False):
-            handler.handle(record)
+    log_to_file(logger.name, "arguments: %s\n%s", arguments, cfg.dump())
 
 
 def setup(cfg, args, phase="train"):
@@ -124,6 +139,8 @@ def setup(cfg, args, phase="train"):
     _, output_dir, tb_log_dir = create_logger(
         cfg, getattr(args, "cfg", None), phase, rank, model_name=get_model_name(cfg)[0]
     )
+    if cfg.PRINT_FREQ <= 0:
+        _quiet_console()
     if rank == 0:
         _log_environment(cfg, args, output_dir)
     torch.backends.cudnn.benchmark = cfg.CUDNN.BENCHMARK

@@ -13,7 +13,7 @@ from semipose.core.evaluate import accuracy
 from semipose.core.inference import flip_test_heatmap, get_final_preds
 from semipose.core.loss import JointsMSELoss
 from semipose.engine.train_loop import autocast_context, to_device
-from semipose.utils.logger import AverageMeter
+from semipose.utils.logger import AverageMeter, log_to_file
 
 logger = logging.getLogger(__name__)
 
@@ -179,7 +179,7 @@ def validate(model, method, loader, dataset, device, opts, output_dir, debug_hoo
         _, avg_acc, cnt, _ = accuracy(net1.cpu().numpy(), target.cpu().numpy())
         acc.update(avg_acc, cnt)
         store.add(heatmaps, meta, opts)
-        if i % opts.print_freq == 0:
+        if opts.print_freq > 0 and i % opts.print_freq == 0:
             logger.info(
                 f"Test: [{i}/{len(loader)}]\tLoss {losses.val:.4f} ({losses.avg:.4f})\t"
                 f"Accuracy {acc.val:.3f} ({acc.avg:.3f})"
@@ -199,7 +199,11 @@ def validate(model, method, loader, dataset, device, opts, output_dir, debug_hoo
         results[head] = name_values
         results.setdefault("perf", float(perf))
         results.setdefault("perfs", OrderedDict())[head] = float(perf)
-        logger.info(TITLES.get(head, f"Predictions of {head}"))
-        for nv in name_values if isinstance(name_values, list) else [name_values]:
-            logger.info("\n" + format_name_value(nv, opts.full_arch_name))
+        tables = [format_name_value(nv, opts.full_arch_name)
+                  for nv in (name_values if isinstance(name_values, list) else [name_values])]
+        text = TITLES.get(head, f"Predictions of {head}") + "".join("\n" + t for t in tables)
+        if opts.print_freq > 0:
+            logger.info(text)
+        else:  # quiet console: the tables go to the log file (the epoch line has the AP)
+            log_to_file(logger.name, "%s", text)
     return results

@@ -21,7 +21,7 @@ from semipose.core.evaluate import accuracy
 from semipose.engine.evaluator import summarize
 from semipose.engine.monitor import CollapseMonitor
 from semipose.engine.train_loop import HookBase
-from semipose.utils.logger import AverageMeter
+from semipose.utils.logger import AverageMeter, log_to_file
 
 logger = logging.getLogger(__name__)
 
@@ -649,28 +649,30 @@ def _tag(name):
 
 
 class ConsoleWriter(MetricsWriter):
-    """The log lines: the original's per-iteration line and one summary line per epoch (elapsed
-    time, loss, AP when validated, collapse share)."""
+    """The log lines: the original's per-iteration line (to the log file only when
+    ``iteration_lines`` is off: the quiet console of PRINT_FREQ 0) and one summary line per epoch
+    (elapsed time, loss, AP when validated, collapse share)."""
 
-    def __init__(self):
+    def __init__(self, iteration_lines=True):
         self.start = time.perf_counter()
+        self.iteration_lines = iteration_lines
 
-    def write(self, record):
-        if record["type"] == "iter":
-            r = record
-            msg = (
-                f"Epoch: [{r['epoch']}][{r['iter']}/{r['iters']}]\t"
-                f"Time {r['time']:.3f}s ({r['time_avg']:.3f}s)\t"
-                f"Speed {r['samples_per_s']:.1f} samples/s\t"
-                f"Data {r['data_time']:.3f}s ({r['data_time_avg']:.3f}s)\t"
-                f"Loss {r['loss']:.5f} ({r['loss_avg']:.5f})\t"
-                f"Accuracy {r['acc']:.3f} ({r['acc_avg']:.3f})"
-            )
-            msg += "".join(f"\t{k}: {r[k]:.6f}" for k in r if k.startswith("loss_")
-                           and k != "loss_avg")
-            logger.info(msg)
-            return
-        r = record
+    @staticmethod
+    def iteration_line(r):
+        """The original's per-iteration log line of an ``iter`` record."""
+        msg = (
+            f"Epoch: [{r['epoch']}][{r['iter']}/{r['iters']}]\t"
+            f"Time {r['time']:.3f}s ({r['time_avg']:.3f}s)\t"
+            f"Speed {r['samples_per_s']:.1f} samples/s\t"
+            f"Data {r['data_time']:.3f}s ({r['data_time_avg']:.3f}s)\t"
+            f"Loss {r['loss']:.5f} ({r['loss_avg']:.5f})\t"
+            f"Accuracy {r['acc']:.3f} ({r['acc_avg']:.3f})"
+        )
+        return msg + "".join(f"\t{k}: {r[k]:.6f}" for k in r if k.startswith("loss_")
+                             and k != "loss_avg")
+
+    def epoch_line(self, r):
+        """The summary line of an ``epoch`` record."""
         msg = (f"Epoch {r['epoch']} done [{time.perf_counter() - self.start:.0f}s]: "
                f"loss {r.get('loss', float('nan')):.6f}, "
                f"{r.get('samples_per_s', 0.0):.1f} samples/s, lr {r.get('lr', 0.0):g}")
@@ -679,4 +681,12 @@ class ConsoleWriter(MetricsWriter):
         for net, c in r.get("collapse", {}).items():
             msg += (f", {net} collapsed {100 * c['collapsed']:.1f}% "
                     f"(teacher peak {c['mean_max']:.3f})")
-        logger.info(msg)
+        return msg
+
+    def write(self, record):
+        if record["type"] != "iter":
+            logger.info(self.epoch_line(record))
+        elif self.iteration_lines:
+            logger.info(self.iteration_line(record))
+        else:
+            log_to_file(logger.name, "%s", self.iteration_line(record))

@@ -139,9 +139,9 @@ def default_hooks(cfg, ctx, ck, *, evaluate, sampler, generator, train_set, repl
     return [
         H.EpochSeeding(sampler, generator, cfg.SEED),
         ck.extras.get("ema"),
-        H.IterationMetrics(cfg.PRINT_FREQ),
+        H.IterationMetrics(cfg.PRINT_FREQ if cfg.PRINT_FREQ > 0 else 50),
         H.CollapseMonitorHook(cfg.MONITOR.COLLAPSE_THRE),
-        H.DebugImages(cfg.DEBUG, ctx.output_dir, cfg.PRINT_FREQ) if cfg.DEBUG.DEBUG and main
+        H.DebugImages(cfg.DEBUG, ctx.output_dir, max(cfg.PRINT_FREQ, 1)) if cfg.DEBUG.DEBUG and main
         else None,
         H.LRScheduler(ck.scheduler),
         H.ShuffleInd(train_set, replay) if hasattr(train_set, "shuffle_ind") else None,
@@ -150,7 +150,7 @@ def default_hooks(cfg, ctx, ck, *, evaluate, sampler, generator, train_set, repl
         H.ProgressBar() if main and is_interactive() else None,
         H.JSONWriter(os.path.join(ctx.output_dir, "metrics.jsonl")) if main else None,
         H.TensorboardWriter(ctx.tb_log_dir) if main else None,
-        H.ConsoleWriter() if main else None,
+        H.ConsoleWriter(iteration_lines=cfg.PRINT_FREQ > 0) if main else None,
         *(method.hooks() if method is not None else ()),
     ]
 

@@ -104,3 +104,12 @@ class AverageMeter:
         self.sum += float(val) * n
         self.count += n
         self.avg = self.sum / self.count if self.count else 0.0
+
+
+def log_to_file(name, message, *args):
+    """Writes one INFO record to the run's log file only (not the console): the handlers that
+    ``create_logger`` attached as files."""
+    record = logging.LogRecord(name, logging.INFO, __file__, 0, message, args or None, None)
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler) and getattr(handler, "_semipose", False):
+            handler.handle(record)
