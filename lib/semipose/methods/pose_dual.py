@@ -2,15 +2,18 @@
 The module is ``models.pose_dual.PoseDual``; the loss ``PoseCoLoss``; evaluation scores net 1,
 net 2 and their heatmap ensemble ``0.5·(h1 + h2)``."""
 
-import logging
 from collections import OrderedDict
 
 from semipose.core.loss import PoseCoLoss
 from semipose.methods.base import Method
-from semipose.models.build import build_backbone, init_network, pretrained_state, semi_kwargs
+from semipose.models.build import (
+    build_backbone,
+    init_network,
+    load_pair_state,
+    pretrained_state,
+    semi_kwargs,
+)
 from semipose.models.pose_dual import PoseDual
-
-logger = logging.getLogger(__name__)
 
 __all__ = ["PoseDualMethod"]
 
@@ -31,19 +34,8 @@ class PoseDualMethod(Method):
         for net in nets:
             init_network(net, cfg, is_train, state)
         model = PoseDual(nets[0], nets[1], **semi_kwargs(cfg))
-        if state is not None and "resnet2.conv1.weight" in state:
-            # A PoseDual initialisation file: each net gets its own weights (e.g. two different
-            # ImageNet ResNet-18s under resnet. / resnet2.).
-            own = model.state_dict()
-            pair = {
-                k: v
-                for k, v in state.items()
-                if k.startswith(("resnet.", "resnet2.")) and ".fc." not in k and k in own
-            }
-            model.load_state_dict(pair, strict=False)
-            logger.info(
-                "loaded %d resnet./resnet2. entries from %s", len(pair), cfg.MODEL.PRETRAINED
-            )
+        # a PoseDual initialisation file: each net gets its own weights
+        load_pair_state(model, state, cfg.MODEL.PRETRAINED)
         return model
 
     def build_criterion(self, use_target_weight):

@@ -21,6 +21,7 @@ from semipose.methods.base import Method
 from semipose.models.build import (
     build_backbone,
     init_network,
+    load_pair_state,
     pretrained_state,
     resnet_kwargs,
     semi_kwargs,
@@ -242,19 +243,9 @@ class SSPCMMethod(Method):
             snapshot_eval_bn=s.SNAPSHOT_EVAL_BN,
             **semi_kwargs(cfg),
         )
-        if state is not None and "resnet2.conv1.weight" in state:
-            # a PoseDual-style file (e.g. two ImageNet ResNet-18s under resnet. / resnet2.): A and B
-            # get their own backbones; the student took the resnet. entries in init_weights
-            own = model.state_dict()
-            pair = {
-                k: v
-                for k, v in state.items()
-                if k.startswith(("resnet.", "resnet2.")) and ".fc." not in k and k in own
-            }
-            model.load_state_dict(pair, strict=False)
-            logger.info(
-                "loaded %d resnet./resnet2. entries from %s", len(pair), cfg.MODEL.PRETRAINED
-            )
+        # a PoseDual-style file (e.g. two ImageNet ResNet-18s under resnet. / resnet2.): A and B
+        # get their own backbones; the student took the resnet. entries in init_weights
+        load_pair_state(model, state, cfg.MODEL.PRETRAINED)
         model.refresh_snapshot()
         return model
 

@@ -22,6 +22,7 @@ __all__ = [
     "compile_networks",
     "hrnet_kwargs",
     "init_network",
+    "load_pair_state",
     "pretrained_state",
     "resnet_kwargs",
     "semi_kwargs",
@@ -135,6 +136,29 @@ def pretrained_state(cfg, is_train):
     if not cfg.MODEL.PRETRAINED:
         return None
     return unwrap_state_dict(load_checkpoint(cfg.MODEL.PRETRAINED))
+
+
+def load_pair_state(model, state, source):
+    """Loads the ``resnet.`` and ``resnet2.`` entries of a two-network initialisation file (e.g.
+    two different ImageNet ResNet-18s) into ``model`` so that each network gets its own weights;
+    ``.fc.`` entries and keys the model lacks are skipped. Nothing when ``state`` is None or has no
+    ``resnet2.`` network.
+
+    Args:
+        model: a module with ``resnet`` and ``resnet2`` networks.
+        state: the loaded MODEL.PRETRAINED state_dict, or None.
+        source: the file's name, for the log line.
+    """
+    if state is None or "resnet2.conv1.weight" not in state:
+        return
+    own = model.state_dict()
+    pair = {
+        k: v
+        for k, v in state.items()
+        if k.startswith(("resnet.", "resnet2.")) and ".fc." not in k and k in own
+    }
+    model.load_state_dict(pair, strict=False)
+    logger.info("loaded %d resnet./resnet2. entries from %s", len(pair), source)
 
 
 # backbone name -> (network class, keyword arguments from the config)
