@@ -52,54 +52,41 @@ KW = {"image_size": (192, 256), "heatmap_size": (48, 64), "sigma": 2}
 
 def loop_target(joints, joints_vis, image_size, heatmap_size, sigma, target_type="gaussian"):
     """Reference target: one Python iteration per joint and per heatmap pixel of its window."""
-    k = joints.shape[0]
-    w, h = int(heatmap_size[0]), int(heatmap_size[1])
-    target = np.zeros((k, h, w), dtype=np.float32)
-    weight = np.asarray(joints_vis, dtype=np.float32)[:, :1].copy()
+    target, window, weight = _empty_target(joints, joints_vis, image_size, heatmap_size, sigma)
+    h, w = target.shape[1:]
     stride = np.asarray(image_size, float) / np.asarray(heatmap_size, float)
-    tmp = sigma * 3
-    for j in range(k):
-        mx = int(joints[j][0] / stride[0] + 0.5)
-        my = int(joints[j][1] / stride[1] + 0.5)
-        ul = (int(mx - tmp), int(my - tmp))
-        br = (int(mx + tmp + 1), int(my + tmp + 1))
-        if ul[0] >= w or ul[1] >= h or br[0] < 0 or br[1] < 0:
-            weight[j] = 0
-            continue
-        if weight[j] > 0.5:
-            for y in range(max(0, ul[1]), min(br[1], h)):
-                for x in range(max(0, ul[0]), min(br[0], w)):
-                    target[j, y, x] = np.exp(-((x - mx) ** 2 + (y - my) ** 2) / (2 * sigma**2))
+    for j in np.flatnonzero(weight[:, 0] > 0.5):
+        x0, y0, x1, y1 = (int(v) for v in window[j])
+        mx, my = (int(c / s + 0.5) for c, s in zip(joints[j][:2], stride))
+        for y in range(max(0, y0), min(y1, h)):
+            for x in range(max(0, x0), min(x1, w)):
+                target[j, y, x] = np.exp(-((x - mx) ** 2 + (y - my) ** 2) / (2 * sigma**2))
     return target, weight
 
 
 def patch_target(joints, joints_vis, image_size, heatmap_size, sigma, target_type="gaussian"):
     """Reference target: a fresh numpy Gaussian patch per joint, pasted with slicing."""
-    k = joints.shape[0]
-    w, h = int(heatmap_size[0]), int(heatmap_size[1])
-    target = np.zeros((k, h, w), dtype=np.float32)
-    weight = np.asarray(joints_vis, dtype=np.float32)[:, :1].copy()
-    stride = np.asarray(image_size, float) / np.asarray(heatmap_size, float)
-    tmp = sigma * 3
-    for j in range(k):
-        mx = int(joints[j][0] / stride[0] + 0.5)
-        my = int(joints[j][1] / stride[1] + 0.5)
-        ul = [int(mx - tmp), int(my - tmp)]
-        br = [int(mx + tmp + 1), int(my + tmp + 1)]
-        if ul[0] >= w or ul[1] >= h or br[0] < 0 or br[1] < 0:
-            weight[j] = 0
-            continue
-        size = 2 * tmp + 1
+    target, window, weight = _empty_target(joints, joints_vis, image_size, heatmap_size, sigma)
+    h, w = target.shape[1:]
+    size = 2 * sigma * 3 + 1
+    for j in np.flatnonzero(weight[:, 0] > 0.5):
+        x0, y0, x1, y1 = (int(v) for v in window[j])
         x = np.arange(0, size, 1, np.float32)
         y = x[:, np.newaxis]
         g = np.exp(-((x - size // 2) ** 2 + (y - size // 2) ** 2) / (2 * sigma**2))
-        gx = max(0, -ul[0]), min(br[0], w) - ul[0]
-        gy = max(0, -ul[1]), min(br[1], h) - ul[1]
-        ix = max(0, ul[0]), min(br[0], w)
-        iy = max(0, ul[1]), min(br[1], h)
-        if weight[j] > 0.5:
-            target[j][iy[0] : iy[1], ix[0] : ix[1]] = g[gy[0] : gy[1], gx[0] : gx[1]]
+        ix0, ix1, iy0, iy1 = max(0, x0), min(x1, w), max(0, y0), min(y1, h)
+        target[j, iy0:iy1, ix0:ix1] = g[iy0 - y0 : iy1 - y0, ix0 - x0 : ix1 - x0]
     return target, weight
+
+
+def _empty_target(joints, joints_vis, image_size, heatmap_size, sigma):
+    """Zero (K, h, w) targets, each joint's stamp window and the weights (0 for a window off the
+    heatmap), from the library's ``target_windows``: the references differ only in the stamping."""
+    window, weight = joints_dataset.target_windows(
+        joints, joints_vis, image_size, heatmap_size, sigma
+    )
+    w, h = int(heatmap_size[0]), int(heatmap_size[1])
+    return np.zeros((len(window), h, w), dtype=np.float32), window, weight
 
 
 def mask_target(rec, meta, image_size):
