@@ -9,7 +9,7 @@ import time
 
 import torch
 
-from semipose.methods.base import first
+from semipose.methods.base import HookBase, first
 from semipose.utils import comm
 
 logger = logging.getLogger(__name__)
@@ -34,33 +34,6 @@ def autocast_context(device, amp_dtype):
     if amp_dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(device_type=torch.device(device).type, dtype=amp_dtype)
-
-
-class HookBase:
-    """A behaviour attached to the ``Trainer``; override any of the six calls.
-
-    ``self.trainer`` is set by ``Trainer.register_hooks``. Hooks run in registration order.
-    """
-
-    trainer = None
-
-    def before_train(self):
-        pass
-
-    def after_train(self):
-        pass
-
-    def before_epoch(self):
-        pass
-
-    def after_epoch(self):
-        pass
-
-    def before_step(self):
-        pass
-
-    def after_step(self):
-        pass
 
 
 class Trainer:

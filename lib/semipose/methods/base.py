@@ -20,7 +20,7 @@ The engine never tests a method's name: it asks the method for
 
 from collections import OrderedDict
 
-__all__ = ["SELECT_RULES", "Method", "first"]
+__all__ = ["SELECT_RULES", "HookBase", "Method", "first"]
 
 #: model-selection rules (TEST.SELECT_BY): net 1's main metric, the mean over the nets, the ensemble
 SELECT_RULES = ("net1", "mean", "ensemble")
@@ -30,6 +30,35 @@ def first(x):
     """The labeled part of a batch item: ``x[0]`` of a ``[labeled, unlabeled, ...]`` list, else
     ``x`` itself."""
     return x[0] if isinstance(x, (list, tuple)) else x
+
+
+class HookBase:
+    """A behaviour attached to the engine's ``Trainer``; override any of the six calls.
+
+    ``self.trainer`` is set by ``Trainer.register_hooks``. Hooks run in registration order. It
+    lives here so that a method's ``hooks()`` can subclass it (this layer does not import the
+    engine); ``semipose.engine.train_loop`` exports it too.
+    """
+
+    trainer = None
+
+    def before_train(self):
+        pass
+
+    def after_train(self):
+        pass
+
+    def before_epoch(self):
+        pass
+
+    def after_epoch(self):
+        pass
+
+    def before_step(self):
+        pass
+
+    def after_step(self):
+        pass
 
 
 class Method:

@@ -17,7 +17,7 @@ from torch import nn
 
 from semipose.config import ConfigError
 from semipose.core.loss import JointsMSELoss
-from semipose.methods.base import Method
+from semipose.methods.base import HookBase, Method
 from semipose.models.build import (
     build_backbone,
     init_network,
@@ -179,33 +179,15 @@ class SSPCMLoss(nn.Module):
         }
 
 
-class SnapshotHook:
+class SnapshotHook(HookBase):
     """Before every epoch, tells the SSPCM module the epoch (PCM's warm-up) and copies A and B
-    into its previous-epoch snapshot. Implements the engine's ``HookBase`` calls (this layer does
-    not import the engine); on resume the snapshot is the resumed weights, i.e. the end of the
-    previous epoch, as published."""
-
-    trainer = None
+    into its previous-epoch snapshot. On resume the snapshot is the resumed weights, i.e. the end
+    of the previous epoch, as published."""
 
     def before_epoch(self):
         model = self.trainer.model
         model = getattr(model, "module", model)  # DDP
         model.start_epoch(self.trainer.epoch)
-
-    def before_train(self):
-        pass
-
-    def after_train(self):
-        pass
-
-    def after_epoch(self):
-        pass
-
-    def before_step(self):
-        pass
-
-    def after_step(self):
-        pass
 
 
 class SSPCMMethod(Method):
