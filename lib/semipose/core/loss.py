@@ -102,7 +102,30 @@ def _path_parts(parts, terms):
     return parts
 
 
-class PoseCoLoss(nn.Module):
+class _PathConsistencyLoss(nn.Module):
+    """A supervised term plus a consistency term summed (MultiAugs) or averaged over the student's
+    paths (PoseCoLoss, PoseDisLoss).
+
+    Args:
+        use_target_weight: weight each joint's residual (``JointsMSELoss``).
+        path_reduction: ``'sum'`` (MultiAugs) or ``'mean'`` over paths (HARD_AUG.PATH_REDUCTION).
+    """
+
+    def __init__(self, use_target_weight=True, path_reduction="sum"):
+        super().__init__()
+        self.mse = JointsMSELoss(use_target_weight)
+        reduce_paths([None], path_reduction)  # fails early on an unknown reduction
+        self.path_reduction = path_reduction
+
+    def _combine(self, loss_pose, terms):
+        """``(loss_pose + loss_cons, parts)`` with ``loss_cons`` the reduced per-path ``terms``."""
+        loss_cons = reduce_paths(terms, self.path_reduction)
+        total = loss_pose + loss_cons
+        parts = {"loss_pose": loss_pose.detach(), "loss_cons": loss_cons.detach()}
+        return total, _path_parts(parts, terms)
+
+
+class PoseCoLoss(_PathConsistencyLoss):
     """PoseDual: supervised loss averaged over the two nets + cross-teaching consistency.
 
     - ``loss_pose = 0.5·MSE(sup_ht1, t, w) + 0.5·MSE(sup_ht2, t, w)``;
@@ -115,16 +138,8 @@ class PoseCoLoss(nn.Module):
     path against the same warped teachers) and ``loss_cons`` is their sum (MultiAugs, the weight
     grows with the number of paths) or their mean.
 
-    Args:
-        use_target_weight: weight each joint's residual (``JointsMSELoss``).
-        path_reduction: ``'sum'`` (MultiAugs) or ``'mean'`` over paths (HARD_AUG.PATH_REDUCTION).
+    Args: as ``_PathConsistencyLoss`` (``use_target_weight``, ``path_reduction``).
     """
-
-    def __init__(self, use_target_weight=True, path_reduction="sum"):
-        super().__init__()
-        self.mse = JointsMSELoss(use_target_weight)
-        reduce_paths([None], path_reduction)  # fails early on an unknown reduction
-        self.path_reduction = path_reduction
 
     def forward(self, outputs, targets, weights):
         """Args:
@@ -148,35 +163,21 @@ class PoseCoLoss(nn.Module):
                 _paths(outputs, "cons_hts1", "cons_ht1"), _paths(outputs, "cons_hts2", "cons_ht2")
             )
         ]
-        loss_cons = reduce_paths(terms, self.path_reduction)
-        total = loss_pose + loss_cons
-        parts = {"loss_pose": loss_pose.detach(), "loss_cons": loss_cons.detach()}
-        return total, _path_parts(parts, terms)
+        return self._combine(loss_pose, terms)
 
 
-class PoseDisLoss(nn.Module):
+class PoseDisLoss(_PathConsistencyLoss):
     """PoseCons: ``MSE(sup_ht, t, w) + MSE(cons_ht, unsup_ht_trans.detach(), w_u)``.
 
     With several paths (``cons_hts``) the consistency term is the sum (MultiAugs) or the mean of
     ``MSE(cons_hts[k], unsup_ht_trans, w_u)`` over the paths k.
 
-    Args:
-        use_target_weight: weight each joint's residual (``JointsMSELoss``).
-        path_reduction: ``'sum'`` (MultiAugs) or ``'mean'`` over paths (HARD_AUG.PATH_REDUCTION).
+    Args: as ``_PathConsistencyLoss`` (``use_target_weight``, ``path_reduction``).
     """
-
-    def __init__(self, use_target_weight=True, path_reduction="sum"):
-        super().__init__()
-        self.mse = JointsMSELoss(use_target_weight)
-        reduce_paths([None], path_reduction)
-        self.path_reduction = path_reduction
 
     def forward(self, outputs, targets, weights):
         """Args: as ``PoseCoLoss`` with the PoseCons training dict. Returns ``(total, parts)``."""
         loss_pose = self.mse(outputs["sup_ht"], targets[0], weights[0])
         target = outputs["unsup_ht_trans"].detach()
         terms = [self.mse(c, target, weights[1]) for c in _paths(outputs, "cons_hts", "cons_ht")]
-        loss_cons = reduce_paths(terms, self.path_reduction)
-        total = loss_pose + loss_cons
-        parts = {"loss_pose": loss_pose.detach(), "loss_cons": loss_cons.detach()}
-        return total, _path_parts(parts, terms)
+        return self._combine(loss_pose, terms)
