@@ -331,12 +331,19 @@ def test_jo_no_op_when_the_target_box_is_off_image():
 
 
 def boxes_reference(n, num, h, w, fix, draw):
-    """CO/CM boxes in MultiAugs' order: column centres, row centres, half-sizes."""
+    """CO/CM boxes drawn in MultiAugs' order (column centres, row centres, half-sizes), clamped:
+    ``(i, r0, r1, c0, c1)`` for each of the ``num`` boxes of each image ``i``."""
     col_range, row_range = (w, h) if fix else (h, w)
     cc = draw(0, col_range, (n, num))
     rc = draw(0, row_range, (n, num))
     half = draw(10, 20, (n, num, 2))
-    return cc, rc, half, col_range, row_range
+    boxes = []
+    for i in range(n):
+        for k in range(num):
+            c0, c1 = (clamp(cc[i, k] + d * half[i, k, 0], 0, col_range) for d in (-1, 1))
+            r0, r1 = (clamp(rc[i, k] + d * half[i, k, 1], 0, row_range) for d in (-1, 1))
+            boxes.append((i, r0, r1, c0, c1))
+    return boxes
 
 
 @pytest.mark.parametrize("fix", [False, True])
@@ -345,13 +352,9 @@ def test_cutout_matches_the_slice_reference(fix):
     torch.manual_seed(4)
     got = random_cutout(x, 5, fix_hw=fix)
     torch.manual_seed(4)
-    cc, rc, half, cr, rr = boxes_reference(3, 5, H, W, fix, torch.randint)
     expect = x.clone()
-    for i in range(3):
-        for k in range(5):
-            c0, c1 = (clamp(cc[i, k] + d * half[i, k, 0], 0, cr) for d in (-1, 1))
-            r0, r1 = (clamp(rc[i, k] + d * half[i, k, 1], 0, rr) for d in (-1, 1))
-            expect[i, :, r0:r1, c0:c1] = 0
+    for i, r0, r1, c0, c1 in boxes_reference(3, 5, H, W, fix, torch.randint):
+        expect[i, :, r0:r1, c0:c1] = 0
     torch.testing.assert_close(got, expect, rtol=0, atol=0)
 
 
@@ -372,15 +375,12 @@ def test_cutmix_matches_the_slice_reference(fix):
     torch.manual_seed(8)
     got = random_cutmix(x, 2, fix_hw=fix)
     torch.manual_seed(8)
-    cc, rc, half, cr, rr = boxes_reference(4, 2, H, W, fix, torch.randint)
+    boxes = boxes_reference(4, 2, H, W, fix, torch.randint)
     perm = torch.randperm(4)
     partner = x[perm]
     expect = x.clone()
-    for i in range(4):
-        for k in range(2):
-            c0, c1 = (clamp(cc[i, k] + d * half[i, k, 0], 0, cr) for d in (-1, 1))
-            r0, r1 = (clamp(rc[i, k] + d * half[i, k, 1], 0, rr) for d in (-1, 1))
-            expect[i, :, r0:r1, c0:c1] = partner[i, :, r0:r1, c0:c1]
+    for i, r0, r1, c0, c1 in boxes:
+        expect[i, :, r0:r1, c0:c1] = partner[i, :, r0:r1, c0:c1]
     torch.testing.assert_close(got, expect, rtol=0, atol=0)
     # every changed pixel comes from the partner image
     diff = changed(got, x)
