@@ -138,22 +138,32 @@ def test_mask_joint_num_zero_returns_input():
     assert mask_joint(x, torch.zeros(1, 24, 2), 0) is x
 
 
+def seeded_mask_joint(seed, img, joints, m, **kwargs):
+    """``mask_joint`` right after seeding torch's and numpy's generators with ``seed``."""
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    return mask_joint(img, joints, m, **kwargs)
+
+
+def rectangle(zero):
+    """The rows and columns of a (H, W) mask, asserted to be one filled rectangle."""
+    rows = zero.any(1).nonzero().flatten()
+    cols = zero.any(0).nonzero().flatten()
+    assert zero.sum().item() == rows.numel() * cols.numel()  # one filled rectangle
+    return rows, cols
+
+
 def test_single_box_is_a_rectangle_of_the_stated_sizes():
-    torch.manual_seed(0)
-    np.random.seed(0)
     n = 16
     img = torch.ones(n, 3, 128, 128)
-    joints = torch.full((n, 24, 2), 64.0)
-    out = mask_joint(img, joints, 1)
+    out = seeded_mask_joint(0, img, torch.full((n, 24, 2), 64.0), 1)
     assert torch.equal(img, torch.ones_like(img))  # input untouched
     for b in range(n):
         zero = out[b] == 0
         assert torch.equal(zero[0], zero[1]) and torch.equal(zero[0], zero[2])  # all channels
-        rows = zero[0].any(1).nonzero().flatten()
-        cols = zero[0].any(0).nonzero().flatten()
+        rows, cols = rectangle(zero[0])
         h, w = rows.numel(), cols.numel()
         assert h % 2 == 0 and w % 2 == 0 and 20 <= h <= 38 and 20 <= w <= 38
-        assert zero[0].sum().item() == h * w  # one filled rectangle
         cy, cx = (rows[0] + rows[-1] + 1) / 2, (cols[0] + cols[-1] + 1) / 2
         assert abs(cx - 64) < 45 and abs(cy - 64) < 45
 
@@ -171,13 +181,11 @@ def test_at_most_m_boxes_per_image():
 
 
 def test_joint_ids_restrict_the_drawn_channels():
-    torch.manual_seed(2)
-    np.random.seed(2)
     img = torch.ones(2, 3, 200, 200)
     joints = torch.zeros(2, 24, 2)
     joints[:, :, :] = 30.0
     joints[:, 7] = torch.tensor([150.0, 160.0])
-    out = mask_joint(img, joints, 3, joint_ids=[7])
+    out = seeded_mask_joint(2, img, joints, 3, joint_ids=[7])
     zero = out[:, 0] == 0
     assert zero.any()
     assert not zero[:, :100, :100].any()  # nothing near the other joints
@@ -189,20 +197,14 @@ def test_original_clamp_bug_and_fix():
     joints = torch.zeros(1, 24, 2)
     joints[0, :, 0] = 100.0
     joints[0, :, 1] = 230.0
-    torch.manual_seed(0)
-    np.random.seed(0)
-    buggy = mask_joint(img, joints, 1)
+    buggy = seeded_mask_joint(0, img, joints, 1)
     assert (buggy == 0).sum().item() == 0
-    torch.manual_seed(0)
-    np.random.seed(0)
-    fixed = mask_joint(img, joints, 1, fix_clamp=True)
+    fixed = seeded_mask_joint(0, img, joints, 1, fix_clamp=True)
     zero_rows = (fixed[0, 0] == 0).any(1).nonzero().flatten()
     assert zero_rows.numel() >= 20 and zero_rows.min() >= 192
     # the x clamp of the original uses H=256: a box near the right border is kept (cropped by W)
     joints[0, :, 0], joints[0, :, 1] = 185.0, 100.0
-    torch.manual_seed(0)
-    np.random.seed(0)
-    right = mask_joint(img, joints, 1)
+    right = seeded_mask_joint(0, img, joints, 1)
     assert (right[0, 0] == 0).any()
 
 
@@ -215,18 +217,14 @@ def test_mask_joint_on_cuda():
 
 def test_relative_cutout_scales_box_sizes():
     """size_scale 1/3 (a 64 px wide input): half-sizes round(10..19 / 3) = 3..6 px."""
-    torch.manual_seed(0)
-    np.random.seed(0)
     n = 32
     img = torch.ones(n, 3, 96, 64)
-    joints = torch.full((n, 24, 2), 32.0)
-    out = mask_joint(img, joints, 1, fix_clamp=True, size_scale=64 / 192)
+    out = seeded_mask_joint(0, img, torch.full((n, 24, 2), 32.0), 1, fix_clamp=True,
+                            size_scale=64 / 192)
     sizes = []
     for b in range(n):
-        zero = out[b, 0] == 0
-        h, w = zero.any(1).sum().item(), zero.any(0).sum().item()
-        assert zero.sum().item() == h * w
-        sizes += [h, w]
+        rows, cols = rectangle(out[b, 0] == 0)
+        sizes += [rows.numel(), cols.numel()]
     assert min(sizes) >= 6 and max(sizes) <= 12 and len(set(sizes)) > 2
 
 
