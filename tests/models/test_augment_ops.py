@@ -346,14 +346,21 @@ def boxes_reference(n, num, h, w, fix, draw):
     return boxes
 
 
+def op_and_boxes_reference(op, x, num, fix, seed):
+    """``op(x, num, fix_hw=fix)`` and ``boxes_reference`` of its boxes, each drawn right after
+    seeding torch with ``seed`` (later torch draws follow the reference's)."""
+    torch.manual_seed(seed)
+    got = op(x, num, fix_hw=fix)
+    torch.manual_seed(seed)
+    return got, boxes_reference(len(x), num, H, W, fix, torch.randint)
+
+
 @pytest.mark.parametrize("fix", [False, True])
 def test_cutout_matches_the_slice_reference(fix):
     x = distinct_images(3)
-    torch.manual_seed(4)
-    got = random_cutout(x, 5, fix_hw=fix)
-    torch.manual_seed(4)
+    got, boxes = op_and_boxes_reference(random_cutout, x, 5, fix, seed=4)
     expect = x.clone()
-    for i, r0, r1, c0, c1 in boxes_reference(3, 5, H, W, fix, torch.randint):
+    for i, r0, r1, c0, c1 in boxes:
         expect[i, :, r0:r1, c0:c1] = 0
     torch.testing.assert_close(got, expect, rtol=0, atol=0)
 
@@ -372,10 +379,7 @@ def test_cutout_hw_swap_on_non_square_input():
 @pytest.mark.parametrize("fix", [False, True])
 def test_cutmix_matches_the_slice_reference(fix):
     x = distinct_images(4)
-    torch.manual_seed(8)
-    got = random_cutmix(x, 2, fix_hw=fix)
-    torch.manual_seed(8)
-    boxes = boxes_reference(4, 2, H, W, fix, torch.randint)
+    got, boxes = op_and_boxes_reference(random_cutmix, x, 2, fix, seed=8)
     perm = torch.randperm(4)
     partner = x[perm]
     expect = x.clone()
