@@ -311,6 +311,29 @@ class HardViewModel(nn.Module):
                 out.append(tuple(source for _ in teacher_hts))
         return out
 
+    @torch.no_grad()
+    def _hard_views(self, unsup_x, aug_x, names):
+        """The teachers' pass and the students' hard views on an unlabeled batch (no gradient).
+
+        The teachers (networks ``names``) see the teacher view of ``unsup_x``; the hard images are
+        drawn from ``aug_x`` if ``cons_rand_aug`` else ``unsup_x``, network i's at the joints of
+        the teacher ``names[-1 - i]`` (with two networks each is cut at the other's joints); one
+        random θ then warps every path and, composed with the teacher view's θ, the teachers.
+
+        Returns:
+            ``(teacher_hts, teacher_trans, paths, theta)``: the teachers' heatmaps (a tuple in
+            ``names`` order), them carried into the students' frame, a list over paths of tuples
+            of warped hard images (one per network), and θ (N, 2, 3).
+        """
+        teacher_x, theta_t = self._teacher_view(unsup_x)
+        hts = tuple(self._teacher(name)(teacher_x) for name in names)
+        source = aug_x if self.cons_rand_aug else unsup_x
+        paths = self._hard_paths(source, *reversed(hts))
+        theta = self._theta(unsup_x.shape[0], unsup_x.device)
+        paths = [self._warp(theta, *images) for images in paths]
+        trans = self._warp(self._teacher_to_student(theta_t, theta), *hts)
+        return hts, trans, paths, theta
+
     # ------------------------------------------------------------------------ external teachers
     def teacher_names(self):
         """Names of the networks whose easy-view (teacher) pass ``set_teachers`` may replace."""

@@ -65,16 +65,11 @@ class PoseCons(HardViewModel):
                 "theta": identity_theta(batch, device=unsup_x.device),
             }
 
-        with torch.no_grad():
-            teacher_x, theta_t = self._teacher_view(unsup_x)
-            unsup_ht = self._teacher("resnet")(teacher_x)
-            source = aug_x if self.cons_rand_aug else unsup_x
-            # every path at the teacher's own joints, then one θ for all paths
-            paths = self._hard_paths(source, unsup_ht)
-            theta = self._theta(batch, unsup_x.device)
-            cons_xs = tuple(self._warp(theta, x)[0] for (x,) in paths)
-            (unsup_ht_trans,) = self._warp(self._teacher_to_student(theta_t, theta), unsup_ht)
-
+        # every path at the teacher's own joints, then one θ for all paths
+        (unsup_ht,), (unsup_ht_trans,), paths, theta = self._hard_views(
+            unsup_x, aug_x, ("resnet",)
+        )
+        cons_xs = tuple(x for (x,) in paths)
         cons_hts = tuple(self.resnet(x) for x in cons_xs)  # one forward (own BN statistics) each
         out = {
             "sup_ht": sup_ht,

@@ -100,20 +100,11 @@ class PoseDual(HardViewModel):
                 "theta": identity_theta(batch, device=unsup_x.device),
             }
 
-        with torch.no_grad():
-            teacher_x, theta_t = self._teacher_view(unsup_x)
-            unsup_ht1 = self._teacher("resnet")(teacher_x)
-            unsup_ht2 = self._teacher("resnet2")(teacher_x)
-            source = aug_x if self.cons_rand_aug else unsup_x
-            # per path, net 1's image is cut at net 2's joints and vice versa (JC alone: as
-            # _cutout); one θ for every path and both nets
-            paths = self._hard_paths(source, unsup_ht2, unsup_ht1)
-            theta = self._theta(batch, unsup_x.device)
-            paths = [self._warp(theta, x1, x2) for x1, x2 in paths]
-            trans1, trans2 = self._warp(
-                self._teacher_to_student(theta_t, theta), unsup_ht1, unsup_ht2
-            )
-
+        # per path, net 1's image is cut at net 2's joints and vice versa (JC alone: as _cutout);
+        # one θ for every path and both nets
+        (unsup_ht1, unsup_ht2), (trans1, trans2), paths, theta = self._hard_views(
+            unsup_x, aug_x, ("resnet", "resnet2")
+        )
         cons_hts1, cons_hts2 = [], []
         for x1, x2 in paths:  # one forward per net and path, each with its own BN statistics
             cons_hts1.append(self.resnet(x1))
