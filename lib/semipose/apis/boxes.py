@@ -23,6 +23,7 @@ import re
 
 import numpy as np
 
+from semipose.common.detections import person_detection
 from semipose.common.errors import DataFileError
 
 __all__ = [
@@ -160,17 +161,13 @@ class DetectionJsonBoxes(_JsonBoxes):
         per_image = {}
         for det in data:
             try:
-                if det["category_id"] != 1:
-                    continue
-                score = float(det["score"])
-                box = [float(v) for v in det["bbox"][:4]]
-                image_id = det["image_id"]
-            except (KeyError, TypeError, ValueError):
+                parsed = person_detection(det)
+            except ValueError:
                 bad += 1
                 continue
-            if len(box) != 4:
-                bad += 1
+            if parsed is None:
                 continue
+            image_id, box, score = parsed
             if score < self.score_thr:
                 continue
             per_image.setdefault(image_id, []).append(box + [score])

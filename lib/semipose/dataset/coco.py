@@ -13,6 +13,7 @@ import json_tricks as json
 import numpy as np
 from pycocotools.coco import COCO
 
+from semipose.common.detections import person_detection
 from semipose.common.errors import DataFileError
 from semipose.common.io import atomic_write_text
 from semipose.dataset.joints import COCO_JOINTS, COCO_SIGMAS, COCO_SU, COCO_TRAINED, COCO_U2A
@@ -292,17 +293,14 @@ class COCODataset(JointsDataset):
         first_bad = None
         for index, det in enumerate(all_boxes):
             try:
-                if det["category_id"] != 1:
-                    continue
-                score = float(det["score"])
-                box = [float(v) for v in det["bbox"][:4]]
-                image_id = det["image_id"]
-            except (KeyError, TypeError, ValueError):
-                box = None
-            if box is None or len(box) != 4:
+                parsed = person_detection(det)
+            except ValueError:
                 bad += 1
                 first_bad = index if first_bad is None else first_bad
                 continue
+            if parsed is None:
+                continue
+            image_id, box, score = parsed
             if score < self.image_thre:
                 continue
             center, scale = self._box2cs(box)
