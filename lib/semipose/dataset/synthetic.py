@@ -193,6 +193,30 @@ def _limb_dir(side, abduct, flex):
     return _rot_z(-side * abduct) @ (_rot_x(-flex) @ _DOWN)
 
 
+def _place_limb(pts, frame, side, joints, angles, upper, lower):
+    """Places a two-segment limb (arm or leg) hanging from an already placed joint.
+
+    Args:
+        pts: (P, 3) body points, written in place.
+        frame: (3, 3) rotation of the limb's parent (torso or hip).
+        side: +1 for the person's left, -1 for the right.
+        joints: ``(root, middle, end)`` point indices, e.g. shoulder, elbow, wrist.
+        angles: ``(abduct, flex, abduct2, flex2)`` of the upper and lower segment in degrees
+            (``_limb_dir``).
+        upper, lower: the segments' lengths.
+
+    Returns:
+        The lower segment's unit direction (3,).
+    """
+    abd, flex, abd2, flex2 = angles
+    root, middle, end = joints
+    d1 = frame @ _limb_dir(side, math.radians(abd), math.radians(flex))
+    d2 = frame @ _limb_dir(side, math.radians(abd2), math.radians(flex2))
+    pts[middle] = pts[root] + upper * d1
+    pts[end] = pts[middle] + lower * d2
+    return d2
+
+
 def _sample_pose(rng):
     """Joint angles (degrees) of one person, from a random pose mode within joint limits."""
     u = rng.uniform
@@ -322,25 +346,19 @@ def _build_body(pose, app):
     pts[MOUTH_R] = center + r * (r_head @ np.array([-0.25, 0.5, -0.83]))
     pts[HAIR0:] = center + 1.04 * r * (HAIR_DIRS @ r_head.T)
     # Arms (torso frame).
-    for side, (sho, elb, wri, hand), (abd, flex, abd2, flex2) in (
+    for side, (sho, elb, wri, hand), angles in (
         (1, (LSHO, LELB, LWRI, LHAND), pose["arms"][0]),
         (-1, (RSHO, RELB, RWRI, RHAND), pose["arms"][1]),
     ):
-        d1 = r_torso @ _limb_dir(side, rad(abd), rad(flex))
-        d2 = r_torso @ _limb_dir(side, rad(abd2), rad(flex2))
-        pts[elb] = pts[sho] + app["uarm"] * d1
-        pts[wri] = pts[elb] + app["farm"] * d2
+        d2 = _place_limb(pts, r_torso, side, (sho, elb, wri), angles, app["uarm"], app["farm"])
         pts[hand] = pts[wri] + 0.6 * app["r_hand"] * d2
     # Legs (hip frame); the foot points forward and a little down.
     fwd = -zh
-    for side, (hip, kne, ank, toe), (abd, flex, abd2, flex2) in (
+    for side, (hip, kne, ank, toe), angles in (
         (1, (LHIP, LKNE, LANK, LTOE), pose["legs"][0]),
         (-1, (RHIP, RKNE, RANK, RTOE), pose["legs"][1]),
     ):
-        d1 = r_hip @ _limb_dir(side, rad(abd), rad(flex))
-        d2 = r_hip @ _limb_dir(side, rad(abd2), rad(flex2))
-        pts[kne] = pts[hip] + app["thigh"] * d1
-        pts[ank] = pts[kne] + app["shin"] * d2
+        _place_limb(pts, r_hip, side, (hip, kne, ank), angles, app["thigh"], app["shin"])
         pts[toe] = pts[ank] + app["foot"] * fwd + 0.025 * _DOWN
     return pts, r_head, r_torso
 
