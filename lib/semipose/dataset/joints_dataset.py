@@ -106,11 +106,7 @@ def generate_target(joints, joints_vis, image_size, heatmap_size, sigma, target_
     lying completely outside the heatmap sets the joint's weight to 0.
 
     Args:
-        joints: (K, >=2) joint coordinates in input-image pixels.
-        joints_vis: (K, >=1) visibilities; column 0 is the weight.
-        image_size: input ``(W, H)``.
-        heatmap_size: heatmap ``(w, h)``.
-        sigma: Gaussian sigma in heatmap pixels.
+        joints, joints_vis, image_size, heatmap_size, sigma: as ``target_windows``.
         target_type: only ``'gaussian'``.
 
     Returns:
