@@ -1,4 +1,6 @@
 """Shared test fixtures: the real-data samples beside the repository and small CPU settings."""
+import json
+import os
 from pathlib import Path
 
 import pytest
@@ -21,6 +23,77 @@ def realdata_dir():
 @pytest.fixture(scope="session")
 def repo_root():
     return REPO_ROOT
+
+
+@pytest.fixture(scope="session")
+def wild_coco(tmp_path_factory):
+    """The function ``wild_coco(name, num_val, seed)`` -> ``(root, train detections file)``: a new
+    synthetic COCO set of 4 train and ``num_val`` val images of 160x120 under a temporary folder
+    ``name``, plus an ``unlabeled2017`` view of its train images (the WILD unlabeled set)."""
+    from semipose.dataset.synthetic import generate
+
+    def make(name, num_val, seed):
+        root = tmp_path_factory.mktemp(name)
+        info = generate(str(root), num_train=4, num_val=num_val, image_size=(160, 120), seed=seed)
+        coco = root / "coco"
+        os.symlink(coco / "images" / "train2017", coco / "images" / "unlabeled2017")
+        train = json.loads(Path(info["train_ann"]).read_text())
+        images = {"images": train["images"], "categories": train["categories"]}
+        (coco / "annotations" / "image_info_unlabeled2017.json").write_text(json.dumps(images))
+        return root, info["train_dets"]
+
+    return make
+
+
+def _tiny_opts(root, out, model_name="pose_dual", epochs=1, iters=2, extra=(), changes=None):
+    """Command-line overrides of a tiny CPU training: a ResNet-18 with thin deconvolutions at 64x96
+    on the tiny synthetic COCO-format set under ``root`` (GT boxes), writing under ``out``, for
+    ``epochs`` epochs of at most ``iters`` iterations. ``changes`` maps a key to its new value, or
+    to None to leave the key out (the default then holds); ``extra`` is appended as it is."""
+    opts = {
+        "OUTPUT_DIR": str(Path(out) / "output"),
+        "LOG_DIR": str(Path(out) / "log"),
+        "WORKERS": "0",
+        "PRINT_FREQ": "1",
+        "DEVICE": "cpu",
+        "MODEL.NAME": model_name,
+        "MODEL.INIT_WEIGHTS": "False",
+        "MODEL.PRETRAINED": "",
+        "MODEL.NUM_JOINTS": "24",
+        "MODEL.IMAGE_SIZE": "[64, 96]",
+        "MODEL.EXTRA.NUM_LAYERS": "18",
+        "MODEL.EXTRA.HEATMAP_SIZE": "[16, 24]",
+        "MODEL.EXTRA.NUM_DECONV_FILTERS": "[32, 32, 32]",
+        "MODEL.EXTRA.SIGMA": "1",
+        "DATASET.ROOT": str(root),
+        "DATASET.TRAIN_DATASET": "coco" if model_name == "pose_resnet" else "mix_coco_coco",
+        "DATASET.TEST_DATASET": "coco",
+        "DATASET.TRAIN_SET": "train",
+        "DATASET.TEST_SET": "validation",
+        "DATASET.TRAIN_LEN": "4",
+        "MASK_JOINT_NUM": "2",
+        "TRAIN.BATCH_SIZE": "2",
+        "TRAIN.END_EPOCH": str(epochs),
+        "TRAIN.LR_STEP": "[1, 2]",
+        "TRAIN.MAX_ITERS": str(iters),
+        "TEST.BATCH_SIZE": "4",
+        "TEST.USE_GT_BBOX": "True",
+        "TEST.OKS_THRE": "0.9",
+        "TEST.IN_VIS_THRE": "0.2",
+    }
+    for key, value in (changes or {}).items():
+        if value is None:
+            del opts[key]
+        else:
+            opts[key] = value
+    return [item for pair in opts.items() for item in pair] + list(extra)
+
+
+@pytest.fixture(scope="session")
+def tiny_opts():
+    """The function ``tiny_opts(root, out, model_name="pose_dual", epochs=1, iters=2, extra=(),
+    changes=None)``: the overrides list of a tiny CPU training run (see ``_tiny_opts``)."""
+    return _tiny_opts
 
 
 @pytest.fixture

@@ -189,30 +189,12 @@ def synth_root(tmp_path_factory):
     return root
 
 
-def tiny_pose_dual(root, out):
-    """Overrides of a one-epoch, two-iteration PoseDual (ResNet-18 at 64x96, thin deconvs) on the
-    tiny synthetic set, on CPU."""
-    return [
-        "OUTPUT_DIR", str(out / "output"), "LOG_DIR", str(out / "log"), "WORKERS", "0",
-        "PRINT_FREQ", "1", "DEVICE", "cpu", "MODEL.NAME", "pose_dual",
-        "MODEL.INIT_WEIGHTS", "False", "MODEL.PRETRAINED", "", "MODEL.NUM_JOINTS", "24",
-        "MODEL.IMAGE_SIZE", "[64, 96]", "MODEL.EXTRA.NUM_LAYERS", "18",
-        "MODEL.EXTRA.HEATMAP_SIZE", "[16, 24]", "MODEL.EXTRA.NUM_DECONV_FILTERS", "[32, 32, 32]",
-        "MODEL.EXTRA.SIGMA", "1", "DATASET.ROOT", str(root),
-        "DATASET.TRAIN_DATASET", "mix_coco_coco", "DATASET.TEST_DATASET", "coco",
-        "DATASET.TRAIN_SET", "train", "DATASET.TEST_SET", "validation", "DATASET.TRAIN_LEN", "4",
-        "MASK_JOINT_NUM", "2", "TRAIN.BATCH_SIZE", "2", "TRAIN.END_EPOCH", "1",
-        "TRAIN.LR_STEP", "[1, 2]", "TRAIN.MAX_ITERS", "2", "TEST.BATCH_SIZE", "4",
-        "TEST.USE_GT_BBOX", "True", "TEST.OKS_THRE", "0.9", "TEST.IN_VIS_THRE", "0.2",
-    ]  # fmt: skip
-
-
-def test_reads_a_real_training_run(study, synth_root, tmp_path):
+def test_reads_a_real_training_run(study, synth_root, tmp_path, tiny_opts):
     """A one-epoch tiny training: the study finds its folder and reads the AP ``do_train``
     returned, per head, and net 1's collapse share from the run's metrics.jsonl."""
     from semipose.engine.trainer import do_train
 
-    opts = tiny_pose_dual(synth_root, tmp_path)
+    opts = tiny_opts(synth_root, tmp_path)  # one epoch of two iterations
     cfg = load_config(None, opts)
     args = types.SimpleNamespace(cfg="tiny.yaml", opts=opts, distributed=False, local_rank=-1)
     out = do_train(cfg, args)

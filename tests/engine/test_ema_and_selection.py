@@ -7,14 +7,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from torch import nn
 
 from semipose.config import ConfigError, get_cfg, load_config, update_config
-from semipose.core.loss import SupervisedLoss
 from semipose.engine import hooks as H
 from semipose.engine import trainer
 from semipose.engine.train_loop import Trainer
-from semipose.methods import Method, build_method
+from semipose.methods import build_method
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -31,20 +29,13 @@ def synth_root(tmp_path_factory):
     return root
 
 
-def tiny_opts(root, out, epochs, extra=()):
-    return [
-        "OUTPUT_DIR", str(out / "output"), "LOG_DIR", str(out / "log"), "WORKERS", "0",
-        "PRINT_FREQ", "1", "DEVICE", "cpu", "MODEL.NAME", "pose_dual",
-        "MODEL.INIT_WEIGHTS", "False", "MODEL.PRETRAINED", "", "MODEL.NUM_JOINTS", "24",
-        "MODEL.IMAGE_SIZE", "[64, 96]", "MODEL.EXTRA.NUM_LAYERS", "18",
-        "MODEL.EXTRA.HEATMAP_SIZE", "[16, 24]", "MODEL.EXTRA.NUM_DECONV_FILTERS", "[16, 16, 16]",
-        "MODEL.EXTRA.SIGMA", "1", "DATASET.ROOT", str(root),
-        "DATASET.TRAIN_DATASET", "mix_coco_coco", "DATASET.TEST_DATASET", "coco",
-        "DATASET.TRAIN_SET", "train", "DATASET.TEST_SET", "validation", "DATASET.TRAIN_LEN", "4",
-        "MASK_JOINT_NUM", "2", "TRAIN.BATCH_SIZE", "2", "TRAIN.END_EPOCH", str(epochs),
-        "TRAIN.LR_STEP", "[1, 2]", "TRAIN.MAX_ITERS", "2", "TEST.BATCH_SIZE", "4",
-        "TEST.USE_GT_BBOX", "True", "TEST.OKS_THRE", "0.9", *extra,
-    ]
+@pytest.fixture
+def small_opts(tiny_opts):
+    """``small_opts(root, out, epochs, extra=())``: the tiny PoseDual training of ``tiny_opts`` with
+    16-channel deconvolutions and the default TEST.IN_VIS_THRE."""
+    changes = {"MODEL.EXTRA.NUM_DECONV_FILTERS": "[16, 16, 16]", "TEST.IN_VIS_THRE": None}
+    return lambda root, out, epochs, extra=(): tiny_opts(root, out, epochs=epochs, extra=extra,
+                                                         changes=changes)
 
 
 def run_train(opts):
@@ -61,10 +52,10 @@ def load(out):
     return torch.load(Path(out["output_dir"]) / "checkpoint.pth.tar", weights_only=True)
 
 
-def test_ema_state_is_checkpointed_and_resumes_exactly(synth_root, tmp_path):
-    _, a = run_train(tiny_opts(synth_root, tmp_path / "straight", 2, EMA))
-    run_train(tiny_opts(synth_root, tmp_path / "resumed", 1, EMA))
-    cfg, b = run_train(tiny_opts(synth_root, tmp_path / "resumed", 2, EMA))
+def test_ema_state_is_checkpointed_and_resumes_exactly(synth_root, tmp_path, small_opts):
+    _, a = run_train(small_opts(synth_root, tmp_path / "straight", 2, EMA))
+    run_train(small_opts(synth_root, tmp_path / "resumed", 1, EMA))
+    cfg, b = run_train(small_opts(synth_root, tmp_path / "resumed", 2, EMA))
     assert b["epochs"] == 1
     ca, cb = load(a), load(b)
     assert ca["ema"]["updates"] == cb["ema"]["updates"] == 4  # 2 iterations x 2 epochs
@@ -87,10 +78,11 @@ def test_ema_state_is_checkpointed_and_resumes_exactly(synth_root, tmp_path):
                               method, str(Path(b["output_dir"]) / "model_best.pth.tar"))
 
 
-def test_resume_without_ema_state_starts_the_average_from_the_model(synth_root, tmp_path, caplog):
-    run_train(tiny_opts(synth_root, tmp_path, 1))
+def test_resume_without_ema_state_starts_the_average_from_the_model(synth_root, tmp_path, caplog,
+                                                                    small_opts):
+    run_train(small_opts(synth_root, tmp_path, 1))
     with caplog.at_level(logging.WARNING):
-        _, out = run_train(tiny_opts(synth_root, tmp_path, 2, EMA))
+        _, out = run_train(small_opts(synth_root, tmp_path, 2, EMA))
     assert "no 'ema' state" in caplog.text
     assert "TEST.SELECT_BY is 'mean'" in caplog.text  # the checkpoint's best was net 1's
     assert load(out)["ema"]["updates"] == 2
@@ -109,21 +101,15 @@ def test_ema_needs_a_method_with_teachers():
 # ----------------------------------------------------------------------------- selection
 
 
-class TwoNets(Method):
-    """Two 1x1 convs standing for two nets; supervised MSE on the first."""
+@pytest.fixture
+def two_nets(toy_method):
+    """The toy method's class named as two nets and the ensemble (for selection by results)."""
 
-    nets = ("net1", "net2")
-    heads = ("net1", "net2", "ensemble")
+    class TwoNets(toy_method):
+        nets = ("net1", "net2")
+        heads = ("net1", "net2", "ensemble")
 
-    def build_model(self, is_train):
-        torch.manual_seed(0)
-        return nn.Conv2d(3, 2, 1)
-
-    def build_criterion(self, use_target_weight):
-        return SupervisedLoss(use_target_weight)
-
-    def labeled_heatmap(self, outputs):
-        return outputs
+    return TwoNets
 
 
 def results(net1, net2, ensemble):
@@ -136,8 +122,8 @@ def results(net1, net2, ensemble):
 EPOCHS = [results(0.50, 0.10, 0.20), results(0.40, 0.60, 0.30), results(0.30, 0.30, 0.70)]
 
 
-def test_selection_metrics_on_hand_made_results():
-    method = TwoNets(load_config(None, ["MODEL.NAME", "two"]))
+def test_selection_metrics_on_hand_made_results(two_nets):
+    method = two_nets(load_config(None, ["MODEL.NAME", "two"]))
     assert method.selection_metrics(EPOCHS[1]) == pytest.approx(
         {"net1": 0.40, "mean": 0.50, "ensemble": 0.30})
     # a single-network method: every rule is its net's metric; old results without perfs
@@ -148,8 +134,8 @@ def test_selection_metrics_on_hand_made_results():
 
 
 @pytest.mark.parametrize("rule,best_epoch", [("net1", 0), ("mean", 1), ("ensemble", 2)])
-def test_select_by_picks_its_best_epoch(rule, best_epoch, tmp_path):
-    method = TwoNets(load_config(None, ["MODEL.NAME", "two", "TEST.SELECT_BY", rule]))
+def test_select_by_picks_its_best_epoch(rule, best_epoch, tmp_path, two_nets):
+    method = two_nets(load_config(None, ["MODEL.NAME", "two", "TEST.SELECT_BY", rule]))
     model = method.build_model(True)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, [5], 0.1)
@@ -169,11 +155,11 @@ def test_select_by_picks_its_best_epoch(rule, best_epoch, tmp_path):
     assert t.epoch_stats["ap"] == {"net1": 0.3, "net2": 0.3, "ensemble": 0.7}
 
 
-def test_bad_select_by_values():
+def test_bad_select_by_values(two_nets):
     with pytest.raises(ConfigError, match="TEST.SELECT_BY"):
         build_method(load_config(None, ["MODEL.NAME", "pose_dual", "TEST.SELECT_BY", "best"]))
 
-    class NoEnsemble(TwoNets):
+    class NoEnsemble(two_nets):
         heads = ("net1", "net2")
 
     with pytest.raises(ConfigError, match="no ensemble"):

@@ -4,27 +4,10 @@ import json
 
 import pytest
 import torch
-from torch import nn
 
 from semipose.config import load_config
-from semipose.core.loss import SupervisedLoss
 from semipose.engine import hooks as H
 from semipose.engine.train_loop import HookBase, Trainer
-from semipose.methods import Method
-
-
-class ToyMethod(Method):
-    """One 1x1 conv from 3 to 2 channels; supervised MSE."""
-
-    def build_model(self, is_train):
-        torch.manual_seed(0)
-        return nn.Conv2d(3, 2, 1)
-
-    def build_criterion(self, use_target_weight):
-        return SupervisedLoss(use_target_weight)
-
-    def labeled_heatmap(self, outputs):
-        return outputs
 
 
 def toy_batches(n=3, scale=1.0):
@@ -36,13 +19,21 @@ def toy_batches(n=3, scale=1.0):
     ]
 
 
-def toy_trainer(loader=None, loss_limit=0.0, lr=0.1, steps=(1, 2)):
-    method = ToyMethod(load_config(None, ["MODEL.NAME", "toy"]))
-    model = method.build_model(True)
-    opt = torch.optim.SGD(model.parameters(), lr=lr)
-    sched = torch.optim.lr_scheduler.MultiStepLR(opt, list(steps), 0.1)
-    trainer = Trainer(model, method, opt, loader or toy_batches(), "cpu", loss_limit=loss_limit)
-    return trainer, sched
+@pytest.fixture
+def toy_trainer(toy_method):
+    """``toy_trainer(loader=None, loss_limit=0.0, lr=0.1, steps=(1, 2))``: a Trainer of the toy
+    method with SGD, and its MultiStepLR schedule."""
+
+    def make(loader=None, loss_limit=0.0, lr=0.1, steps=(1, 2)):
+        method = toy_method(load_config(None, ["MODEL.NAME", "toy"]))
+        model = method.build_model(True)
+        opt = torch.optim.SGD(model.parameters(), lr=lr)
+        sched = torch.optim.lr_scheduler.MultiStepLR(opt, list(steps), 0.1)
+        trainer = Trainer(model, method, opt, loader or toy_batches(), "cpu",
+                          loss_limit=loss_limit)
+        return trainer, sched
+
+    return make
 
 
 class Recorder(HookBase):
@@ -57,7 +48,7 @@ class Recorder(HookBase):
         return object.__getattribute__(self, name)
 
 
-def test_loop_calls_hooks_in_order_and_emits_epoch_records():
+def test_loop_calls_hooks_in_order_and_emits_epoch_records(toy_trainer):
     trainer, _ = toy_trainer(toy_batches(2))
     rec = Recorder()
     records = []
@@ -79,7 +70,7 @@ def test_loop_calls_hooks_in_order_and_emits_epoch_records():
     assert ep["lr"] == pytest.approx(0.1) and ep["elapsed_s"] > 0
 
 
-def test_run_step_updates_weights_and_stops_on_nan_and_divergence():
+def test_run_step_updates_weights_and_stops_on_nan_and_divergence(toy_trainer):
     trainer, _ = toy_trainer()
     before = trainer.model.weight.detach().clone()
     step = trainer.run_step(toy_batches(1)[0])
@@ -99,7 +90,7 @@ def make_checkpointer(tmp_path, trainer, sched, lr=0.1, steps=(1, 2)):
                           schedule=(lr, 0.1, list(steps)), model_name=("toy", "toy"))
 
 
-def test_checkpoint_is_written_before_a_failing_validation(tmp_path):
+def test_checkpoint_is_written_before_a_failing_validation(tmp_path, toy_trainer):
     trainer, sched = toy_trainer()
     ck = make_checkpointer(tmp_path, trainer, sched)
 
@@ -116,7 +107,7 @@ def test_checkpoint_is_written_before_a_failing_validation(tmp_path):
     assert torch.equal(saved["state_dict"]["weight"], trainer.model.weight.detach())
 
 
-def test_best_model_written_on_first_validation_even_at_zero(tmp_path):
+def test_best_model_written_on_first_validation_even_at_zero(tmp_path, toy_trainer):
     trainer, sched = toy_trainer()
     ck = make_checkpointer(tmp_path, trainer, sched)
     results = {"perf": 0.0, "loss": 0.1, "acc": 0.0, "heads": ("net1",),
@@ -131,7 +122,7 @@ def test_best_model_written_on_first_validation_even_at_zero(tmp_path):
     assert trainer.epoch_stats["metrics"] == {"net1": {"AP": 0.0, "Ap .5": 0.0}}
 
 
-def test_resume_with_a_lower_lr_uses_the_config(tmp_path, caplog):
+def test_resume_with_a_lower_lr_uses_the_config(tmp_path, caplog, toy_trainer):
     trainer, sched = toy_trainer(lr=0.1, steps=(1, 5))
     ck = make_checkpointer(tmp_path, trainer, sched, lr=0.1, steps=(1, 5))
     trainer.register_hooks([H.LRScheduler(sched), H.CheckpointHook(ck)])
@@ -155,7 +146,7 @@ def test_resume_with_a_lower_lr_uses_the_config(tmp_path, caplog):
     assert lower.lr == pytest.approx(0.0002)
 
 
-def test_resume_of_a_checkpoint_without_the_new_keys(tmp_path):
+def test_resume_of_a_checkpoint_without_the_new_keys(tmp_path, toy_trainer):
     """Checkpoints written before the engine change (no best_epoch / schedule) still resume."""
     trainer, sched = toy_trainer()
     trainer.optimizer.step()

@@ -56,18 +56,9 @@ def shrunk_backbone(yaml_file):
 
 
 @pytest.fixture(scope="module")
-def coco_root(tmp_path_factory):
+def coco_root(wild_coco):
     """A tiny synthetic COCO set plus an ``unlabeled2017`` view of its train images (WILD)."""
-    from semipose.dataset.synthetic import generate
-
-    root = tmp_path_factory.mktemp("coco_syn")
-    info = generate(str(root), num_train=4, num_val=2, image_size=(160, 120), seed=5)
-    coco = root / "coco"
-    os.symlink(coco / "images" / "train2017", coco / "images" / "unlabeled2017")
-    train = json.loads(Path(info["train_ann"]).read_text())
-    info_file = coco / "annotations" / "image_info_unlabeled2017.json"
-    info_file.write_text(json.dumps({"images": train["images"], "categories": train["categories"]}))
-    return root, info["train_dets"]
+    return wild_coco("coco_syn", num_val=2, seed=5)
 
 
 @pytest.fixture(scope="module")

@@ -26,43 +26,6 @@ def synth_root(tmp_path_factory):
     return root
 
 
-def tiny_opts(root, out, model_name="pose_dual", epochs=1, iters=2, extra=()):
-    """Overrides for a 64x48 ResNet-18 with thin deconvs on the tiny synthetic set."""
-    train_dataset = "coco" if model_name == "pose_resnet" else "mix_coco_coco"
-    return [
-        "OUTPUT_DIR", str(out / "output"),
-        "LOG_DIR", str(out / "log"),
-        "WORKERS", "0",
-        "PRINT_FREQ", "1",
-        "DEVICE", "cpu",
-        "MODEL.NAME", model_name,
-        "MODEL.INIT_WEIGHTS", "False",
-        "MODEL.PRETRAINED", "",
-        "MODEL.NUM_JOINTS", "24",
-        "MODEL.IMAGE_SIZE", "[64, 96]",
-        "MODEL.EXTRA.NUM_LAYERS", "18",
-        "MODEL.EXTRA.HEATMAP_SIZE", "[16, 24]",
-        "MODEL.EXTRA.NUM_DECONV_FILTERS", "[32, 32, 32]",
-        "MODEL.EXTRA.SIGMA", "1",
-        "DATASET.ROOT", str(root),
-        "DATASET.TRAIN_DATASET", train_dataset,
-        "DATASET.TEST_DATASET", "coco",
-        "DATASET.TRAIN_SET", "train",
-        "DATASET.TEST_SET", "validation",
-        "DATASET.TRAIN_LEN", "4",
-        "MASK_JOINT_NUM", "2",
-        "TRAIN.BATCH_SIZE", "2",
-        "TRAIN.END_EPOCH", str(epochs),
-        "TRAIN.LR_STEP", "[1, 2]",
-        "TRAIN.MAX_ITERS", str(iters),
-        "TEST.BATCH_SIZE", "4",
-        "TEST.USE_GT_BBOX", "True",
-        "TEST.OKS_THRE", "0.9",
-        "TEST.IN_VIS_THRE", "0.2",
-        *extra,
-    ]
-
-
 def make_cfg(opts, cfg_path=None):
     args = types.SimpleNamespace(cfg=cfg_path, opts=list(opts), distributed=False, local_rank=-1)
     return update_config(get_cfg(), args), args
@@ -75,7 +38,7 @@ def run_train(opts, name="tiny.yaml"):
 
 
 @pytest.mark.parametrize("model_name", ["pose_dual", "pose_cons", "pose_resnet"])
-def test_two_iterations_train_and_validate(synth_root, tmp_path, model_name):
+def test_two_iterations_train_and_validate(synth_root, tmp_path, model_name, tiny_opts):
     cfg, out = run_train(tiny_opts(synth_root, tmp_path, model_name))
     outdir = Path(out["output_dir"])
     assert outdir.parts[-3:] == (cfg.DATASET.TRAIN_DATASET, f"{model_name}_18", "tiny")
@@ -95,7 +58,7 @@ def test_two_iterations_train_and_validate(synth_root, tmp_path, model_name):
     assert (outdir / "config.yaml").read_text().count(f"NAME: {model_name}") == 1
 
 
-def test_resume_round_trip_same_weights_and_lr(synth_root, tmp_path):
+def test_resume_round_trip_same_weights_and_lr(synth_root, tmp_path, tiny_opts):
     straight = tmp_path / "straight"
     resumed = tmp_path / "resumed"
     _, a = run_train(tiny_opts(synth_root, straight, epochs=2))
@@ -113,7 +76,7 @@ def test_resume_round_trip_same_weights_and_lr(synth_root, tmp_path):
     assert lr_a == lr_b == pytest.approx(1e-3 * 0.1 * 0.1)
 
 
-def test_same_seed_same_losses(synth_root, tmp_path, caplog):
+def test_same_seed_same_losses(synth_root, tmp_path, caplog, tiny_opts):
     def losses(out):
         caplog.clear()
         with caplog.at_level("INFO"):
@@ -126,7 +89,7 @@ def test_same_seed_same_losses(synth_root, tmp_path, caplog):
     assert len(first) == 2 and first == second
 
 
-def test_valid_reproduces_trainer_ap(synth_root, tmp_path):
+def test_valid_reproduces_trainer_ap(synth_root, tmp_path, tiny_opts):
     opts = tiny_opts(synth_root, tmp_path)
     _, out = run_train(opts)
     final = Path(out["output_dir"]) / "final_state.pth.tar"
@@ -142,7 +105,7 @@ def test_valid_reproduces_trainer_ap(synth_root, tmp_path):
     assert [p.name for p in drawn] == sorted(Path(p).name for p in first_images)
 
 
-def test_finished_run_is_not_retrained(synth_root, tmp_path):
+def test_finished_run_is_not_retrained(synth_root, tmp_path, tiny_opts):
     from semipose.config import ConfigError
 
     _, out = run_train(tiny_opts(synth_root, tmp_path, epochs=1, iters=1))
@@ -154,7 +117,7 @@ def test_finished_run_is_not_retrained(synth_root, tmp_path):
         run_train(tiny_opts(synth_root, tmp_path, epochs=-1))
 
 
-def test_nan_loss_stops_and_keeps_last_checkpoint(synth_root, tmp_path, monkeypatch):
+def test_nan_loss_stops_and_keeps_last_checkpoint(synth_root, tmp_path, monkeypatch, tiny_opts):
     opts = tiny_opts(synth_root, tmp_path, epochs=1)
     _, out = run_train(opts)
     ckpt_file = Path(out["output_dir"]) / "checkpoint.pth.tar"
@@ -208,7 +171,7 @@ def test_collapse_monitor_counts_background():
 
 
 @pytest.mark.parametrize("launcher", ["torch.distributed.run", "torch.distributed.launch"])
-def test_ddp_two_process_gloo(synth_root, tmp_path, launcher):
+def test_ddp_two_process_gloo(synth_root, tmp_path, launcher, tiny_opts):
     """torchrun and the legacy launcher (which passes --local-rank) both train and save once."""
     cfg_file = tmp_path / "ddp.yaml"
     cfg_file.write_text("PRINT_FREQ: 1\n")
@@ -228,7 +191,7 @@ def test_ddp_two_process_gloo(synth_root, tmp_path, launcher):
     assert math.isfinite(float(np.float64(ckpt["perf"])))
 
 
-def test_kill_9_mid_training_then_resume(synth_root, tmp_path):
+def test_kill_9_mid_training_then_resume(synth_root, tmp_path, tiny_opts):
     """A run killed with SIGKILL after its first checkpoint resumes from the last whole epoch."""
     import signal
     import time

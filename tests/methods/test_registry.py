@@ -99,22 +99,19 @@ def tiny_method():
     METHODS.pop("tiny_test_method")
 
 
-def test_a_method_defined_here_trains_validates_and_writes_metrics(tiny_method, tmp_path):
+def test_a_method_defined_here_trains_validates_and_writes_metrics(tiny_method, tmp_path,
+                                                                    tiny_opts):
     from semipose.dataset.synthetic import generate
 
     root = tmp_path / "synth"
     generate(str(root), num_train=4, num_val=3, image_size=(160, 120), seed=3)
-    opts = [
-        "OUTPUT_DIR", str(tmp_path / "output"), "LOG_DIR", str(tmp_path / "log"),
-        "WORKERS", "0", "PRINT_FREQ", "1", "DEVICE", "cpu",
-        "MODEL.NAME", "tiny_test_method", "MODEL.NUM_JOINTS", "24",
-        "MODEL.IMAGE_SIZE", "[64, 96]", "MODEL.EXTRA.HEATMAP_SIZE", "[16, 24]",
-        "MODEL.EXTRA.SIGMA", "1", "DATASET.ROOT", str(root),
-        "DATASET.TRAIN_DATASET", "coco", "DATASET.TEST_DATASET", "coco",
-        "DATASET.TRAIN_SET", "train", "DATASET.TEST_SET", "validation",
-        "TRAIN.BATCH_SIZE", "2", "TRAIN.END_EPOCH", "2", "TRAIN.LR_STEP", "[1]",
-        "TEST.BATCH_SIZE", "4", "TEST.USE_GT_BBOX", "True",
-    ]  # fmt: skip
+    # The tiny run of ``tiny_opts`` with the method's own network, on every COCO train person.
+    defaults = ("MODEL.INIT_WEIGHTS", "MODEL.PRETRAINED", "MODEL.EXTRA.NUM_LAYERS",
+                "MODEL.EXTRA.NUM_DECONV_FILTERS", "DATASET.TRAIN_LEN", "MASK_JOINT_NUM",
+                "TRAIN.MAX_ITERS", "TEST.OKS_THRE", "TEST.IN_VIS_THRE")  # fmt: skip
+    opts = tiny_opts(root, tmp_path, "tiny_test_method", epochs=2, changes={
+        **dict.fromkeys(defaults), "DATASET.TRAIN_DATASET": "coco", "TRAIN.LR_STEP": "[1]",
+    })
     args = types.SimpleNamespace(cfg=None, opts=opts, distributed=False, local_rank=-1)
     cfg = update_config(get_cfg(), args)
     args.cfg = "tiny.yaml"  # names the run folder

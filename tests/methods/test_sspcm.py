@@ -2,8 +2,6 @@
 on hand-made heatmaps, the loss composition, the previous-epoch snapshot, the R50 + R18 student
 option, two iterations of training with validation, and every SSPCM YAML for one iteration."""
 import copy
-import json
-import os
 import types
 from pathlib import Path
 
@@ -317,18 +315,9 @@ def test_student_depth_needs_a_resnet():
 
 # --------------------------------------------------------------------------- end to end
 @pytest.fixture(scope="module")
-def coco_root(tmp_path_factory):
+def coco_root(wild_coco):
     """A tiny synthetic COCO set plus an ``unlabeled2017`` view of its train images (WILD)."""
-    from semipose.dataset.synthetic import generate
-
-    root = tmp_path_factory.mktemp("coco_sspcm")
-    info = generate(str(root), num_train=4, num_val=3, image_size=(160, 120), seed=4)
-    coco = root / "coco"
-    os.symlink(coco / "images" / "train2017", coco / "images" / "unlabeled2017")
-    train = json.loads(Path(info["train_ann"]).read_text())
-    info_file = coco / "annotations" / "image_info_unlabeled2017.json"
-    info_file.write_text(json.dumps({"images": train["images"], "categories": train["categories"]}))
-    return root, info["train_dets"]
+    return wild_coco("coco_sspcm", num_val=3, seed=4)
 
 
 def _run(cfg_file, opts, tmp_path):
