@@ -198,3 +198,27 @@ def test_a_fresh_run_moves_the_previous_run_aside(tmp_path, caplog):
     assert (tmp_path / "run_train.log").is_file()  # logs are per run already
     _set_aside_previous_run(str(tmp_path))  # nothing left to move: nothing happens
     assert len(list(tmp_path.glob("previous_*"))) == 1
+
+
+def test_resume_of_a_cosine_run_with_more_epochs_stretches_the_schedule(tmp_path, toy_trainer):
+    from semipose.utils.optim import WarmupCosine
+
+    def cosine(trainer, total):
+        return torch.optim.lr_scheduler.LambdaLR(trainer.optimizer, WarmupCosine(total))
+
+    trainer, _ = toy_trainer()
+    sched = cosine(trainer, total=4)
+    ck = H.Checkpointer(str(tmp_path), trainer.model, trainer.optimizer, sched,
+                        schedule=(0.1, 0.1, [1, 2]))
+    for _ in range(4):
+        trainer.optimizer.step()
+        sched.step()
+    ck.save(1)
+    assert trainer.lr == pytest.approx(0.0)  # the end of the 4-iteration cosine
+    longer, _ = toy_trainer()
+    sched2 = cosine(longer, total=8)
+    ck2 = H.Checkpointer(str(tmp_path), longer.model, longer.optimizer, sched2,
+                         schedule=(0.1, 0.1, [1, 2]))
+    ck2.resume()
+    assert sched2.lr_lambdas[0].total == 8 and sched2.last_epoch == 4
+    assert longer.lr == pytest.approx(0.1 * 0.5)  # half way through the 8-iteration cosine

@@ -401,7 +401,9 @@ class Checkpointer:
         self.optimizer.load_state_dict(ckpt["optimizer"])
         epoch = int(ckpt["epoch"])
         if "scheduler" in ckpt:
+            factors = [dict(vars(f)) for f in getattr(self.scheduler, "lr_lambdas", ())]
             self.scheduler.load_state_dict(ckpt["scheduler"])
+            self._keep_config_factors(factors)
         else:  # a checkpoint of the original: rebuild the schedule from the epoch count
             for _ in range(epoch):
                 self.scheduler.step()
@@ -419,6 +421,20 @@ class Checkpointer:
                 obj.reset()
         logger.info(f"=> resumed from {self.path} (epoch {epoch})")
         return epoch, ckpt.get("rng")
+
+    def _keep_config_factors(self, factors):
+        """A factor schedule (cosine) keeps the config's length and warm-up after a resume
+        (``LambdaLR.load_state_dict`` restores the checkpoint's), so raising TRAIN.END_EPOCH
+        stretches the schedule instead of staying at its old end."""
+        for fn, config_state in zip(getattr(self.scheduler, "lr_lambdas", ()), factors):
+            if vars(fn) == config_state:
+                continue
+            logger.warning(f"resuming with the config's LR schedule {config_state}, not the "
+                           f"checkpoint's {dict(vars(fn))}")
+            vars(fn).update(config_state)
+            scale = fn(self.scheduler.last_epoch)
+            for group, base in zip(self.optimizer.param_groups, self.scheduler.base_lrs):
+                group["lr"] = base * scale
 
     def _apply_config_schedule(self, ckpt):
         lr, factor, steps = self.schedule
