@@ -82,6 +82,36 @@ ROWS = collections.OrderedDict(
     ]
 )
 
+#: The study at the demo's scale (easy preset, PoseLite-32 at 128x96, 128 labeled persons, 720
+#: iterations), run with several seeds (``--study easy --seeds 1 2 3``); ``posedual_4paths`` is
+#: MultiAugs' 4-path recipe on PoseDual, compared with ``posedual``.
+EASY_ROWS = collections.OrderedDict(
+    [
+        ("supervised", Row("128x96_EASY128_Supervised", "Supervised", "—", 3)),
+        ("posecons", Row("128x96_EASY128_PoseCons", "PoseCons", "Affine", 7)),
+        ("posecons_jc", Row("128x96_EASY128_PoseCons_JointCut", "PoseCons", "Affine + Joint Cutout",
+                            7)),
+        ("posedual", Row("128x96_EASY128_PoseDual", "PoseDual", "Affine", 14)),
+        ("posedual_jc", Row("128x96_EASY128_PoseDual_JointCut", "PoseDual", "Affine + Joint Cutout",
+                            14)),
+        ("posecons_hardteacher", Row("128x96_EASY128_PoseCons_HardTeacher", "PoseCons (control)",
+                                     "Affine, hard teacher", 7)),
+        ("posedual_4paths", Row("128x96_EASY128_PoseDual_4Paths", "PoseDual, 4 paths",
+                                "JC / JO / JOCO / JCCM, summed", 32)),
+    ]
+)
+
+Study = collections.namedtuple("Study", ["folder", "rows", "setting"])
+
+#: ``--study`` name -> its config folder, rows and a one-line description of the shared setting.
+STUDIES = {
+    "hard": Study(STUDY_DIR, ROWS, "ResNet-18 from scratch, 96x64 input, hard preset, 300 labeled "
+                  "persons, the whole synthetic train set unlabeled, 19 iterations an epoch"),
+    "easy": Study(Path("experiments/synthetic/study_easy"), EASY_ROWS,
+                  "PoseLite-32 from scratch, 128x96 input, easy preset, 128 labeled persons, the "
+                  "whole synthetic train set unlabeled, 90 epochs of 8 iterations"),
+}
+
 HEADS = ("net1", "net2", "ensemble")
 METRICS_FILE = "metrics.jsonl"
 
@@ -173,16 +203,18 @@ def final_summary(epochs):
         epochs: ``epochs_from_records``' output.
 
     Returns:
-        dict with ``ap_net1``, ``ap_ensemble``, ``best_net1``, ``best_epoch``, ``share``, ``peak``
+        dict with ``ap_net1``, ``ap_net2``, ``ap_ensemble``, ``best_net1``, ``best_epoch``, ``share``, ``peak``
         (None where the run recorded no such value) and ``epochs`` (the number of epochs
         recorded).
     """
-    out = dict.fromkeys(("ap_net1", "ap_ensemble", "best_net1", "best_epoch", "share", "peak"))
+    out = dict.fromkeys(
+        ("ap_net1", "ap_net2", "ap_ensemble", "best_net1", "best_epoch", "share", "peak"))
     out["epochs"] = len(epochs)
     evaluated = [e for e in epochs if "net1" in e["ap"]]
     if evaluated:
         last = evaluated[-1]["ap"]
         out["ap_net1"] = last.get("net1")
+        out["ap_net2"] = last.get("net2")
         out["ap_ensemble"] = last.get("ensemble")
         best = max(evaluated, key=lambda e: e["ap"]["net1"])
         out["best_net1"], out["best_epoch"] = best["ap"]["net1"], best["epoch"]
@@ -196,10 +228,19 @@ def final_summary(epochs):
 # --------------------------------------------------------------------------- running
 
 
-def row_overrides(args, cfg_path):
-    """``KEY VALUE`` overrides of one row: output roots, ``--epochs`` (LR milestones scaled along)
-    and ``--iters-per-epoch``, then the user's trailing pairs."""
-    opts = ["OUTPUT_DIR", str(args.output), "LOG_DIR", str(Path(args.output) / "tb")]
+def seed_output(args, seed=None):
+    """The OUTPUT_DIR of one seed's runs: ``--output`` itself, or ``--output/seed<k>`` when the
+    study runs several seeds."""
+    return Path(args.output) if seed is None else Path(args.output) / f"seed{seed}"
+
+
+def row_overrides(args, cfg_path, seed=None):
+    """``KEY VALUE`` overrides of one row: output roots (per seed), ``SEED``, ``--epochs`` (LR
+    milestones scaled along) and ``--iters-per-epoch``, then the user's trailing pairs."""
+    out = seed_output(args, seed)
+    opts = ["OUTPUT_DIR", str(out), "LOG_DIR", str(out / "tb")]
+    if seed is not None:
+        opts += ["SEED", str(seed)]
     if args.epochs:
         from semipose.config import load_config
 
@@ -269,14 +310,24 @@ _PRINT_LOCK = threading.Lock()
 
 
 class BudgetGuide:
-    """Estimates the study's wall time from each row's first validated epoch."""
+    """Estimates the study's wall time from each run's first validated epoch.
 
-    def __init__(self, rows, epochs, minutes):
+    Args:
+        rows: the runs' labels (a row name, or ``name/seed<k>`` with several seeds).
+        epochs: {label: epochs of that run}.
+        minutes: the ``--budget-minutes`` guide.
+        costs: {label: forward-equivalents per step} (default: the hard study's ``ROWS`` costs).
+        jobs: runs trained at once (the wall estimate is the summed estimate over ``jobs``).
+    """
+
+    def __init__(self, rows, epochs, minutes, costs=None, jobs=1):
         self.rows = rows
         self.epochs = epochs
         self.minutes = minutes
-        self.measured = {}  # row -> (startup_s, epoch_s)
-        self.finished = {}  # row -> total wall seconds
+        self.costs = costs or {r: ROWS[r].cost for r in rows}
+        self.jobs = max(1, jobs)
+        self.measured = {}  # run -> (startup_s, epoch_s)
+        self.finished = {}  # run -> total wall seconds
 
     def estimate_s(self, name):
         if name in self.finished:
@@ -288,7 +339,7 @@ class BudgetGuide:
         if ref is None:
             return None
         startup, epoch_s = self.measured[ref]
-        scale = ROWS[name].cost / ROWS[ref].cost
+        scale = self.costs[name] / self.costs[ref]
         return startup + epoch_s * scale * self.epochs[name]
 
     def record(self, name, startup_s, epoch_s):
@@ -297,7 +348,7 @@ class BudgetGuide:
 
     def _record(self, name, startup_s, epoch_s):
         self.measured[name] = (startup_s, epoch_s)
-        total = sum(self.estimate_s(r) for r in self.rows)
+        total = sum(self.estimate_s(r) for r in self.rows) / self.jobs
         row_min = self.estimate_s(name) / 60
         print(
             f"[budget] {name}: first epoch {epoch_s:.1f} s (+{startup_s:.1f} s start-up) -> this "
@@ -315,20 +366,27 @@ class BudgetGuide:
             )
 
 
-def run_row(name, args, guide):
-    """Trains one row in a subprocess, echoing its epoch records as they are written.
+def run_label(name, seed=None):
+    """How a run is named in the output and the budget: the row, plus ``/seed<k>``."""
+    return name if seed is None else f"{name}/seed{seed}"
+
+
+def run_row(name, args, guide, seed=None):
+    """Trains one row (with ``SEED seed`` when given) in a subprocess, echoing its epoch records as
+    they are written.
 
     Returns:
         ``(rc, path of the run's metrics.jsonl or None, epochs_from_records' list, wall_s)``; a run
         that wrote no metrics (its file is absent or older than the run) gives ``None, []``.
     """
-    row = ROWS[name]
-    cfg_path = STUDY_DIR / f"{row.cfg}.yaml"
-    opts = row_overrides(args, cfg_path)
+    row = args.study.rows[name]
+    cfg_path = args.study.folder / f"{row.cfg}.yaml"
+    opts = row_overrides(args, cfg_path, seed)
+    label = run_label(name, seed)
     cmd = [sys.executable, str(TRAIN_SCRIPT), "--cfg", str(cfg_path), *opts]
     folder = row_folder(cfg_path, opts)
     print(
-        f"\n=== {name}: {shlex.join(cmd)}\n    metrics: {_relative(folder / METRICS_FILE)}",
+        f"\n=== {label}: {shlex.join(cmd)}\n    metrics: {_relative(folder / METRICS_FILE)}",
         flush=True,
     )
     tail = collections.deque(maxlen=40)
@@ -339,11 +397,11 @@ def run_row(name, args, guide):
     def echo_new_epochs():
         nonlocal timed
         for rec in watch.new_epochs():
-            print(f"  [{name}] {epoch_line(epochs_from_records([rec])[0])}", flush=True)
+            print(f"  [{label}] {epoch_line(epochs_from_records([rec])[0])}", flush=True)
             if not timed and rec.get("time") is not None:
                 timed = True
                 train_s = float(rec.get("elapsed_s") or 0.0)
-                guide.record(name, max(rec["time"] - start - train_s, 0.0), train_s)
+                guide.record(label, max(rec["time"] - start - train_s, 0.0), train_s)
 
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     with subprocess.Popen(
@@ -354,14 +412,14 @@ def run_row(name, args, guide):
             line = line.rstrip("\n")
             tail.append(line)
             if args.verbose:
-                print(f"  [{name}] {line}", flush=True)
+                print(f"  [{label}] {line}", flush=True)
             echo_new_epochs()
         rc = proc.wait()
     echo_new_epochs()
     wall = time.time() - start
     if rc != 0:
         with _PRINT_LOCK:
-            print(f"  {name} failed (exit {rc}); last lines:", flush=True)
+            print(f"  {label} failed (exit {rc}); last lines:", flush=True)
             for line in tail:
                 print(f"    {line}", flush=True)
     path = folder / METRICS_FILE
@@ -397,7 +455,7 @@ def _machine():
     )
 
 
-def render_results(results, command, machine, date, budget_minutes):
+def render_results(results, command, machine, date, budget_minutes, study=None):
     """The markdown of the results file.
 
     Args:
@@ -407,18 +465,19 @@ def render_results(results, command, machine, date, budget_minutes):
         machine: a one-line description of the machine.
         date: the date string.
         budget_minutes: the ``--budget-minutes`` guide.
+        study: the ``Study`` the rows belong to (default: the hard study).
 
     Returns:
         str.
     """
+    study = study or STUDIES["hard"]
     lines = [
         "# Collapse study: results",
         "",
         "Supervised vs PoseCons vs PoseDual, with and without Joint Cutout, and the collapse-prone",
         "controls (a same-view PoseDual; PoseCons and PoseDual whose teacher sees a hard view of",
         "its own), on the embedded synthetic COCO-format set (configs under",
-        "`experiments/synthetic/study/`; ResNet-18 from scratch, 96x64 input, 300 labeled persons,",
-        "the whole synthetic train set unlabeled, the same iterations per epoch in every row).",
+        f"`{study.folder}/`; {study.setting}; the same iterations per epoch in every row).",
         "Written by `bench/collapse_study.py`.",
         "",
         f"- Command: `{command}`",
@@ -430,7 +489,7 @@ def render_results(results, command, machine, date, budget_minutes):
         "|---|---|---|---|---|---|",
     ]
     for name, res in results.items():
-        row = ROWS[name]
+        row = study.rows[name]
         if res["rc"] != 0 and not res["epochs"]:
             lines.append(f"| {row.method} | {row.aug} | failed (exit {res['rc']}) | | | |")
             continue
@@ -458,11 +517,11 @@ def render_results(results, command, machine, date, budget_minutes):
         "## Per row",
     ]
     for name, res in results.items():
-        row = ROWS[name]
+        row = study.rows[name]
         wall = res.get("wall_s")
         lines += [
             "",
-            f"### {name}: {row.method}, {row.aug} (`{STUDY_DIR / (row.cfg + '.yaml')}`)",
+            f"### {name}: {row.method}, {row.aug} (`{study.folder / (row.cfg + '.yaml')}`)",
             "",
             f"Exit status {res['rc']}, wall time "
             + ("—" if wall is None else f"{wall / 60:.1f} min")
@@ -488,6 +547,237 @@ def render_results(results, command, machine, date, budget_minutes):
             cells.append(_fmt(e["wall_s"], ".0f"))
             lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------- several seeds
+
+
+def mean_std(values):
+    """``(mean, sample standard deviation, n)`` of the values that are not None; ``(None, None,
+    0)`` for none, a std of 0.0 for one."""
+    vals = [float(v) for v in values if v is not None]
+    if not vals:
+        return None, None, 0
+    mean = sum(vals) / len(vals)
+    if len(vals) == 1:
+        return mean, 0.0, 1
+    var = sum((v - mean) ** 2 for v in vals) / (len(vals) - 1)
+    return mean, math.sqrt(var), len(vals)
+
+
+def _pm(values, spec=".3f", scale=1.0, suffix=""):
+    mean, std, n = mean_std(values)
+    if n == 0:
+        return "—"
+    return f"{format(mean * scale, spec)} ± {format(std * scale, spec)}{suffix}"
+
+
+def seed_summaries(runs):
+    """Per row, the ``final_summary`` of each seed's run.
+
+    Args:
+        runs: {seed: {row name: {'epochs', 'rc', ...}}} (``collect_runs``).
+
+    Returns:
+        {row name: {seed: final_summary dict}}, rows in the first seed's order; a failed run with
+        no epochs is left out.
+    """
+    out = collections.OrderedDict()
+    for seed, per_row in runs.items():
+        for name, res in per_row.items():
+            if res["epochs"]:
+                out.setdefault(name, collections.OrderedDict())[seed] = final_summary(res["epochs"])
+            else:
+                out.setdefault(name, collections.OrderedDict())
+    return out
+
+
+def seed_curves(runs, name, head="net1"):
+    """Mean and std over seeds of one row's per-epoch AP of ``head`` and net 1's background share.
+
+    Returns:
+        list of ``(epoch, (ap mean, ap std, n), (share mean, share std, n))`` for the epochs where
+        any seed recorded a value, in epoch order.
+    """
+    ap, share = collections.defaultdict(list), collections.defaultdict(list)
+    for per_row in runs.values():
+        for e in per_row.get(name, {}).get("epochs", []):
+            if head in e["ap"]:
+                ap[e["epoch"]].append(e["ap"][head])
+            c = e["collapse"].get("net1")
+            if c is not None and c["share"] is not None:
+                share[e["epoch"]].append(c["share"])
+    return [(ep, mean_std(ap.get(ep, [])), mean_std(share.get(ep, [])))
+            for ep in sorted(set(ap) | set(share))]
+
+
+def render_seed_results(runs, study, command, machine, date):
+    """The markdown of a study run with several seeds: a summary in the paper's layout (mean ±
+    sample std over the seeds of the last validation), every seed's values, and the mean AP per
+    validated epoch.
+
+    Args:
+        runs: {seed: {row name: {'epochs', 'rc', 'metrics', 'wall_s'}}} (``collect_runs``).
+        study: the ``Study``.
+        command, machine, date: strings for the header.
+
+    Returns:
+        str.
+    """
+    seeds = list(runs)
+    summaries = seed_summaries(runs)
+    lines = [
+        "# Collapse study with several seeds: results",
+        "",
+        f"Configs under `{study.folder}/` ({study.setting}). Written by `bench/collapse_study.py`.",
+        "",
+        f"- Command: `{command}`",
+        f"- Machine: {machine}",
+        f"- Date: {date}",
+        f"- Seeds: {', '.join(str(s) for s in seeds)} (`SEED`: initialisation, data order, "
+        "augmentations)",
+        "",
+        "| Method | Aug | AP net 1 | AP net 2 | AP ensemble | mean of the nets | background share "
+        "| teacher peak | runs |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, per_seed in summaries.items():
+        row = study.rows[name]
+        vals = list(per_seed.values())
+        nets = [None if v["ap_net2"] is None else (v["ap_net1"] + v["ap_net2"]) / 2 for v in vals]
+        failed = [s for s in seeds if runs[s][name]["rc"] != 0]
+        cells = [
+            row.method, row.aug,
+            _pm([v["ap_net1"] for v in vals]),
+            _pm([v["ap_net2"] for v in vals]),
+            _pm([v["ap_ensemble"] for v in vals]),
+            _pm(nets),
+            _pm([v["share"] for v in vals], ".1f", 100, "%"),
+            _pm([v["peak"] for v in vals], ".3f"),
+            f"{len(vals)}" + (f" (failed: seeds {failed})" if failed else ""),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "Mean ± sample standard deviation over the seeds of the last validation (COCO AP on the",
+        "synthetic val set, GT boxes). Net 2 and the ensemble (0.5·(h1 + h2)) exist for PoseDual",
+        "only. Background share and teacher peak: net 1's collapse monitor over the last epoch's",
+        "unlabeled samples (share of samples whose teacher heatmap max stays below",
+        "`MONITOR.COLLAPSE_THRE` on every trained joint; mean teacher heatmap max).",
+        "",
+        "## Every seed",
+        "",
+        "| Row | " + " | ".join(f"seed {s}: net 1 / ensemble, best net 1 (epoch)" for s in seeds)
+        + " |",
+        "|---|" + "---|" * len(seeds),
+    ]
+    for name, per_seed in summaries.items():
+        cells = [name]
+        for seed in seeds:
+            v = per_seed.get(seed)
+            if v is None:
+                cells.append(f"failed (exit {runs[seed][name]['rc']})")
+                continue
+            cell = f"{_fmt(v['ap_net1'])} / {_fmt(v['ap_ensemble'])}"
+            if v["best_net1"] is not None:
+                cell += f", {v['best_net1']:.3f} ({v['best_epoch']})"
+            cells.append(cell)
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "## AP of net 1 per validated epoch (mean ± std over the seeds)", ""]
+    curves = {name: seed_curves(runs, name) for name in summaries}
+    epochs = sorted({ep for c in curves.values() for ep, ap, _ in c if ap[2]})
+    lines.append("| Row | " + " | ".join(str(ep) for ep in epochs) + " |")
+    lines.append("|---|" + "---|" * len(epochs))
+    for name, curve in curves.items():
+        by_epoch = {ep: ap for ep, ap, _ in curve}
+        cells = [name]
+        for ep in epochs:
+            mean, std, n = by_epoch.get(ep, (None, None, 0))
+            cells.append("—" if n == 0 else f"{mean:.3f} ± {std:.3f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "## Runs", ""]
+    for seed in seeds:
+        for name, res in runs[seed].items():
+            wall = res.get("wall_s")
+            where = f"`{_relative(res['metrics'])}`" if res.get("metrics") else "no metrics"
+            lines.append(
+                f"- {run_label(name, seed)}: exit {res['rc']}, "
+                + ("" if wall is None else f"{wall / 60:.1f} min, ") + where
+            )
+    return "\n".join(lines) + "\n"
+
+
+def write_spread_plot(runs, study, path, size=(1200, 440)):
+    """Two panels drawn with OpenCV (no plotting package): net 1's AP and net 1's background
+    share against the epoch, per row the mean over the seeds as a line and mean ± std as a band.
+
+    Returns:
+        ``path``.
+    """
+    import cv2
+    import numpy as np
+
+    width, height = size
+    img = np.full((height, width, 3), 255, np.uint8)
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    names = list(seed_summaries(runs))
+    curves = {name: seed_curves(runs, name) for name in names}
+    x_max = max([ep for c in curves.values() for ep, _, _ in c] + [1])
+    ap_max = max([a[0] + a[1] for c in curves.values() for _, a, _ in c if a[2]] + [0.1])
+    ap_max = min(1.0, math.ceil(ap_max * 10) / 10)
+    palette = [(200, 120, 30), (40, 160, 40), (30, 30, 210), (160, 60, 160), (20, 140, 200),
+               (90, 90, 90), (0, 180, 180), (140, 100, 60)]
+    half = width // 2
+    panels = [
+        (0, "AP of net 1 (mean, band: ± std over seeds)", ap_max, 1),
+        (half, "background share of net 1 (%)", 100.0, 2),
+    ]
+    for x0, title, y_max, which in panels:
+        left, right, top, bottom = x0 + 56, x0 + half - 16, 30, height - 40
+
+        def px(ep, value, left=left, right=right, top=top, bottom=bottom, y_max=y_max):
+            return (int(left + (right - left) * ep / x_max),
+                    int(bottom - (bottom - top) * min(max(value, 0.0), y_max) / y_max))
+
+        for i in range(6):
+            value = y_max * i / 5
+            y = px(0, value)[1]
+            cv2.line(img, (left, y), (right, y), (232, 232, 232), 1)
+            cv2.putText(img, f"{value:.2f}" if y_max <= 1 else f"{value:.0f}", (x0 + 8, y + 4),
+                        font, 0.4, (120, 120, 120), 1, cv2.LINE_AA)
+            ep = x_max * i / 5
+            cv2.putText(img, f"{ep:.0f}", (px(ep, 0)[0] - 8, bottom + 16), font, 0.4,
+                        (120, 120, 120), 1, cv2.LINE_AA)
+        cv2.rectangle(img, (left, top), (right, bottom), (0, 0, 0), 1)
+        cv2.putText(img, title, (left, 20), font, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+        cv2.putText(img, "epoch", ((left + right) // 2 - 20, height - 8), font, 0.45, (0, 0, 0),
+                    1, cv2.LINE_AA)
+        scale = 1.0 if which == 1 else 100.0
+        for k, name in enumerate(names):
+            color = palette[k % len(palette)]
+            points = []
+            for ep, ap, share in curves[name]:
+                mean, std, n = ap if which == 1 else share
+                if n:
+                    points.append((ep, mean * scale, std * scale))
+            if not points:
+                continue
+            band = [px(ep, m + s) for ep, m, s in points] + \
+                [px(ep, m - s) for ep, m, s in reversed(points)]
+            layer = img.copy()
+            cv2.fillPoly(layer, [np.array(band, np.int32)], color)
+            img = cv2.addWeighted(layer, 0.18, img, 0.82, 0)
+            line = np.array([px(ep, m) for ep, m, _ in points], np.int32)
+            cv2.polylines(img, [line], False, color, 2, cv2.LINE_AA)
+            if which == 1:
+                y = top + 16 + 16 * k
+                cv2.line(img, (left + 8, y - 4), (left + 30, y - 4), color, 2)
+                cv2.putText(img, f"{name} {points[-1][1]:.3f}", (left + 36, y), font, 0.4,
+                            (0, 0, 0), 1, cv2.LINE_AA)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(path), img):
+        raise OSError(f"could not write {path}")
+    return path
 
 
 def check_matplotlib():
@@ -547,15 +837,26 @@ def parse_args(argv=None):
         description="Run the collapse study's rows and write the results table and plot"
     )
     parser.add_argument(
-        "--rows", nargs="+", default=["all"], help=f"'all' or row names: {', '.join(ROWS)}"
+        "--study", choices=sorted(STUDIES), default="hard",
+        help="which study: 'hard' (experiments/synthetic/study/, ResNet-18 at 96x64 on the hard "
+        "preset) or 'easy' (experiments/synthetic/study_easy/, the demo's scale)",
+    )
+    parser.add_argument(
+        "--rows", nargs="+", default=["all"],
+        help=f"'all' or row names: hard {', '.join(ROWS)}; easy {', '.join(EASY_ROWS)}",
+    )
+    parser.add_argument(
+        "--seeds", nargs="+", type=int, default=None,
+        help="train every row once per seed (SEED override, runs under --output/seed<k>) and "
+        "report mean ± std over the seeds; default: one run with the configs' SEED",
     )
     parser.add_argument(
         "--epochs", type=int, default=0,
-        help="TRAIN.END_EPOCH of every row (LR milestones scaled along; 0: the configs' 40)",
+        help="TRAIN.END_EPOCH of every row (LR milestones scaled along; 0: the configs')",
     )
     parser.add_argument(
         "--iters-per-epoch", type=int, default=0,
-        help="TRAIN.MAX_ITERS of every row (0: the configs' 19)",
+        help="TRAIN.MAX_ITERS of every row (0: the configs')",
     )
     parser.add_argument(
         "--output", default="output/collapse_study", help="OUTPUT_DIR of the runs (tb/ under it)"
@@ -579,18 +880,23 @@ def parse_args(argv=None):
     )
     parser.add_argument(
         "--jobs", type=int, default=1,
-        help="rows trained at once (e.g. 6 on a GPU machine with many cores; 1 on a laptop). With "
-        "several jobs the rows share the machine, so each row's wall time is not its cost alone",
+        help="runs trained at once (e.g. 6 on a GPU machine with many cores; 2 single-threaded "
+        "runs on a 2-core CPU, OMP_NUM_THREADS=1). With several jobs the runs share the machine, "
+        "so each run's wall time is not its cost alone",
     )
     parser.add_argument(
         "opts", nargs=argparse.REMAINDER, default=[], help="KEY VALUE overrides for every row"
     )
     args = parser.parse_args(argv)
+    args.study = STUDIES[args.study]
+    rows = args.study.rows
     if args.rows == ["all"]:
-        args.rows = list(ROWS)
-    unknown = [r for r in args.rows if r not in ROWS]
+        args.rows = list(rows)
+    unknown = [r for r in args.rows if r not in rows]
     if unknown:
-        parser.error(f"unknown rows {unknown}; choose from {', '.join(ROWS)} or 'all'")
+        parser.error(f"unknown rows {unknown}; choose from {', '.join(rows)} or 'all'")
+    if args.seeds is not None and len(set(args.seeds)) != len(args.seeds):
+        parser.error(f"--seeds repeats a seed: {args.seeds}")
     if len(args.opts) % 2:
         parser.error(f"overrides must be KEY VALUE pairs, got {args.opts}")
     args.output = Path(args.output).resolve()
@@ -599,62 +905,96 @@ def parse_args(argv=None):
     return args
 
 
+def _print_result(label, rc, epochs, wall):
+    s = final_summary(epochs)
+    share = "—" if s["share"] is None else f"{100 * s['share']:.1f}%"
+    print(
+        f"[result] {label}: exit {rc}, {s['epochs']} epochs, AP net1 {_fmt(s['ap_net1'])}, "
+        f"ensemble {_fmt(s['ap_ensemble'])}, background share {share}, peak "
+        f"{_fmt(s['peak'], '.4f')}" + ("" if wall is None else f", {wall / 60:.1f} min"),
+        flush=True,
+    )
+
+
+def collect_runs(args, guide):
+    """Trains (or, with ``--parse-only``, reads) every (row, seed) run.
+
+    Returns:
+        {seed (None without ``--seeds``): {row name: {'epochs', 'rc', 'metrics', 'wall_s'}}},
+        rows in table order.
+    """
+    seeds = args.seeds or [None]
+    tasks = [(name, seed) for seed in seeds for name in args.rows]
+    if args.parse_only:
+        runs = {}
+        for name, seed in tasks:
+            cfg_path = args.study.folder / f"{args.study.rows[name].cfg}.yaml"
+            path, epochs = read_run(row_folder(cfg_path, row_overrides(args, cfg_path, seed)))
+            runs[name, seed] = ((0 if path else -1), path, epochs, None)
+    else:
+        # the costliest runs first, so that parallel jobs end together
+        order = sorted(tasks, key=lambda t: -args.study.rows[t[0]].cost)
+        with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+            futures = {t: pool.submit(run_row, t[0], args, guide, t[1]) for t in order}
+            runs = {t: f.result() for t, f in futures.items()}
+        for name, seed in tasks:
+            guide.finished[run_label(name, seed)] = runs[name, seed][3]
+    out = collections.OrderedDict()
+    for name, seed in tasks:
+        rc, path, epochs, wall = runs[name, seed]
+        out.setdefault(seed, collections.OrderedDict())[name] = {
+            "epochs": epochs, "rc": rc, "metrics": path, "wall_s": wall,
+        }
+        _print_result(run_label(name, seed), rc, epochs, wall)
+    return out
+
+
 def main(argv=None):
     args = parse_args(argv)
-    if not args.no_plot:
+    multi = args.seeds is not None
+    if not args.no_plot and not multi:
         check_matplotlib()
     os.chdir(REPO)
     command = shlex.join(["python", "bench/collapse_study.py", *sys.argv[1:]])
-    if args.epochs:
-        epochs = dict.fromkeys(args.rows, args.epochs)
-    else:
-        from semipose.config import load_config
+    from semipose.config import load_config
 
-        epochs = {
-            r: load_config(str(STUDY_DIR / f"{ROWS[r].cfg}.yaml")).TRAIN.END_EPOCH
-            for r in args.rows
-        }
+    epochs = {
+        r: args.epochs or load_config(
+            str(args.study.folder / f"{args.study.rows[r].cfg}.yaml")).TRAIN.END_EPOCH
+        for r in args.rows
+    }
+    labels = [run_label(r, s) for s in (args.seeds or [None]) for r in args.rows]
     print(
-        f"[budget] guide {args.budget_minutes:g} min for {len(args.rows)} rows "
-        f"({', '.join(args.rows)}), {max(epochs.values())} epochs each; the estimate follows "
-        "the first measured epoch",
+        f"[budget] guide {args.budget_minutes:g} min for {len(labels)} runs "
+        f"({', '.join(args.rows)}" + (f"; seeds {args.seeds}" if multi else "") + "), "
+        f"{max(epochs.values())} epochs each; the estimate follows the first measured epoch",
         flush=True,
     )
-    guide = BudgetGuide(args.rows, epochs, args.budget_minutes)
-    results = collections.OrderedDict()
-    if args.parse_only:
-        runs = {}
-        for name in args.rows:
-            cfg_path = STUDY_DIR / f"{ROWS[name].cfg}.yaml"
-            path, epochs = read_run(row_folder(cfg_path, row_overrides(args, cfg_path)))
-            runs[name] = ((0 if path else -1), path, epochs, None)
-    else:
-        with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-            futures = {name: pool.submit(run_row, name, args, guide) for name in args.rows}
-            runs = {name: f.result() for name, f in futures.items()}
-        for name in args.rows:
-            guide.finished[name] = runs[name][3]
-    for name in args.rows:
-        rc, path, epochs, wall = runs[name]
-        results[name] = {"epochs": epochs, "rc": rc, "metrics": path, "wall_s": wall}
-        s = final_summary(results[name]["epochs"])
-        share = "—" if s["share"] is None else f"{100 * s['share']:.1f}%"
-        print(
-            f"[result] {name}: exit {rc}, {s['epochs']} epochs, AP net1 {_fmt(s['ap_net1'])}, "
-            f"ensemble {_fmt(s['ap_ensemble'])}, background share {share}, peak "
-            f"{_fmt(s['peak'], '.4f')}" + ("" if wall is None else f", {wall / 60:.1f} min"),
-            flush=True,
-        )
+    guide = BudgetGuide(
+        labels, {run_label(r, s): epochs[r] for s in (args.seeds or [None]) for r in args.rows},
+        args.budget_minutes,
+        costs={run_label(r, s): args.study.rows[r].cost for s in (args.seeds or [None])
+               for r in args.rows},
+        jobs=args.jobs,
+    )
+    runs = collect_runs(args, guide)
     date = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     machine = args.machine or _machine()
-    text = render_results(results, command, machine, date, args.budget_minutes)
+    if multi:
+        text = render_seed_results(runs, args.study, command, machine, date)
+    else:
+        text = render_results(runs[None], command, machine, date, args.budget_minutes, args.study)
     Path(args.results).parent.mkdir(parents=True, exist_ok=True)
     Path(args.results).write_text(text, encoding="utf-8")
     print(f"[write] {args.results}", flush=True)
     if not args.no_plot:
-        write_plot(results, args.plot)
+        if multi:
+            write_spread_plot(runs, args.study, args.plot)
+        else:
+            write_plot(runs[None], args.plot)
         print(f"[write] {args.plot}", flush=True)
-    return 1 if any(r["rc"] != 0 for r in results.values()) else 0
+    failed = any(r["rc"] != 0 for per_seed in runs.values() for r in per_seed.values())
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -212,3 +212,121 @@ def test_reads_a_real_training_run(study, synth_root, tmp_path, tiny_opts):
     summary = study.final_summary(epochs)
     assert summary["ap_net1"] == float(last["net1"]["AP"])
     assert summary["share"] == share and summary["epochs"] == 1
+
+
+# --------------------------------------------------------------------------- the easy study, seeds
+
+
+def test_easy_rows_have_configs_and_share_the_budget(study):
+    easy = study.STUDIES["easy"]
+    cfgs = {n: load_config(str(REPO / easy.folder / f"{r.cfg}.yaml")) for n, r in easy.rows.items()}
+    for name, cfg in cfgs.items():
+        assert (cfg.TRAIN.END_EPOCH, cfg.TRAIN.MAX_ITERS, cfg.DATASET.TRAIN_LEN) == (90, 8, 128)
+        assert cfg.MODEL.BACKBONE == "lite" and cfg.DATASET.SYNTHETIC.PRESET == "easy"
+    assert cfgs["supervised"].DATASET.TRAIN_DATASET == "coco"
+    assert cfgs["posecons_hardteacher"].CONS_HARD_TEACHER
+    assert cfgs["posedual_4paths"].HARD_AUG.PATHS == [["JC"], ["JO"], ["JOCO"], ["JCCM"]]
+    assert (cfgs["posedual_jc"].MASK_JOINT_NUM, cfgs["posedual"].MASK_JOINT_NUM) == (3, 0)
+
+
+@pytest.mark.parametrize("name", ["supervised", "posecons_hardteacher", "posedual_4paths"])
+def test_easy_rows_train_one_iteration(study, name, tmp_path):
+    """The easy study's configs (the plain rows differ from these in keys the demo test and the
+    method tests cover) train one iteration and validate on a tiny easy set."""
+    from semipose.engine.trainer import do_train
+
+    row = study.STUDIES["easy"].rows[name]
+    cfg_path = str(REPO / study.STUDIES["easy"].folder / f"{row.cfg}.yaml")
+    root = tmp_path / "easy"
+    opts = [
+        "OUTPUT_DIR", str(tmp_path / "out"), "LOG_DIR", str(tmp_path / "log"),
+        "DATASET.ROOT", str(root), "TEST.COCO_BBOX_FILE",
+        str(root / "coco/person_detection_results/COCO_val2017_detections_AP_H_56_person.json"),
+        "DATASET.SYNTHETIC.NUM_TRAIN", "3", "DATASET.SYNTHETIC.NUM_VAL", "2",
+        "DATASET.TRAIN_LEN", "4", "WORKERS", "0", "TRAIN.END_EPOCH", "1", "TRAIN.MAX_ITERS", "1",
+        "TRAIN.BATCH_SIZE", "2", "TEST.INTERVAL", "1", "SEED", "7",
+    ]  # fmt: skip
+    cfg = load_config(cfg_path, opts)
+    args = types.SimpleNamespace(cfg=cfg_path, opts=opts, distributed=False, local_rank=-1)
+    out = do_train(cfg, args)
+    path, epochs = study.read_run(study.run_folder(cfg, cfg_path))
+    assert path is not None and [e["epoch"] for e in epochs] == [0]
+    assert epochs[0]["ap"]["net1"] == float(out["last"]["net1"]["AP"])
+    assert ("ensemble" in epochs[0]["ap"]) == (name == "posedual_4paths")
+
+
+def test_seed_overrides_and_folders(study, tmp_path):
+    args = study.parse_args(["--study", "easy", "--rows", "posedual", "--seeds", "1", "2",
+                             "--output", str(tmp_path), "WORKERS", "0"])
+    assert args.study is study.STUDIES["easy"] and args.seeds == [1, 2]
+    cfg_path = args.study.folder / "128x96_EASY128_PoseDual.yaml"
+    opts = study.row_overrides(args, cfg_path, seed=2)
+    assert opts[:6] == ["OUTPUT_DIR", str(tmp_path / "seed2"), "LOG_DIR",
+                        str(tmp_path / "seed2" / "tb"), "SEED", "2"]
+    assert opts[-2:] == ["WORKERS", "0"]
+    folder = study.row_folder(cfg_path, opts)
+    assert folder == (tmp_path / "seed2" / "mix_coco_coco" / "pose_dual_lite32"
+                      / "128x96_EASY128_PoseDual")
+    assert study.row_overrides(args, cfg_path)[:2] == ["OUTPUT_DIR", str(tmp_path)]
+    with pytest.raises(SystemExit):
+        study.parse_args(["--study", "easy", "--rows", "posedual_sameview"])  # a hard-study row
+    with pytest.raises(SystemExit):
+        study.parse_args(["--seeds", "1", "1"])
+
+
+def test_mean_std(study):
+    assert study.mean_std([0.1, 0.2, None, 0.3]) == (pytest.approx(0.2), pytest.approx(0.1), 3)
+    assert study.mean_std([0.4]) == (0.4, 0.0, 1)
+    assert study.mean_std([None]) == (None, None, 0)
+    assert study._pm([0.25, 0.35]) == "0.300 ± 0.071"
+    assert study._pm([0.01, 0.03], ".1f", 100, "%") == "2.0 ± 1.4%"
+
+
+def _seed_run(tmp_path, seed, net1, net2=None, share=0.0):
+    """A two-epoch run with ``net1`` / ``net2`` AP lists (epochs 0 and 1) written to its own
+    folder; returns ``collect_runs``' per-row entry."""
+    records = []
+    for epoch in (0, 1):
+        ap = {"net1": net1[epoch]}
+        if net2:
+            ap.update(net2=net2[epoch], ensemble=(net1[epoch] + net2[epoch]) / 2 + 0.01)
+        collapse = {"net1": (share, 0.5)} if net2 is not None or share else None
+        records.append(_epoch_record(epoch, T0 + 60 * epoch, 0.01, 9.0, 0.01, collapse, ap))
+    path = write_metrics(tmp_path / f"s{seed}_{len(net1)}{bool(net2)}{share}", records)
+    from semipose.engine.hooks import read_metrics
+
+    epochs = study_module().epochs_from_records(read_metrics(str(path), kind="epoch"))
+    return {"epochs": epochs, "rc": 0, "metrics": path, "wall_s": 60.0}
+
+
+def study_module():
+    spec = importlib.util.spec_from_file_location("cs", REPO / "bench" / "collapse_study.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_render_seed_results_and_spread_plot(study, tmp_path):
+    import cv2
+
+    runs = {
+        1: {"supervised": _seed_run(tmp_path, 1, [0.10, 0.20]),
+            "posedual": _seed_run(tmp_path, 1, [0.15, 0.30], [0.14, 0.28])},
+        2: {"supervised": _seed_run(tmp_path, 2, [0.12, 0.24]),
+            "posedual": _seed_run(tmp_path, 2, [0.17, 0.34], [0.16, 0.32], share=0.5)},
+        3: {"supervised": {"epochs": [], "rc": 1, "metrics": None, "wall_s": 3.0},
+            "posedual": _seed_run(tmp_path, 3, [0.16, 0.32], [0.15, 0.30])},
+    }
+    easy = study.STUDIES["easy"]
+    md = study.render_seed_results(runs, easy, "python bench/collapse_study.py", "m", "d")
+    # supervised: seeds 1 and 2 (0.20, 0.24); PoseDual: 0.30 / 0.34 / 0.32 for net 1
+    assert "| Supervised | — | 0.220 ± 0.028 | — | — | — | — | — | 2 (failed: seeds [3]) |" in md
+    assert ("| PoseDual | Affine | 0.320 ± 0.020 | 0.300 ± 0.020 | 0.320 ± 0.020 | 0.310 ± 0.020 "
+            "| 16.7 ± 28.9% | 0.500 ± 0.000 | 3 |") in md
+    assert "| supervised | 0.200 / —, 0.200 (1) | 0.240 / —, 0.240 (1) | failed (exit 1) |" in md
+    assert "| posedual | 0.160 ± 0.010 | 0.320 ± 0.020 |" in md  # net 1 per epoch
+    assert "- posedual/seed3: exit 0, 1.0 min, " in md
+    png = study.write_spread_plot(runs, easy, tmp_path / "spread.png")
+    img = cv2.imread(str(png))
+    assert img.shape == (440, 1200, 3)
+    assert (img < 250).any(axis=2).mean() > 0.02  # axes, bands and lines are drawn
