@@ -220,7 +220,7 @@ def test_reads_a_real_training_run(study, synth_root, tmp_path, tiny_opts):
 def test_easy_rows_have_configs_and_share_the_budget(study):
     easy = study.STUDIES["easy"]
     cfgs = {n: load_config(str(REPO / easy.folder / f"{r.cfg}.yaml")) for n, r in easy.rows.items()}
-    for name, cfg in cfgs.items():
+    for cfg in cfgs.values():
         assert (cfg.TRAIN.END_EPOCH, cfg.TRAIN.MAX_ITERS, cfg.DATASET.TRAIN_LEN) == (90, 8, 128)
         assert cfg.MODEL.BACKBONE == "lite" and cfg.DATASET.SYNTHETIC.PRESET == "easy"
     assert cfgs["supervised"].DATASET.TRAIN_DATASET == "coco"
