@@ -204,8 +204,8 @@ def final_summary(epochs):
 
     Returns:
         dict with ``ap_net1``, ``ap_net2``, ``ap_ensemble``, ``best_net1``, ``best_epoch``,
-        ``share``, ``peak`` (None where the run recorded no such value) and ``epochs`` (the number of epochs
-        recorded).
+        ``share``, ``peak`` (None where the run recorded no such value) and ``epochs`` (the
+        number of epochs recorded).
     """
     out = dict.fromkeys(
         ("ap_net1", "ap_net2", "ap_ensemble", "best_net1", "best_epoch", "share", "peak"))
