@@ -222,3 +222,32 @@ def test_resume_of_a_cosine_run_with_more_epochs_stretches_the_schedule(tmp_path
     ck2.resume()
     assert sched2.lr_lambdas[0].total == 8 and sched2.last_epoch == 4
     assert longer.lr == pytest.approx(0.1 * 0.5)  # half way through the 8-iteration cosine
+
+
+def test_resume_of_a_cosine_run_ignores_multistep_keys(tmp_path, toy_trainer, caplog):
+    """LR_FACTOR / LR_STEP do not drive a cosine schedule: changing them warns of nothing and
+    changes nothing; a changed LR still applies."""
+    from semipose.utils.optim import WarmupCosine
+
+    def resumed(schedule):
+        trainer, _ = toy_trainer()
+        sched = torch.optim.lr_scheduler.LambdaLR(trainer.optimizer, WarmupCosine(8))
+        ck = H.Checkpointer(str(tmp_path), trainer.model, trainer.optimizer, sched,
+                            schedule=schedule)
+        return trainer, sched, ck
+
+    trainer, sched, ck = resumed((0.1, 0.1, [1, 2]))
+    for _ in range(4):
+        trainer.optimizer.step()
+        sched.step()
+    ck.save(1)
+    again, _, ck2 = resumed((0.1, 0.5, [3, 6]))
+    with caplog.at_level("WARNING"):
+        ck2.resume()
+    assert not [r for r in caplog.records if "schedule" in r.getMessage()]
+    assert again.lr == pytest.approx(0.1 * 0.5)
+    lower, _, ck3 = resumed((0.02, 0.5, [3, 6]))
+    with caplog.at_level("WARNING"):
+        ck3.resume()
+    assert "lr 0.1 -> 0.02" in caplog.text and "lr_step" not in caplog.text
+    assert lower.lr == pytest.approx(0.02 * 0.5)

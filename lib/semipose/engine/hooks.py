@@ -444,10 +444,12 @@ class Checkpointer:
                      "lr_factor": getattr(self.scheduler, "gamma", factor),
                      "lr_step": sorted(getattr(self.scheduler, "milestones", steps))}
         now = {"lr": lr, "lr_factor": factor, "lr_step": list(steps)}
-        changed = {k: (saved[k], now[k]) for k in now if _differs(saved[k], now[k])}
+        multistep = isinstance(self.scheduler, torch.optim.lr_scheduler.MultiStepLR)
+        keys = now if multistep else ("lr",)  # LR_FACTOR / LR_STEP drive multistep only
+        changed = {k: (saved[k], now[k]) for k in keys if _differs(saved[k], now[k])}
         if not changed:
             return
-        if isinstance(self.scheduler, torch.optim.lr_scheduler.MultiStepLR):
+        if multistep:
             set_schedule(self.optimizer, self.scheduler, lr, factor, steps)
         else:  # a factor schedule (LambdaLR): only the base LR is the config's
             self.scheduler.base_lrs = [lr for _ in self.optimizer.param_groups]
