@@ -523,3 +523,68 @@ def test_ops_on_cuda_match_cpu_with_a_cpu_generator(name):
     gpu = aug(x.cuda(), joints.cuda(), seeded(1))
     assert gpu.device.type == "cuda"
     torch.testing.assert_close(gpu.cpu(), cpu)
+
+
+# ------------------------------------------------------------------ HARD_AUG.RELATIVE
+
+
+def test_relative_cutout_and_cutmix_scale_the_drawn_half_sizes():
+    """On a 96 px wide input HARD_AUG.RELATIVE halves the drawn half-sizes (96 / 192) and keeps
+    the draws: the same centres, the same partner permutation."""
+    x = distinct_images(3, 64, 96)
+    got = random_cutout(x, 4, fix_hw=True, size_scale=0.5, generator=seeded(3))
+    g = seeded(3)
+    cc, rc = torch.randint(0, 96, (3, 4), generator=g), torch.randint(0, 64, (3, 4), generator=g)
+    half = (torch.randint(10, 20, (3, 4, 2), generator=g) * 0.5).round().long()
+    expect = x.clone()
+    for i in range(3):
+        for k in range(4):
+            c0, c1 = (clamp(cc[i, k] + d * half[i, k, 0], 0, 96) for d in (-1, 1))
+            r0, r1 = (clamp(rc[i, k] + d * half[i, k, 1], 0, 64) for d in (-1, 1))
+            expect[i, :, r0:r1, c0:c1] = 0
+    torch.testing.assert_close(got, expect, rtol=0, atol=0)
+    # the ops: relative on a 96 px wide batch is size_scale 0.5; a 192 px wide batch is unchanged
+    s = HardAugSettings(box_relative=True, hole_fix=True, co_holes=4)
+    (co,) = build_hard_augment(["CO"], s).steps
+    (cm,) = build_hard_augment(["CM"], s).steps
+    torch.testing.assert_close(co(x, None, seeded(3)), got, rtol=0, atol=0)
+    mixed = random_cutmix(x, 2, fix_hw=True, size_scale=0.5, generator=seeded(5))
+    torch.testing.assert_close(cm(x, None, seeded(5)), mixed, rtol=0, atol=0)
+    wide = distinct_images(2, 64, 192)
+    torch.testing.assert_close(co(wide, None, seeded(1)),
+                               random_cutout(wide, 4, fix_hw=True, generator=seeded(1)))
+    smaller = (changed(got, x)).sum()
+    full = changed(random_cutout(x, 4, fix_hw=True, generator=seeded(3)), x).sum()
+    assert 0 < smaller < full / 2
+
+
+def test_relative_jo_scales_half_sizes_and_jitter():
+    n, k, h, w = 4, 24, 64, 96
+    torch.manual_seed(0)
+    x = torch.randn(n, 3, h, w)
+    joints = torch.rand(n, k, 2) * torch.tensor([float(w), float(h)])
+    got = joint_cut_occlude(x, joints, 2, size_scale=0.5, generator=seeded(9))
+    g = seeded(9)
+    noise = torch.randn(n, k, 2, generator=g) * 0.5  # jitter 10 px * 0.5
+    half = (torch.randint(10, 20, (n, k, 2), generator=g) * 0.5).round().long()
+    targets = torch.randint(0, k, (n, 2), generator=g)
+    sources = torch.randint(0, k, (n, 2), generator=g)
+    partner = torch.randint(0, n, (n,), generator=g)
+    expect = jo_reference(x, joints, 2, noise, half, targets, sources, partner, False)
+    torch.testing.assert_close(got, expect, rtol=0, atol=0)
+    (jo,) = build_hard_augment(["JO"], HardAugSettings(box_relative=True)).steps
+    torch.testing.assert_close(jo(x, joints, seeded(9)), got, rtol=0, atol=0)
+
+
+def test_hard_aug_relative_key_reaches_the_model():
+    from semipose.config import load_config
+    from semipose.models.build import semi_kwargs
+
+    cfg = load_config(None, ["HARD_AUG.PATHS", "[['JOCO'], ['JCCM']]", "MASK_JOINT_NUM", "2",
+                             "HARD_AUG.RELATIVE", "true"])
+    model = HardViewModel(**semi_kwargs(cfg))
+    steps = [step for aug in model.hard_augs for step in aug.steps]
+    assert [step.name for step in steps] == ["JO", "CO", "JC", "CM"]
+    for step in steps:  # JC follows MASK_JOINT_RELATIVE, the others HARD_AUG.RELATIVE
+        assert step.relative is (step.name != "JC"), step
+    assert not load_config(None, []).HARD_AUG.RELATIVE  # off by default: the published pixels

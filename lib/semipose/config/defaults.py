@@ -196,6 +196,7 @@ _C.HARD_AUG.JCCM_CM_HOLES = 0  # (ours) CutMix boxes in JCCM (0 = CM_HOLES; Mult
 _C.HARD_AUG.MIXUP_ALPHA = 0.2  # (ours) MixUp lambda ~ Beta(a, a); image weight 1 - 0.25 * lambda
 _C.HARD_AUG.JO_FIX = False  # (ours) centre JO boxes on the joints (published: x, y transposed)
 _C.HARD_AUG.HOLE_FIX = False  # (ours) CutOut/CutMix centres and clamps with the right H/W
+_C.HARD_AUG.RELATIVE = False  # (ours) JO/CO/CM half-sizes (and JO jitter) x input width / 192
 _C.HARD_AUG.JOINT_POOL_FIX = False  # (ours) JC/JO joints among trained channels, no replacement
 _C.HARD_AUG.PATHS = []  # (ours) multi-path: list of op lists, one student pass each; [] = OPS
 _C.HARD_AUG.PATH_REDUCTION = "sum"  # (ours) per-path consistency losses: 'sum' (MultiAugs), 'mean'

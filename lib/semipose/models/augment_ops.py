@@ -272,6 +272,7 @@ def joint_cut_occlude(
     joint_ids=None,
     replace=True,
     jitter_px=JITTER_PX,
+    size_scale=1.0,
     generator=None,
 ):
     """Joint Cut-Occlusion (JO, SSCO): patches around other images' joints pasted on this image's.
@@ -303,6 +304,8 @@ def joint_cut_occlude(
         joint_ids: channels to draw both joints from; None = all K.
         replace: draw each image's joints with replacement (the published behaviour).
         jitter_px: standard deviation of the centre jitter in pixels (published: 10).
+        size_scale: (ours) factor on the half-sizes and the jitter, applied after the draws
+            (``HARD_AUG.RELATIVE``: input width / 192); half-sizes rounded, at least 1 px.
         generator: a ``torch.Generator`` for every draw; None = torch's CPU global RNG for jitter
             and sizes, then numpy's global RNG per image for (targets, sources, source image).
 
@@ -336,7 +339,9 @@ def joint_cut_occlude(
         sources = _to(draws.choice(pool, n, num, replace), device)
         partner = _to(draws.randint(0, n, (n,)), device)
 
-    q = (joints[..., :2].float() + noise * jitter_px).long()  # (N, K, 2), truncated toward 0
+    if size_scale != 1.0:
+        half = (half * size_scale).round().clamp_min(1).long()
+    q = (joints[..., :2].float() + noise * (jitter_px * size_scale)).long()  # truncated toward 0
     if fix_transpose:
         col_c, row_c, col_h, row_h = q[..., 0], q[..., 1], half[..., 0], half[..., 1]
     else:
@@ -369,9 +374,10 @@ def joint_cut_occlude(
 # ---------------------------------------------------------------------------- CO / CM / MU
 
 
-def _random_boxes(n, num, h, w, fix_hw, draws, device):
+def _random_boxes(n, num, h, w, fix_hw, draws, device, size_scale=1.0):
     """CutOut/CutMix boxes (N, num): y0, y1, x0, x1, in MultiAugs' draw order (column centres,
-    row centres, half-sizes).
+    row centres, half-sizes); ``size_scale`` (ours) multiplies the drawn half-sizes (rounded, at
+    least 1 px).
 
     Published (``fix_hw=False``): the column centre is drawn in [0, H) and the row centre in
     [0, W), columns are clamped to [0, H] and rows to [0, W] (H and W swapped). Fixed: columns in
@@ -381,6 +387,8 @@ def _random_boxes(n, num, h, w, fix_hw, draws, device):
     col_c = _to(draws.randint(0, col_range, (n, num)), device)
     row_c = _to(draws.randint(0, row_range, (n, num)), device)
     half = _to(draws.randint(HALF_LOW, HALF_HIGH, (n, num, 2)), device)
+    if size_scale != 1.0:
+        half = (half * size_scale).round().clamp_min(1).long()
     x0 = (col_c - half[..., 0]).clamp(0, col_range)
     x1 = (col_c + half[..., 0]).clamp(0, col_range)
     y0 = (row_c - half[..., 1]).clamp(0, row_range)
@@ -388,7 +396,7 @@ def _random_boxes(n, num, h, w, fix_hw, draws, device):
     return y0, y1, x0, x1
 
 
-def random_cutout(image, num, *, fix_hw=False, generator=None):
+def random_cutout(image, num, *, fix_hw=False, size_scale=1.0, generator=None):
     """CutOut: ``num`` random boxes per image (half-sizes 10..19 px) set to 0 on every channel.
 
     Args:
@@ -396,6 +404,7 @@ def random_cutout(image, num, *, fix_hw=False, generator=None):
         num: boxes per image (0 returns ``image`` itself).
         fix_hw: sample and clamp the centres with the right H/W (the published code swaps them,
             so for H > W no box reaches the bottom H − W rows).
+        size_scale: (ours) factor on the half-sizes (``HARD_AUG.RELATIVE``: width / 192).
         generator: a ``torch.Generator``; None = torch's CPU global RNG.
 
     Returns:
@@ -404,11 +413,12 @@ def random_cutout(image, num, *, fix_hw=False, generator=None):
     if num <= 0:
         return image
     n, _, h, w = image.shape
-    y0, y1, x0, x1 = _random_boxes(n, num, h, w, fix_hw, _Draws(generator), image.device)
+    y0, y1, x0, x1 = _random_boxes(n, num, h, w, fix_hw, _Draws(generator), image.device,
+                                   size_scale)
     return image.masked_fill(box_mask(y0, y1, x0, x1, h, w).unsqueeze(1), 0)
 
 
-def random_cutmix(image, num, *, fix_hw=False, generator=None):
+def random_cutmix(image, num, *, fix_hw=False, size_scale=1.0, generator=None):
     """CutMix: ``num`` random boxes per image replaced by the same boxes of a partner image.
 
     Boxes as in ``random_cutout``; then one permutation π of the batch (fixed points are no-ops):
@@ -417,7 +427,7 @@ def random_cutmix(image, num, *, fix_hw=False, generator=None):
     Args:
         image: (N, C, H, W) tensor; not modified.
         num: boxes per image (0 returns ``image`` itself).
-        fix_hw: see ``random_cutout``.
+        fix_hw, size_scale: see ``random_cutout``.
         generator: a ``torch.Generator``; None = torch's CPU global RNG.
 
     Returns:
@@ -427,7 +437,7 @@ def random_cutmix(image, num, *, fix_hw=False, generator=None):
         return image
     n, _, h, w = image.shape
     draws = _Draws(generator)
-    y0, y1, x0, x1 = _random_boxes(n, num, h, w, fix_hw, draws, image.device)
+    y0, y1, x0, x1 = _random_boxes(n, num, h, w, fix_hw, draws, image.device, size_scale)
     perm = _to(draws.randperm(n), image.device)
     inside = box_mask(y0, y1, x0, x1, h, w).unsqueeze(1)
     return torch.where(inside, image[perm], image)
@@ -454,6 +464,12 @@ def random_mixup(image, *, alpha=0.2, generator=None):
 
 
 # ---------------------------------------------------------------------------- op objects
+
+
+def _width_scale(images, relative):
+    """The box-size factor of an op: input width / 192 (the width the published pixel sizes are
+    tuned for) when ``relative``, else 1."""
+    return images.shape[-1] / 192 if relative else 1.0
 
 
 class _Op:
@@ -500,7 +516,7 @@ class JointCutout(_Op):
             self.num,
             fix_clamp=self.fix_clamp,
             joint_ids=self.joint_ids,
-            size_scale=images.shape[-1] / 192 if self.relative else 1.0,
+            size_scale=_width_scale(images, self.relative),
             replace=self.replace,
             generator=generator,
         )
@@ -512,11 +528,13 @@ class JointCutOcclude(_Op):
     name = "JO"
     needs_joints = True
 
-    def __init__(self, num, *, fix_transpose=False, joint_ids=None, replace=True):
+    def __init__(self, num, *, fix_transpose=False, joint_ids=None, replace=True,
+                 relative=False):
         self.num = num
         self.fix_transpose = fix_transpose
         self.joint_ids = None if joint_ids is None else list(joint_ids)
         self.replace = replace
+        self.relative = relative
 
     def __call__(self, images, joints, generator=None):
         return joint_cut_occlude(
@@ -526,6 +544,7 @@ class JointCutOcclude(_Op):
             fix_transpose=self.fix_transpose,
             joint_ids=self.joint_ids,
             replace=self.replace,
+            size_scale=_width_scale(images, self.relative),
             generator=generator,
         )
 
@@ -535,12 +554,14 @@ class CutOut(_Op):
 
     name = "CO"
 
-    def __init__(self, num, *, fix_hw=False):
+    def __init__(self, num, *, fix_hw=False, relative=False):
         self.num = num
         self.fix_hw = fix_hw
+        self.relative = relative
 
     def __call__(self, images, joints=None, generator=None):
-        return random_cutout(images, self.num, fix_hw=self.fix_hw, generator=generator)
+        return random_cutout(images, self.num, fix_hw=self.fix_hw,
+                             size_scale=_width_scale(images, self.relative), generator=generator)
 
 
 class CutMix(_Op):
@@ -548,12 +569,14 @@ class CutMix(_Op):
 
     name = "CM"
 
-    def __init__(self, num, *, fix_hw=False):
+    def __init__(self, num, *, fix_hw=False, relative=False):
         self.num = num
         self.fix_hw = fix_hw
+        self.relative = relative
 
     def __call__(self, images, joints=None, generator=None):
-        return random_cutmix(images, self.num, fix_hw=self.fix_hw, generator=generator)
+        return random_cutmix(images, self.num, fix_hw=self.fix_hw,
+                             size_scale=_width_scale(images, self.relative), generator=generator)
 
 
 class MixUp(_Op):
@@ -637,6 +660,8 @@ class HardAugSettings:
         hole_fix: CO/CM centres and clamps with the right H/W [HARD_AUG.HOLE_FIX].
         joint_pool_fix: JC and JO draw among ``trained_joints`` without replacement
             [HARD_AUG.JOINT_POOL_FIX].
+        box_relative: JO, CO and CM sizes (and JO's jitter) scaled by width / 192
+            [HARD_AUG.RELATIVE].
         trained_joints: channel indices the labeled set trains (None = all channels).
     """
 
@@ -651,6 +676,7 @@ class HardAugSettings:
     jo_fix: bool = False
     hole_fix: bool = False
     joint_pool_fix: bool = False
+    box_relative: bool = False
     trained_joints: tuple = None
 
     def jc_pool(self):
@@ -702,17 +728,18 @@ def _build_jo(s):
         fix_transpose=s.jo_fix,
         joint_ids=s.jo_pool(),
         replace=not s.joint_pool_fix,
+        relative=s.box_relative,
     )
 
 
 @register_hard_aug("CO")
 def _build_co(s):
-    return CutOut(s.co_holes, fix_hw=s.hole_fix)
+    return CutOut(s.co_holes, fix_hw=s.hole_fix, relative=s.box_relative)
 
 
 @register_hard_aug("CM")
 def _build_cm(s):
-    return CutMix(s.cm_holes, fix_hw=s.hole_fix)
+    return CutMix(s.cm_holes, fix_hw=s.hole_fix, relative=s.box_relative)
 
 
 @register_hard_aug("MU")
@@ -727,7 +754,8 @@ def _build_joco(s):
 
 @register_hard_aug("JCCM")
 def _build_jccm(s):
-    return HardAugment([_build_jc(s), CutMix(s.jccm_cm_holes or s.cm_holes, fix_hw=s.hole_fix)])
+    holes = s.jccm_cm_holes or s.cm_holes
+    return HardAugment([_build_jc(s), CutMix(holes, fix_hw=s.hole_fix, relative=s.box_relative)])
 
 
 def expand_names(names):

@@ -119,6 +119,7 @@ def hard_aug_kwargs(node):
         jo_fix=node.JO_FIX,
         hole_fix=node.HOLE_FIX,
         joint_pool_fix=node.JOINT_POOL_FIX,
+        box_relative=node.RELATIVE,
         hard_paths=tuple(tuple(path) for path in node.PATHS),
     )
 

@@ -171,6 +171,8 @@ class HardViewModel(nn.Module):
         hole_fix: (ours) CutOut/CutMix centres and clamps with the right H/W (published: swapped).
         joint_pool_fix: (ours) JC and JO draw their joints among ``trained_joints`` without
             replacement (published: all channels, with replacement).
+        box_relative: (ours) JO, CutOut and CutMix half-sizes (and JO's centre jitter) scaled by
+            input width / 192, as ``mask_joint_relative`` does for JC (published: fixed pixels).
         hard_paths: (ours) MultiAugs' multi-path consistency: a sequence of op sequences (registry
             names, as ``hard_ops``), one hard image and one student pass per path, all from the same
             easy view and the same teacher joints, drawn path after path, then warped by one θ
@@ -206,6 +208,7 @@ class HardViewModel(nn.Module):
         hole_fix=False,
         joint_pool_fix=False,
         hard_paths=(),
+        box_relative=False,
     ):
         super().__init__()
         names = tuple(hard_ops) if hard_ops else (("JC",) if mask_joint_num > 0 else ())
@@ -250,6 +253,7 @@ class HardViewModel(nn.Module):
             jo_fix=jo_fix,
             hole_fix=hole_fix,
             joint_pool_fix=joint_pool_fix,
+            box_relative=box_relative,
             trained_joints=None if trained_joints is None else tuple(trained_joints),
         )
         self.hard_aug = build_hard_augment(names, settings)
