@@ -84,7 +84,8 @@ ROWS = collections.OrderedDict(
 
 #: The study at the demo's scale (easy preset, PoseLite-32 at 128x96, 128 labeled persons, 720
 #: iterations), run with several seeds (``--study easy --seeds 1 2 3``); ``posedual_4paths`` is
-#: MultiAugs' 4-path recipe on PoseDual, compared with ``posedual``.
+#: MultiAugs' 4-path recipe on PoseDual, compared with ``posedual``, and ``posedual_4paths_rel``
+#: the same with its JO / CutOut / CutMix boxes scaled to the input (HARD_AUG.RELATIVE).
 EASY_ROWS = collections.OrderedDict(
     [
         ("supervised", Row("128x96_EASY128_Supervised", "Supervised", "—", 3)),
@@ -98,6 +99,8 @@ EASY_ROWS = collections.OrderedDict(
                                      "Affine, hard teacher", 7)),
         ("posedual_4paths", Row("128x96_EASY128_PoseDual_4Paths", "PoseDual, 4 paths",
                                 "JC / JO / JOCO / JCCM, summed", 32)),
+        ("posedual_4paths_rel", Row("128x96_EASY128_PoseDual_4Paths_Relative", "PoseDual, 4 paths",
+                                    "as above, boxes sized for the input", 32)),
     ]
 )
 

@@ -226,6 +226,12 @@ def test_easy_rows_have_configs_and_share_the_budget(study):
     assert cfgs["supervised"].DATASET.TRAIN_DATASET == "coco"
     assert cfgs["posecons_hardteacher"].CONS_HARD_TEACHER
     assert cfgs["posedual_4paths"].HARD_AUG.PATHS == [["JC"], ["JO"], ["JOCO"], ["JCCM"]]
+    assert cfgs["posedual_4paths_rel"].HARD_AUG.RELATIVE
+    assert not cfgs["posedual_4paths"].HARD_AUG.RELATIVE
+    four = cfgs["posedual_4paths"].clone()
+    four.defrost()
+    four.HARD_AUG.RELATIVE = True
+    assert four == cfgs["posedual_4paths_rel"]  # the only difference
     assert (cfgs["posedual_jc"].MASK_JOINT_NUM, cfgs["posedual"].MASK_JOINT_NUM) == (3, 0)
 
 
