@@ -575,28 +575,43 @@ def _pm(values, spec=".3f", scale=1.0, suffix=""):
     return f"{format(mean * scale, spec)} ± {format(std * scale, spec)}{suffix}"
 
 
-def seed_summaries(runs):
-    """Per row, the ``final_summary`` of each seed's run.
+def run_status(res, expected=None):
+    """``'ok'``, ``'not run'`` (no metrics found), ``'failed (exit N)'`` or ``'incomplete (k of E
+    epochs)'`` (fewer epoch records than the ``expected`` END_EPOCH: still running, or stopped)."""
+    if res["rc"] not in (0, None) and not (res["rc"] == -1 and res["metrics"] is None):
+        return f"failed (exit {res['rc']})"
+    if not res["epochs"]:
+        return "not run"
+    if expected and len(res["epochs"]) < expected:
+        return f"incomplete ({len(res['epochs'])} of {expected} epochs)"
+    return "ok"
+
+
+def seed_summaries(runs, expected=None):
+    """Per row, the ``final_summary`` of each seed's finished run.
 
     Args:
         runs: {seed: {row name: {'epochs', 'rc', ...}}} (``collect_runs``).
+        expected: {row name: END_EPOCH}; a run with fewer epoch records is left out (None: keep
+            every run that recorded an epoch).
 
     Returns:
-        {row name: {seed: final_summary dict}}, rows in the first seed's order; a failed run with
-        no epochs is left out.
+        {row name: {seed: final_summary dict}}, rows in the first seed's order; a run whose
+        ``run_status`` is not ``'ok'`` is left out.
     """
+    expected = expected or {}
     out = collections.OrderedDict()
     for seed, per_row in runs.items():
         for name, res in per_row.items():
-            if res["epochs"]:
-                out.setdefault(name, collections.OrderedDict())[seed] = final_summary(res["epochs"])
-            else:
-                out.setdefault(name, collections.OrderedDict())
+            row = out.setdefault(name, collections.OrderedDict())
+            if run_status(res, expected.get(name)) == "ok":
+                row[seed] = final_summary(res["epochs"])
     return out
 
 
-def seed_curves(runs, name, head="net1"):
-    """Mean and std over seeds of one row's per-epoch AP of ``head`` and net 1's background share.
+def seed_curves(runs, name, head="net1", expected=None):
+    """Mean and std over seeds of one row's per-epoch AP of ``head`` and net 1's background share
+    (runs with fewer than ``expected`` epoch records left out).
 
     Returns:
         list of ``(epoch, (ap mean, ap std, n), (share mean, share std, n))`` for the epochs where
@@ -604,7 +619,10 @@ def seed_curves(runs, name, head="net1"):
     """
     ap, share = collections.defaultdict(list), collections.defaultdict(list)
     for per_row in runs.values():
-        for e in per_row.get(name, {}).get("epochs", []):
+        res = per_row.get(name)
+        if res is None or run_status(res, expected) != "ok":
+            continue
+        for e in res["epochs"]:
             if head in e["ap"]:
                 ap[e["epoch"]].append(e["ap"][head])
             c = e["collapse"].get("net1")
@@ -614,7 +632,7 @@ def seed_curves(runs, name, head="net1"):
             for ep in sorted(set(ap) | set(share))]
 
 
-def render_seed_results(runs, study, command, machine, date):
+def render_seed_results(runs, study, command, machine, date, expected=None):
     """The markdown of a study run with several seeds: a summary in the paper's layout (mean ±
     sample std over the seeds of the last validation), every seed's values, and the mean AP per
     validated epoch.
@@ -623,12 +641,14 @@ def render_seed_results(runs, study, command, machine, date):
         runs: {seed: {row name: {'epochs', 'rc', 'metrics', 'wall_s'}}} (``collect_runs``).
         study: the ``Study``.
         command, machine, date: strings for the header.
+        expected: {row name: END_EPOCH}: shorter runs are reported as incomplete and left out.
 
     Returns:
         str.
     """
+    expected = expected or {}
     seeds = list(runs)
-    summaries = seed_summaries(runs)
+    summaries = seed_summaries(runs, expected)
     lines = [
         "# Collapse study with several seeds: results",
         "",
@@ -648,7 +668,7 @@ def render_seed_results(runs, study, command, machine, date):
         row = study.rows[name]
         vals = list(per_seed.values())
         nets = [None if v["ap_net2"] is None else (v["ap_net1"] + v["ap_net2"]) / 2 for v in vals]
-        failed = [s for s in seeds if runs[s][name]["rc"] != 0]
+        missing = [s for s in seeds if s not in per_seed]
         cells = [
             row.method, row.aug,
             _pm([v["ap_net1"] for v in vals]),
@@ -657,7 +677,7 @@ def render_seed_results(runs, study, command, machine, date):
             _pm(nets),
             _pm([v["share"] for v in vals], ".1f", 100, "%"),
             _pm([v["peak"] for v in vals], ".3f"),
-            f"{len(vals)}" + (f" (failed: seeds {failed})" if failed else ""),
+            f"{len(vals)}" + (f" (left out: seeds {missing})" if missing else ""),
         ]
         lines.append("| " + " | ".join(cells) + " |")
     lines += [
@@ -679,7 +699,7 @@ def render_seed_results(runs, study, command, machine, date):
         for seed in seeds:
             v = per_seed.get(seed)
             if v is None:
-                cells.append(f"failed (exit {runs[seed][name]['rc']})")
+                cells.append(run_status(runs[seed][name], expected.get(name)))
                 continue
             cell = f"{_fmt(v['ap_net1'])} / {_fmt(v['ap_ensemble'])}"
             if v["best_net1"] is not None:
@@ -687,7 +707,7 @@ def render_seed_results(runs, study, command, machine, date):
             cells.append(cell)
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "## AP of net 1 per validated epoch (mean ± std over the seeds)", ""]
-    curves = {name: seed_curves(runs, name) for name in summaries}
+    curves = {name: seed_curves(runs, name, expected=expected.get(name)) for name in summaries}
     epochs = sorted({ep for c in curves.values() for ep, ap, _ in c if ap[2]})
     lines.append("| Row | " + " | ".join(str(ep) for ep in epochs) + " |")
     lines.append("|---|" + "---|" * len(epochs))
@@ -704,13 +724,13 @@ def render_seed_results(runs, study, command, machine, date):
             wall = res.get("wall_s")
             where = f"`{_relative(res['metrics'])}`" if res.get("metrics") else "no metrics"
             lines.append(
-                f"- {run_label(name, seed)}: exit {res['rc']}, "
+                f"- {run_label(name, seed)}: {run_status(res, expected.get(name))}, "
                 + ("" if wall is None else f"{wall / 60:.1f} min, ") + where
             )
     return "\n".join(lines) + "\n"
 
 
-def write_spread_plot(runs, study, path, size=(1200, 440)):
+def write_spread_plot(runs, study, path, size=(1200, 440), expected=None):
     """Two panels drawn with OpenCV (no plotting package): net 1's AP and net 1's background
     share against the epoch, per row the mean over the seeds as a line and mean ± std as a band.
 
@@ -723,9 +743,11 @@ def write_spread_plot(runs, study, path, size=(1200, 440)):
     width, height = size
     img = np.full((height, width, 3), 255, np.uint8)
     font = cv2.FONT_HERSHEY_SIMPLEX
-    names = list(seed_summaries(runs))
-    curves = {name: seed_curves(runs, name) for name in names}
-    x_max = max([ep for c in curves.values() for ep, _, _ in c] + [1])
+    expected = expected or {}
+    curves = {name: seed_curves(runs, name, expected=expected.get(name))
+              for name in seed_summaries(runs, expected)}
+    names = [name for name, curve in curves.items() if curve]
+    x_max = math.ceil((max([ep for c in curves.values() for ep, _, _ in c] + [1]) + 1) / 10) * 10
     ap_max = max([a[0] + a[1] for c in curves.values() for _, a, _ in c if a[2]] + [0.1])
     ap_max = min(1.0, math.ceil(ap_max * 10) / 10)
     palette = [(200, 120, 30), (40, 160, 40), (30, 30, 210), (160, 60, 160), (20, 140, 200),
@@ -757,7 +779,7 @@ def write_spread_plot(runs, study, path, size=(1200, 440)):
                     1, cv2.LINE_AA)
         scale = 1.0 if which == 1 else 100.0
         for k, name in enumerate(names):
-            color = palette[k % len(palette)]
+            color = palette[list(study.rows).index(name) % len(palette)]  # one colour per row
             points = []
             for ep, ap, share in curves[name]:
                 mean, std, n = ap if which == 1 else share
@@ -984,7 +1006,7 @@ def main(argv=None):
     date = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     machine = args.machine or _machine()
     if multi:
-        text = render_seed_results(runs, args.study, command, machine, date)
+        text = render_seed_results(runs, args.study, command, machine, date, epochs)
     else:
         text = render_results(runs[None], command, machine, date, args.budget_minutes, args.study)
     Path(args.results).parent.mkdir(parents=True, exist_ok=True)
@@ -992,7 +1014,7 @@ def main(argv=None):
     print(f"[write] {args.results}", flush=True)
     if not args.no_plot:
         if multi:
-            write_spread_plot(runs, args.study, args.plot)
+            write_spread_plot(runs, args.study, args.plot, expected=epochs)
         else:
             write_plot(runs[None], args.plot)
         print(f"[write] {args.plot}", flush=True)

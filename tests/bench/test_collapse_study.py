@@ -326,12 +326,19 @@ def test_render_seed_results_and_spread_plot(study, tmp_path):
     easy = study.STUDIES["easy"]
     md = study.render_seed_results(runs, easy, "python bench/collapse_study.py", "m", "d")
     # supervised: seeds 1 and 2 (0.20, 0.24); PoseDual: 0.30 / 0.34 / 0.32 for net 1
-    assert "| Supervised | — | 0.220 ± 0.028 | — | — | — | — | — | 2 (failed: seeds [3]) |" in md
+    assert "| Supervised | — | 0.220 ± 0.028 | — | — | — | — | — | 2 (left out: seeds [3]) |" in md
     assert ("| PoseDual | Affine | 0.320 ± 0.020 | 0.300 ± 0.020 | 0.320 ± 0.020 | 0.310 ± 0.020 "
             "| 16.7 ± 28.9% | 0.500 ± 0.000 | 3 |") in md
     assert "| supervised | 0.200 / —, 0.200 (1) | 0.240 / —, 0.240 (1) | failed (exit 1) |" in md
     assert "| posedual | 0.160 ± 0.010 | 0.320 ± 0.020 |" in md  # net 1 per epoch
-    assert "- posedual/seed3: exit 0, 1.0 min, " in md
+    assert "- posedual/seed3: ok, 1.0 min, " in md
+    assert "- supervised/seed3: failed (exit 1), 0.1 min, no metrics" in md
+    # a run with fewer epoch records than END_EPOCH (still running) is left out and named
+    short = study.render_seed_results(runs, easy, "c", "m", "d", {"supervised": 2, "posedual": 3})
+    assert "| posedual | incomplete (2 of 3 epochs) | incomplete (2 of 3 epochs) |" in short
+    assert "| PoseDual | Affine | — | — | — | — | — | — | 0 (left out: seeds [1, 2, 3]) |" in short
+    not_run = {"epochs": [], "rc": -1, "metrics": None, "wall_s": None}
+    assert study.run_status(not_run) == "not run"
     png = study.write_spread_plot(runs, easy, tmp_path / "spread.png")
     img = cv2.imread(str(png))
     assert img.shape == (440, 1200, 3)
