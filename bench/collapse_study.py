@@ -611,25 +611,26 @@ def seed_summaries(runs, expected=None):
 
 def seed_curves(runs, name, head="net1", expected=None):
     """Mean and std over seeds of one row's per-epoch AP of ``head`` and net 1's background share
-    (runs with fewer than ``expected`` epoch records left out).
+    and teacher peak (runs with fewer than ``expected`` epoch records left out).
 
     Returns:
-        list of ``(epoch, (ap mean, ap std, n), (share mean, share std, n))`` for the epochs where
-        any seed recorded a value, in epoch order.
+        list of ``(epoch, {'ap': stats, 'share': stats, 'peak': stats})`` for the epochs where any
+        seed recorded a value, in epoch order; each stats is ``mean_std``'s ``(mean, std, n)``.
     """
-    ap, share = collections.defaultdict(list), collections.defaultdict(list)
+    values = {key: collections.defaultdict(list) for key in ("ap", "share", "peak")}
     for per_row in runs.values():
         res = per_row.get(name)
         if res is None or run_status(res, expected) != "ok":
             continue
         for e in res["epochs"]:
             if head in e["ap"]:
-                ap[e["epoch"]].append(e["ap"][head])
-            c = e["collapse"].get("net1")
-            if c is not None and c["share"] is not None:
-                share[e["epoch"]].append(c["share"])
-    return [(ep, mean_std(ap.get(ep, [])), mean_std(share.get(ep, [])))
-            for ep in sorted(set(ap) | set(share))]
+                values["ap"][e["epoch"]].append(e["ap"][head])
+            c = e["collapse"].get("net1") or {}
+            for key in ("share", "peak"):
+                if c.get(key) is not None:
+                    values[key][e["epoch"]].append(c[key])
+    epochs = sorted(set().union(*values.values()))
+    return [(ep, {key: mean_std(v.get(ep, [])) for key, v in values.items()}) for ep in epochs]
 
 
 def render_seed_results(runs, study, command, machine, date, expected=None):
@@ -708,11 +709,11 @@ def render_seed_results(runs, study, command, machine, date, expected=None):
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "## AP of net 1 per validated epoch (mean ± std over the seeds)", ""]
     curves = {name: seed_curves(runs, name, expected=expected.get(name)) for name in summaries}
-    epochs = sorted({ep for c in curves.values() for ep, ap, _ in c if ap[2]})
+    epochs = sorted({ep for c in curves.values() for ep, st in c if st["ap"][2]})
     lines.append("| Row | " + " | ".join(str(ep) for ep in epochs) + " |")
     lines.append("|---|" + "---|" * len(epochs))
     for name, curve in curves.items():
-        by_epoch = {ep: ap for ep, ap, _ in curve}
+        by_epoch = {ep: st["ap"] for ep, st in curve}
         cells = [name]
         for ep in epochs:
             mean, std, n = by_epoch.get(ep, (None, None, 0))
@@ -730,9 +731,10 @@ def render_seed_results(runs, study, command, machine, date, expected=None):
     return "\n".join(lines) + "\n"
 
 
-def write_spread_plot(runs, study, path, size=(1200, 440), expected=None):
-    """Two panels drawn with OpenCV (no plotting package): net 1's AP and net 1's background
-    share against the epoch, per row the mean over the seeds as a line and mean ± std as a band.
+def write_spread_plot(runs, study, path, size=(1500, 440), expected=None):
+    """Three panels drawn with OpenCV (no plotting package): net 1's AP, background share and
+    mean teacher peak against the epoch, per row the mean over the seeds as a line and mean ± std
+    as a band.
 
     Returns:
         ``path``.
@@ -747,18 +749,20 @@ def write_spread_plot(runs, study, path, size=(1200, 440), expected=None):
     curves = {name: seed_curves(runs, name, expected=expected.get(name))
               for name in seed_summaries(runs, expected)}
     names = [name for name, curve in curves.items() if curve]
-    x_max = math.ceil((max([ep for c in curves.values() for ep, _, _ in c] + [1]) + 1) / 10) * 10
-    ap_max = max([a[0] + a[1] for c in curves.values() for _, a, _ in c if a[2]] + [0.1])
+    x_max = math.ceil((max([ep for c in curves.values() for ep, _ in c] + [1]) + 1) / 10) * 10
+    ap_max = max([st["ap"][0] + st["ap"][1] for c in curves.values() for _, st in c
+                  if st["ap"][2]] + [0.1])
     ap_max = min(1.0, math.ceil(ap_max * 10) / 10)
     palette = [(200, 120, 30), (40, 160, 40), (30, 30, 210), (160, 60, 160), (20, 140, 200),
                (90, 90, 90), (0, 180, 180), (140, 100, 60)]
-    half = width // 2
+    third = width // 3
     panels = [
-        (0, "AP of net 1 (mean, band: ± std over seeds)", ap_max, 1),
-        (half, "background share of net 1 (%)", 100.0, 2),
+        (0, "AP of net 1 (mean, band: +- std over seeds)", ap_max, "ap", 1.0),
+        (third, "background share of net 1 (%)", 100.0, "share", 100.0),
+        (2 * third, "mean teacher peak of net 1", 1.0, "peak", 1.0),
     ]
-    for x0, title, y_max, which in panels:
-        left, right, top, bottom = x0 + 56, x0 + half - 16, 30, height - 40
+    for x0, title, y_max, key, scale in panels:
+        left, right, top, bottom = x0 + 56, x0 + third - 16, 30, height - 40
 
         def px(ep, value, left=left, right=right, top=top, bottom=bottom, y_max=y_max):
             return (int(left + (right - left) * ep / x_max),
@@ -777,12 +781,11 @@ def write_spread_plot(runs, study, path, size=(1200, 440), expected=None):
         cv2.putText(img, title, (left, 20), font, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
         cv2.putText(img, "epoch", ((left + right) // 2 - 20, height - 8), font, 0.45, (0, 0, 0),
                     1, cv2.LINE_AA)
-        scale = 1.0 if which == 1 else 100.0
         for k, name in enumerate(names):
             color = palette[list(study.rows).index(name) % len(palette)]  # one colour per row
             points = []
-            for ep, ap, share in curves[name]:
-                mean, std, n = ap if which == 1 else share
+            for ep, stats in curves[name]:
+                mean, std, n = stats[key]
                 if n:
                     points.append((ep, mean * scale, std * scale))
             if not points:
@@ -794,7 +797,7 @@ def write_spread_plot(runs, study, path, size=(1200, 440), expected=None):
             img = cv2.addWeighted(layer, 0.18, img, 0.82, 0)
             line = np.array([px(ep, m) for ep, m, _ in points], np.int32)
             cv2.polylines(img, [line], False, color, 2, cv2.LINE_AA)
-            if which == 1:
+            if key == "ap":
                 y = top + 16 + 16 * k
                 cv2.line(img, (left + 8, y - 4), (left + 30, y - 4), color, 2)
                 cv2.putText(img, f"{name} {points[-1][1]:.3f}", (left + 36, y), font, 0.4,

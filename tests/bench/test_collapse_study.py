@@ -341,5 +341,5 @@ def test_render_seed_results_and_spread_plot(study, tmp_path):
     assert study.run_status(not_run) == "not run"
     png = study.write_spread_plot(runs, easy, tmp_path / "spread.png")
     img = cv2.imread(str(png))
-    assert img.shape == (440, 1200, 3)
+    assert img.shape == (440, 1500, 3)
     assert (img < 250).any(axis=2).mean() > 0.02  # axes, bands and lines are drawn
