@@ -1,28 +1,36 @@
 """The collapse study: supervised vs PoseCons vs PoseDual (with and without Joint Cutout) and the
 collapse-prone controls, on the embedded synthetic set at one iteration budget.
 
-Each row is one config under ``experiments/synthetic/study/`` (ResNet-18 from scratch, 96x64
-input, 300 labeled persons, the whole synthetic train set unlabeled, validation every 4th epoch).
-Every row runs in its own process, ``python pose_estimation/train.py --cfg <yaml> KEY VALUE
-...``, with its output under ``--output``. After each row the script reads the run's metrics
-stream, ``<run folder>/metrics.jsonl`` (``semipose.engine.hooks.read_metrics``; the run folder is
-``OUTPUT_DIR/<dataset>/<model>/<cfg name>``, ``semipose.utils.logger.output_subdirs``), never its
-log text: per epoch the AP of net 1, net 2 and the ensemble, and the collapse monitor's background
-share and mean teacher peak per network (``epochs_from_records``, a pure function). It then writes
-``--results`` (a markdown table in the layout of the paper's table plus per-epoch tables, the
-exact command, the machine and the date) and ``--plot`` (AP, background share and teacher peak
-over epochs per row; needs matplotlib, the optional ``plot`` extra: ``pip install -e .[plot]``).
-``--jobs N`` trains N rows at once (a GPU machine with many cores takes all eight rows together
-in about six minutes).
+Two studies (``--study``): ``easy`` (``experiments/synthetic/study_easy/``: the demo's scale,
+PoseLite-32 from scratch at 128x96 on the easy preset, 128 labeled persons, 720 iterations a row,
+plus MultiAugs' 4-path PoseDual), meant to run with several seeds, and ``hard`` (the default,
+``experiments/synthetic/study/``: ResNet-18 from scratch at 96x64 on the hard preset, 300 labeled
+persons, validation every 4th epoch, with extra controls). Every run is its own process,
+``python pose_estimation/train.py --cfg <yaml> KEY VALUE ...``, with its output under ``--output``
+(``--output/seed<k>`` with ``--seeds``, plus ``SEED k``). After each run the script reads its
+metrics stream, ``<run folder>/metrics.jsonl`` (``semipose.engine.hooks.read_metrics``; the run
+folder is ``OUTPUT_DIR/<dataset>/<model>/<cfg name>``, ``semipose.utils.logger.output_subdirs``),
+never its log text: per epoch the AP of net 1, net 2 and the ensemble, and the collapse monitor's
+background share and mean teacher peak per network (``epochs_from_records``, a pure function).
+It then writes ``--results`` (markdown: with one seed the paper's table plus per-epoch tables;
+with ``--seeds``, mean ± sample std over the seeds, every seed's values and the mean AP per
+validated epoch; the exact command, the machine and the date) and ``--plot`` (one seed: AP,
+background share and teacher peak per row with matplotlib, the optional ``plot`` extra,
+``pip install -e .[plot]``; several seeds: the same three panels as mean lines with ± std bands,
+drawn with OpenCV). Runs with fewer epoch records than their END_EPOCH are named and left out of
+the means. ``--jobs N`` trains N runs at once (a GPU machine with many cores takes all eight hard
+rows together in about six minutes; on a 2-core CPU two single-threaded runs,
+``OMP_NUM_THREADS=1``, give 1.4x the throughput of one two-threaded run).
 
-``--budget-minutes`` is a guide, not a limit: the first epoch record of each row's metrics stream
-times that row (start-up plus the first epoch's validation, if any, then the epoch's training
+``--budget-minutes`` is a guide, not a limit: the first epoch record of each run's metrics stream
+times that run (start-up plus the first epoch's validation, if any, then the epoch's training
 seconds) and the whole study's wall time is
 estimated from it (the other rows scaled by their forward-equivalents per step: supervised 3,
-PoseCons 7, PoseDual 14), with a hint when the estimate exceeds the guide.
+PoseCons 7, PoseDual 14, 4-path PoseDual 32; divided by ``--jobs``), with a hint when the estimate
+exceeds the guide.
 
-Usage: ``python bench/collapse_study.py [--rows all | NAME ...] [--epochs N] [--iters-per-epoch N]
-[--output output/collapse_study] [--results docs/RESULTS.md] [--plot docs/collapse_study.png]
+Usage: ``python bench/collapse_study.py [--study hard|easy] [--rows all | NAME ...] [--seeds K ...]
+[--epochs N] [--iters-per-epoch N] [--output output/collapse_study] [--results FILE] [--plot PNG]
 [--no-plot] [--budget-minutes 240] [--parse-only] [--verbose] [--jobs N] [--machine TEXT]
 [KEY VALUE ...]``; trailing
 ``KEY VALUE`` pairs override every row's config (e.g. ``WORKERS 0 DEVICE cpu``).
@@ -104,15 +112,17 @@ EASY_ROWS = collections.OrderedDict(
     ]
 )
 
-Study = collections.namedtuple("Study", ["folder", "rows", "setting"])
+Study = collections.namedtuple("Study", ["folder", "rows", "setting", "results", "plot"])
 
 #: ``--study`` name -> its config folder, rows and a one-line description of the shared setting.
 STUDIES = {
     "hard": Study(STUDY_DIR, ROWS, "ResNet-18 from scratch, 96x64 input, hard preset, 300 labeled "
-                  "persons, the whole synthetic train set unlabeled, 19 iterations an epoch"),
+                  "persons, the whole synthetic train set unlabeled, 19 iterations an epoch",
+                  "docs/results/collapse_study_hard.md", "docs/collapse_study.png"),
     "easy": Study(Path("experiments/synthetic/study_easy"), EASY_ROWS,
                   "PoseLite-32 from scratch, 128x96 input, easy preset, 128 labeled persons, the "
-                  "whole synthetic train set unlabeled, 90 epochs of 8 iterations"),
+                  "whole synthetic train set unlabeled, 90 epochs of 8 iterations",
+                  "docs/results/collapse_study_easy.md", "docs/collapse_study_easy.png"),
 }
 
 HEADS = ("net1", "net2", "ensemble")
@@ -889,8 +899,15 @@ def parse_args(argv=None):
     parser.add_argument(
         "--output", default="output/collapse_study", help="OUTPUT_DIR of the runs (tb/ under it)"
     )
-    parser.add_argument("--results", default="docs/RESULTS.md", help="markdown results file")
-    parser.add_argument("--plot", default="docs/collapse_study.png", help="PNG plot")
+    parser.add_argument(
+        "--results", default=None,
+        help="markdown report (default: docs/results/collapse_study_<study>.md; docs/RESULTS.md "
+        "is written by hand from it)",
+    )
+    parser.add_argument(
+        "--plot", default=None,
+        help="PNG plot (default: docs/collapse_study.png for hard, docs/collapse_study_easy.png)",
+    )
     parser.add_argument("--no-plot", action="store_true", help="skip the plot")
     parser.add_argument(
         "--budget-minutes", type=float, default=240.0,
@@ -928,8 +945,9 @@ def parse_args(argv=None):
     if len(args.opts) % 2:
         parser.error(f"overrides must be KEY VALUE pairs, got {args.opts}")
     args.output = Path(args.output).resolve()
-    args.results = Path(args.results).resolve()
-    args.plot = Path(args.plot).resolve()
+    args.results = (REPO / args.study.results if args.results is None
+                    else Path(args.results).resolve())
+    args.plot = REPO / args.study.plot if args.plot is None else Path(args.plot).resolve()
     return args
 
 

@@ -265,6 +265,11 @@ def test_seed_overrides_and_folders(study, tmp_path):
     args = study.parse_args(["--study", "easy", "--rows", "posedual", "--seeds", "1", "2",
                              "--output", str(tmp_path), "WORKERS", "0"])
     assert args.study is study.STUDIES["easy"] and args.seeds == [1, 2]
+    # the generated report never overwrites the hand-written docs/RESULTS.md by default
+    assert args.results == REPO / "docs/results/collapse_study_easy.md"
+    assert args.plot == REPO / "docs/collapse_study_easy.png"
+    hard = study.parse_args([])
+    assert hard.results == REPO / "docs/results/collapse_study_hard.md" and hard.seeds is None
     cfg_path = args.study.folder / "128x96_EASY128_PoseDual.yaml"
     opts = study.row_overrides(args, cfg_path, seed=2)
     assert opts[:6] == ["OUTPUT_DIR", str(tmp_path / "seed2"), "LOG_DIR",
