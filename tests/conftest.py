@@ -96,6 +96,27 @@ def tiny_opts():
     return _tiny_opts
 
 
+def _easy_set_opts(tmp_path, num_train, num_val, train_len=4):
+    """Overrides that point a demo-style config (easy synthetic preset) at a tiny easy set of
+    ``num_train`` + ``num_val`` images generated under ``tmp_path/easy``, with one loader process
+    and the run's output and TensorBoard folders under ``tmp_path``."""
+    root = tmp_path / "easy"
+    return [
+        "OUTPUT_DIR", str(tmp_path / "output"), "LOG_DIR", str(tmp_path / "log"),
+        "DATASET.ROOT", str(root), "TEST.COCO_BBOX_FILE",
+        str(root / "coco/person_detection_results/COCO_val2017_detections_AP_H_56_person.json"),
+        "DATASET.SYNTHETIC.NUM_TRAIN", str(num_train), "DATASET.SYNTHETIC.NUM_VAL", str(num_val),
+        "DATASET.TRAIN_LEN", str(train_len), "WORKERS", "0",
+    ]  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def easy_set_opts():
+    """The function ``easy_set_opts(tmp_path, num_train, num_val, train_len=4)`` (see
+    ``_easy_set_opts``)."""
+    return _easy_set_opts
+
+
 @pytest.fixture
 def single_thread():
     """One intra-op thread: on a shared 2-core machine two threads spin-wait and run ~50x slower.

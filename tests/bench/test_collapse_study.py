@@ -236,21 +236,16 @@ def test_easy_rows_have_configs_and_share_the_budget(study):
 
 
 @pytest.mark.parametrize("name", ["supervised", "posecons_hardteacher", "posedual_4paths"])
-def test_easy_rows_train_one_iteration(study, name, tmp_path):
+def test_easy_rows_train_one_iteration(study, name, tmp_path, easy_set_opts):
     """The easy study's configs (the plain rows differ from these in keys the demo test and the
     method tests cover) train one iteration and validate on a tiny easy set."""
     from semipose.engine.trainer import do_train
 
     row = study.STUDIES["easy"].rows[name]
     cfg_path = str(REPO / study.STUDIES["easy"].folder / f"{row.cfg}.yaml")
-    root = tmp_path / "easy"
-    opts = [
-        "OUTPUT_DIR", str(tmp_path / "out"), "LOG_DIR", str(tmp_path / "log"),
-        "DATASET.ROOT", str(root), "TEST.COCO_BBOX_FILE",
-        str(root / "coco/person_detection_results/COCO_val2017_detections_AP_H_56_person.json"),
-        "DATASET.SYNTHETIC.NUM_TRAIN", "3", "DATASET.SYNTHETIC.NUM_VAL", "2",
-        "DATASET.TRAIN_LEN", "4", "WORKERS", "0", "TRAIN.END_EPOCH", "1", "TRAIN.MAX_ITERS", "1",
-        "TRAIN.BATCH_SIZE", "2", "TEST.INTERVAL", "1", "SEED", "7",
+    opts = easy_set_opts(tmp_path, num_train=3, num_val=2) + [
+        "TRAIN.END_EPOCH", "1", "TRAIN.MAX_ITERS", "1", "TRAIN.BATCH_SIZE", "2",
+        "TEST.INTERVAL", "1", "SEED", "7",
     ]  # fmt: skip
     cfg = load_config(cfg_path, opts)
     args = types.SimpleNamespace(cfg=cfg_path, opts=opts, distributed=False, local_rank=-1)
@@ -293,7 +288,7 @@ def test_mean_std(study):
     assert study._pm([0.01, 0.03], ".1f", 100, "%") == "2.0 ± 1.4%"
 
 
-def _seed_run(tmp_path, seed, net1, net2=None, share=0.0):
+def _seed_run(study, tmp_path, seed, net1, net2=None, share=0.0):
     """A two-epoch run with ``net1`` / ``net2`` AP lists (epochs 0 and 1) written to its own
     folder; returns ``collect_runs``' per-row entry."""
     records = []
@@ -306,27 +301,20 @@ def _seed_run(tmp_path, seed, net1, net2=None, share=0.0):
     path = write_metrics(tmp_path / f"s{seed}_{len(net1)}{bool(net2)}{share}", records)
     from semipose.engine.hooks import read_metrics
 
-    epochs = study_module().epochs_from_records(read_metrics(str(path), kind="epoch"))
+    epochs = study.epochs_from_records(read_metrics(str(path), kind="epoch"))
     return {"epochs": epochs, "rc": 0, "metrics": path, "wall_s": 60.0}
-
-
-def study_module():
-    spec = importlib.util.spec_from_file_location("cs", REPO / "bench" / "collapse_study.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_render_seed_results_and_spread_plot(study, tmp_path):
     import cv2
 
     runs = {
-        1: {"supervised": _seed_run(tmp_path, 1, [0.10, 0.20]),
-            "posedual": _seed_run(tmp_path, 1, [0.15, 0.30], [0.14, 0.28])},
-        2: {"supervised": _seed_run(tmp_path, 2, [0.12, 0.24]),
-            "posedual": _seed_run(tmp_path, 2, [0.17, 0.34], [0.16, 0.32], share=0.5)},
+        1: {"supervised": _seed_run(study, tmp_path, 1, [0.10, 0.20]),
+            "posedual": _seed_run(study, tmp_path, 1, [0.15, 0.30], [0.14, 0.28])},
+        2: {"supervised": _seed_run(study, tmp_path, 2, [0.12, 0.24]),
+            "posedual": _seed_run(study, tmp_path, 2, [0.17, 0.34], [0.16, 0.32], share=0.5)},
         3: {"supervised": {"epochs": [], "rc": 1, "metrics": None, "wall_s": 3.0},
-            "posedual": _seed_run(tmp_path, 3, [0.16, 0.32], [0.15, 0.30])},
+            "posedual": _seed_run(study, tmp_path, 3, [0.16, 0.32], [0.15, 0.30])},
     }
     easy = study.STUDIES["easy"]
     md = study.render_seed_results(runs, easy, "python bench/collapse_study.py", "m", "d")

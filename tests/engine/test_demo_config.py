@@ -13,15 +13,9 @@ REPO = Path(__file__).resolve().parents[2]
 DEMO = str(REPO / "experiments/synthetic/demo/128x96_EASY_PoseDual_JointCut.yaml")
 
 
-def test_demo_config_trains_quietly_and_draws(tmp_path, caplog, capsys):
-    root = tmp_path / "easy"
-    opts = [
-        "OUTPUT_DIR", str(tmp_path / "output"), "LOG_DIR", str(tmp_path / "log"),
-        "DATASET.ROOT", str(root), "TEST.COCO_BBOX_FILE",
-        str(root / "coco/person_detection_results/COCO_val2017_detections_AP_H_56_person.json"),
-        "DATASET.SYNTHETIC.NUM_TRAIN", "4", "DATASET.SYNTHETIC.NUM_VAL", "3",
-        "DATASET.TRAIN_LEN", "4", "WORKERS", "0", "TRAIN.END_EPOCH", "2",
-        "TRAIN.WARMUP_ITERS", "1", "TEST.INTERVAL", "1",
+def test_demo_config_trains_quietly_and_draws(tmp_path, caplog, capsys, easy_set_opts):
+    opts = easy_set_opts(tmp_path, num_train=4, num_val=3) + [
+        "TRAIN.END_EPOCH", "2", "TRAIN.WARMUP_ITERS", "1", "TEST.INTERVAL", "1",
     ]  # fmt: skip
     args = types.SimpleNamespace(cfg=DEMO, opts=opts, distributed=False, local_rank=-1)
     cfg = update_config(get_cfg(), args)
