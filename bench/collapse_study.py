@@ -1009,19 +1009,16 @@ def main(argv=None):
             str(args.study.folder / f"{args.study.rows[r].cfg}.yaml")).TRAIN.END_EPOCH
         for r in args.rows
     }
-    labels = [run_label(r, s) for s in (args.seeds or [None]) for r in args.rows]
+    runs_of = {run_label(r, s): r for s in (args.seeds or [None]) for r in args.rows}  # label: row
     print(
-        f"[budget] guide {args.budget_minutes:g} min for {len(labels)} runs "
+        f"[budget] guide {args.budget_minutes:g} min for {len(runs_of)} runs "
         f"({', '.join(args.rows)}" + (f"; seeds {args.seeds}" if multi else "") + "), "
         f"{max(epochs.values())} epochs each; the estimate follows the first measured epoch",
         flush=True,
     )
     guide = BudgetGuide(
-        labels, {run_label(r, s): epochs[r] for s in (args.seeds or [None]) for r in args.rows},
-        args.budget_minutes,
-        costs={run_label(r, s): args.study.rows[r].cost for s in (args.seeds or [None])
-               for r in args.rows},
-        jobs=args.jobs,
+        list(runs_of), {label: epochs[r] for label, r in runs_of.items()}, args.budget_minutes,
+        costs={label: args.study.rows[r].cost for label, r in runs_of.items()}, jobs=args.jobs,
     )
     runs = collect_runs(args, guide)
     date = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
