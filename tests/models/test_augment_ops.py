@@ -131,6 +131,60 @@ def test_jc_op_with_global_rng_is_mask_joint():
     torch.testing.assert_close(got, mask_joint(x, joints, 4), rtol=0, atol=0)
 
 
+def published_mask_joint(image, joints, num):
+    """Joint Cutout as ``spec/ORIGINAL.md`` §6.8 and ``spec/SUCCESSORS.md`` §1.3 describe it, one
+    box at a time: jitter ``randn((N, J, 2)) * 10`` and half-sizes ``randint(10, 20, (N, J, 2))``
+    for every joint (torch's CPU generator), truncated; x clamped to [0, H] and y to [0, W]; then
+    per sample ``np.random.choice(J, num)`` and each chosen joint's box zeroed by slicing."""
+    image = image.clone()
+    n, j = joints.shape[:2]
+    _, _, dim2, dim3 = image.shape  # the published code calls these width and height
+    centre = (joints[:, :, :2] + torch.randn((n, j, 2)) * 10).int()
+    size = torch.randint(10, 20, (n, j, 2)).int()
+    x0 = (centre[..., 0] - size[..., 0]).clamp(0, dim2)
+    x1 = (centre[..., 0] + size[..., 0]).clamp(0, dim2)
+    y0 = (centre[..., 1] - size[..., 1]).clamp(0, dim3)
+    y1 = (centre[..., 1] + size[..., 1]).clamp(0, dim3)
+    for i in range(n):
+        for k in np.random.choice(j, num):
+            image[i, :, y0[i, k] : y1[i, k], x0[i, k] : x1[i, k]] = 0
+    return image
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_jc_masks_equal_the_published_draws(seed):
+    # 128x96 crops (the demo's) with joints anywhere on them and five picks among 24 channels
+    g = seeded(50 + seed)
+    x = torch.rand(5, 3, 128, 96, generator=g) + 0.5
+    joints = torch.rand(5, 24, 2, generator=g) * torch.tensor([96.0, 128.0])
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    want = published_mask_joint(x, joints, 5)
+    after_ref = (torch.rand(1).item(), np.random.rand())  # the streams after the call
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    got = mask_joint(x, joints, 5)
+    torch.testing.assert_close(got, want, rtol=0, atol=0)
+    assert (torch.rand(1).item(), np.random.rand()) == after_ref  # the same number of draws
+    assert (got == 0).any()
+
+
+def test_jc_joint_picked_twice_is_one_box():
+    # 5 picks among 24 channels with replacement give 24 * (1 - (23/24)^5) = 4.60 distinct joints
+    # per image on average (the published draw), so 4.60 boxes, not 5
+    n = 4000
+    np.random.seed(0)
+    torch.manual_seed(0)
+    distinct = np.array([len(set(np.random.choice(24, 5))) for _ in range(n)])
+    assert distinct.mean() == pytest.approx(24 * (1 - (23 / 24) ** 5), abs=0.03)  # 4.60
+    # a joint picked 5 times: one box, the same as picking it once
+    img = torch.ones(1, 3, 64, 64)
+    joints = torch.full((1, 1, 2), 32.0)
+    one = mask_joint(img, joints, 1, generator=seeded(3))
+    five = mask_joint(img, joints, 5, generator=seeded(3))
+    torch.testing.assert_close(five, one, rtol=0, atol=0)
+
+
 def test_jc_without_replacement_cuts_every_pool_joint():
     img = torch.ones(2, 3, H, W)
     joints = torch.zeros(2, 24, 2)

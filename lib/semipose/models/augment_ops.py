@@ -14,10 +14,10 @@ shaped the published numbers are reproduced by default, each with a fix switch: 
 clamping (``fix_hw``), and the joint pool (all K channels with replacement; ``joint_ids`` and
 ``replace=False`` draw among the trained channels without replacement).
 
-Randomness: with ``generator=None`` the documented global RNGs, in the successors' draw order: JC
-exactly as ``mask_joint`` always has (numpy for the joint choice, torch on the image's device for
-jitter and sizes); JO, CO, CM and MU draw torch numbers on the CPU global generator (then copy them
-to the image's device, as MultiAugs did) and choices / MixUp's λ on numpy's global RNG. With an
+Randomness: with ``generator=None`` the documented global RNGs, in the published draw order:
+every op draws its torch numbers on the CPU global generator (then copies them to the image's
+device, as the original and MultiAugs did) and its choices / MixUp's λ on numpy's global RNG; JC
+draws jitter and sizes for every joint before its per-image joint choice (``mask_joint``). With an
 explicit ``torch.Generator`` every draw comes from it (on its device), so the same seed gives the
 same result.
 
@@ -172,12 +172,14 @@ def mask_joint(
     replace=True,
     generator=None,
 ):
-    """Zeroes ``num`` boxes per image around randomly chosen joints (the "joint cutout" of §6.8).
+    """Zeroes boxes around ``num`` randomly chosen joints per image (the "joint cutout" of §6.8).
 
-    For each image, ``num`` joints are drawn (with replacement by default). Each centre is jittered
-    by N(0, 1)·10 px per coordinate and truncated toward zero; the half-sizes are drawn
-    independently per axis from ``randint(10, 20)`` (10..19 px); the box ``[x-sx, x+sx) × [y-sy,
-    y+sy)`` is set to 0 on every channel (the ImageNet mean colour after normalisation).
+    The published draw structure: first a jitter of N(0, 1)·10 px per coordinate and a half-size
+    pair from ``randint(10, 20)`` (10..19 px, per axis) for **every** joint of every image, then per
+    image the choice of ``num`` joints (with replacement by default). Boxes belong to joints, so a
+    joint picked twice zeroes one box, not two (about 4.6 distinct boxes per image at ``num`` 5
+    among 24 channels). Each centre is jittered and truncated toward zero; the box ``[x-sx, x+sx) ×
+    [y-sy, y+sy)`` is set to 0 on every channel (the ImageNet mean colour after normalisation).
 
     By default the original's clamp is reproduced: x is clamped to [0, H] and y to [0, W] (height
     and width swapped), so on a 256x192 crop boxes in the bottom rows shrink or vanish.
@@ -186,15 +188,17 @@ def mask_joint(
     Args:
         image: (N, C, H, W) tensor; not modified.
         joints: (N, K, 2) joint (x, y) in input pixels (e.g. heatmap argmax × 4), same device.
-        num: boxes per image (0 returns ``image`` itself).
+        num: joints picked per image (0 returns ``image`` itself).
         fix_clamp: use the intended clamp bounds.
-        joint_ids: channels to draw from (e.g. the labeled dataset's trained joints); None = all K.
+        joint_ids: channels to pick from (e.g. the labeled dataset's trained joints); None = all K.
         size_scale: (ours) factor on the half-sizes and the centre jitter (1 = the original's
             pixels, tuned for a 192 px wide input; ``HardViewModel`` passes width / 192 with
             ``mask_joint_relative``). Half-sizes are rounded and at least 1 px.
-        replace: draw the joints with replacement (the original); False needs ``num`` <= the pool.
-        generator: a ``torch.Generator`` for every draw; None = numpy's global RNG for the joint
-            choice and torch's global RNG on the image's device for jitter and sizes.
+        replace: pick the joints with replacement (the original); False needs ``num`` <= the pool.
+        generator: a ``torch.Generator`` for every draw (on its device); None = the published
+            streams: torch's CPU global generator for jitter then sizes (``torch.randn((N, K, 2))``
+            then ``torch.randint(10, 20, (N, K, 2))``, moved to the image's device, as the original
+            drew them before ``.cuda()``), then numpy's global RNG, one ``choice`` call per image.
 
     Returns:
         (N, C, H, W) tensor with the boxes zeroed.
@@ -202,29 +206,29 @@ def mask_joint(
     if num <= 0:
         return image
     n, _, h, w = image.shape
+    k = joints.shape[1]
     device = image.device
-    candidates = _joint_pool(joints.shape[1], joint_ids, num, replace, "mask_joint")
+    candidates = _joint_pool(k, joint_ids, num, replace, "mask_joint")
+    draws = _Draws(generator)
+    noise = _to(draws.randn(n, k, 2), device)
+    half = _to(draws.randint(HALF_LOW, HALF_HIGH, (n, k, 2)), device)
     if generator is None:
-        if replace:
-            chosen = np.random.choice(candidates, size=(n, num))
-        else:
-            chosen = np.stack([np.random.choice(candidates, num, replace=False) for _ in range(n)])
-        chosen = host_to_device(chosen, device, torch.long)
-        noise = torch.randn(n, num, 2, device=device)
-        half = torch.randint(HALF_LOW, HALF_HIGH, (n, num, 2), device=device)
+        picks = [np.random.choice(candidates, num, replace=replace) for _ in range(n)]
+        chosen = host_to_device(np.stack(picks).reshape(n, num), device, torch.long)
     else:
-        draws = _Draws(generator)
         chosen = _to(draws.choice(candidates, n, num, replace), device)
-        noise = _to(draws.randn(n, num, 2), device)
-        half = _to(draws.randint(HALF_LOW, HALF_HIGH, (n, num, 2)), device)
-    centres = joints[torch.arange(n, device=device)[:, None], chosen].float()  # (N, M, 2)
-    centres = (centres + noise * (JITTER_PX * size_scale)).long()
+    # A joint picked twice is one box: mark the picked joints, then cut every marked joint's box.
+    picked = torch.zeros(n, k, dtype=torch.bool, device=device)
+    picked[torch.arange(n, device=device)[:, None], chosen] = True
+    centres = (joints[..., :2].float() + noise * (JITTER_PX * size_scale)).long()  # (N, K, 2)
     if size_scale != 1.0:
         half = (half * size_scale).round().clamp_min(1).long()
     lo, hi = centres - half, centres + half
     x_max, y_max = (w, h) if fix_clamp else (h, w)
     x0, x1 = lo[..., 0].clamp(0, x_max), hi[..., 0].clamp(0, x_max)
     y0, y1 = lo[..., 1].clamp(0, y_max), hi[..., 1].clamp(0, y_max)
+    # An unpicked joint's box is emptied (x1 = x0), so it covers nothing.
+    x1 = torch.where(picked, x1, x0)
     cover = box_mask(y0, y1, x0, x1, h, w)
     return image.masked_fill(cover.unsqueeze(1), 0)
 
