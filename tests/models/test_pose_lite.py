@@ -18,7 +18,7 @@ def test_shapes_head_name_and_init():
     assert "final_layer_1.weight" in net.state_dict()
     assert net.head.weight.std().item() == pytest.approx(0.001, rel=0.2)
     assert torch.all(net.head.bias == 0)
-    with pytest.raises(ValueError, match="no pretrained"):
+    with pytest.raises(FileNotFoundError, match="some.pth"):
         net.init_weights("some.pth")
     with pytest.raises(ValueError, match="3 positive stage depths"):
         PoseLite(24, blocks=(1, 2))
@@ -51,3 +51,28 @@ def test_builders_use_the_lite_backbone():
     with pytest.raises(ValueError, match="PRM"):
         build_model(load_config(None, ["MODEL.NAME", "pose_resnet", "MODEL.PRM", True, *opts]),
                     is_train=False)
+
+
+def test_pretrained_file_initialises_the_encoder_only(tmp_path):
+    torch.manual_seed(0)
+    trained = PoseLite(24, width=8, decoder_width=16)
+    for p in trained.parameters():
+        p.data.normal_()
+    # net 1 of a PoseDual checkpoint: resnet. / resnet2. entries under 'state_dict'
+    state = {f"resnet.{k}": v for k, v in trained.state_dict().items()}
+    state.update({f"resnet2.{k}": v + 1 for k, v in trained.state_dict().items()})
+    path = tmp_path / "dual.pth"
+    torch.save({"state_dict": state}, path)
+    net = PoseLite(24, width=8, decoder_width=16, head_name="final_layer_1")
+    net.init_weights(str(path))
+    mine, theirs = net.state_dict(), trained.state_dict()
+    for key in mine:
+        if key.startswith(PoseLite.ENCODER):
+            assert torch.equal(mine[key], theirs[key]), key  # net 1's, not net 2's
+        elif key.endswith("weight") and mine[key].dim() == 4:
+            assert not torch.equal(mine[key], theirs.get(key, torch.empty(0))), key
+    assert net.head.weight.std().item() == pytest.approx(0.001, rel=0.2)  # a fresh head
+    with pytest.raises(ValueError, match="stem.0.0.weight has shape"):
+        PoseLite(24, width=16, decoder_width=16).init_weights(str(path))
+    with pytest.raises(ValueError, match="no encoder entries"):
+        net.init_weights({"conv1.weight": torch.zeros(1)})

@@ -8,10 +8,16 @@ position reaches the head directly while the deep features carry what is where.
 
 Shapes: input (N, 3, H, W) → heatmap (N, K, H/4, W/4).
 """
+import logging
+from collections.abc import Mapping
+
 import torch.nn.functional as F
 from torch import nn
 
 from semipose.models.pose_resnet import BN_MOMENTUM, BasicBlock, make_res_layer
+from semipose.utils.checkpoint import load_pretrained_state
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["PoseLite"]
 
@@ -70,14 +76,26 @@ class PoseLite(nn.Module):
             p = smooth(lateral(feat) + F.interpolate(p, size=feat.shape[-2:], mode="nearest"))
         return self.head(p)
 
+    #: Parameter prefixes of the encoder: what a pretrained file initialises (as an ImageNet file
+    #: initialises a ResNet's backbone and not its deconvolutions or head).
+    ENCODER = ("stem.", "stage1.", "stage2.", "stage3.")
+
     def init_weights(self, pretrained=""):
-        """Kaiming-normal convolutions, BatchNorm 1/0, the head N(0, 0.001) with zero bias.
+        """Kaiming-normal convolutions, BatchNorm 1/0, the head N(0, 0.001) with zero bias; then,
+        with ``pretrained``, the encoder (stem and the three stages) from that file.
+
+        Args:
+            pretrained: '' (random initialisation), a checkpoint path or a loaded state_dict (bare,
+                or under ``'state_dict'``; ``module.`` is stripped and ``resnet.`` entries are
+                used without the prefix, so a PoseLite trained alone, or net 1 of a PoseDual run,
+                both work). Only the encoder's entries are loaded; the decoder and the head stay
+                freshly initialised.
 
         Raises:
-            ValueError: a pretrained file was given (PoseLite is trained from scratch).
+            FileNotFoundError: ``pretrained`` is a path that does not exist.
+            ValueError: the file has none of the encoder's entries, or entries of another shape
+                (e.g. another ``MODEL.EXTRA.BASE_WIDTH``); the message names the first.
         """
-        if pretrained:
-            raise ValueError("PoseLite has no pretrained weights; set MODEL.PRETRAINED ''")
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
@@ -88,3 +106,28 @@ class PoseLite(nn.Module):
                 nn.init.zeros_(m.bias)
         nn.init.normal_(self.head.weight, std=0.001)
         nn.init.zeros_(self.head.bias)
+        if isinstance(pretrained, Mapping) or pretrained:
+            self._load_encoder(pretrained)
+
+    def _load_encoder(self, pretrained):
+        source = "the given state_dict" if isinstance(pretrained, Mapping) else pretrained
+        state = load_pretrained_state(pretrained)
+        own = self.state_dict()
+        encoder = {k: v for k, v in state.items() if k.startswith(self.ENCODER) and k in own}
+        if not encoder:
+            raise ValueError(
+                f"PoseLite: {source} has no encoder entries ({', '.join(self.ENCODER)}...); "
+                f"its first keys: {list(state)[:5]}"
+            )
+        for key, value in encoder.items():
+            if value.shape != own[key].shape:
+                raise ValueError(
+                    f"PoseLite: {source} entry {key} has shape {tuple(value.shape)}, this network "
+                    f"{tuple(own[key].shape)} (another MODEL.EXTRA.BASE_WIDTH?)"
+                )
+        missing = [k for k in own if k.startswith(self.ENCODER) and k not in encoder]
+        self.load_state_dict(encoder, strict=False)
+        if missing:
+            logger.warning("PoseLite: %d encoder entries not in %s: %s", len(missing), source,
+                           missing[:10])
+        logger.info("PoseLite: loaded %d encoder entries from %s", len(encoder), source)
