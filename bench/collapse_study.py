@@ -1,45 +1,56 @@
-"""The collapse study: supervised vs PoseCons vs PoseDual (with and without Joint Cutout) and the
-collapse-prone controls, on the embedded synthetic set at one iteration budget.
+"""Studies as configs: the rows of a comparison (base YAML + overrides), its seeds and what it is
+compared against, run and reported by one command.
 
-Two studies (``--study``): ``easy`` (``experiments/synthetic/study_easy/``: the demo's scale,
-PoseLite-32 from scratch at 128x96 on the easy preset, 128 labeled persons, 720 iterations a row,
-plus MultiAugs' 4-path PoseDual), meant to run with several seeds, and ``hard`` (the default,
-``experiments/synthetic/study/``: ResNet-18 from scratch at 96x64 on the hard preset, 300 labeled
-persons, validation every 4th epoch, with extra controls). Every run is its own process,
-``python pose_estimation/train.py --cfg <yaml> KEY VALUE ...``, with its output under ``--output``
-(``--output/seed<k>`` with ``--seeds``, plus ``SEED k``). After each run the script reads its
-metrics stream, ``<run folder>/metrics.jsonl`` (``semipose.engine.hooks.read_metrics``; the run
-folder is ``OUTPUT_DIR/<dataset>/<model>/<cfg name>``, ``semipose.utils.logger.output_subdirs``),
-never its log text: per epoch the AP of net 1, net 2 and the ensemble, and the collapse monitor's
-background share and mean teacher peak per network (``epochs_from_records``, a pure function).
-It then writes ``--results`` (markdown: with one seed the paper's table plus per-epoch tables;
-with ``--seeds``, mean ± sample std over the seeds, every seed's values and the mean AP per
-validated epoch; the exact command, the machine and the date) and ``--plot`` (one seed: AP,
-background share and teacher peak per row with matplotlib, the optional ``plot`` extra,
-``pip install -e .[plot]``; several seeds: the same three panels as mean lines with ± std bands,
-drawn with OpenCV). Runs with fewer epoch records than their END_EPOCH are named and left out of
-the means. ``--jobs N`` trains N runs at once (a GPU machine with many cores takes all eight hard
-rows together in about six minutes; on a 2-core CPU two single-threaded runs,
-``OMP_NUM_THREADS=1``, give 1.4x the throughput of one two-threaded run).
+A study is a YAML file under ``experiments/studies/`` (``--study NAME`` reads
+``experiments/studies/NAME.yaml``; a path works too)::
 
-``--budget-minutes`` is a guide, not a limit: the first epoch record of each run's metrics stream
-times that run (start-up plus the first epoch's validation, if any, then the epoch's training
-seconds) and the whole study's wall time is
-estimated from it (the other rows scaled by their forward-equivalents per step: supervised 3,
-PoseCons 7, PoseDual 14, 4-path PoseDual 32; divided by ``--jobs``), with a hint when the estimate
-exceeds the guide.
+    title: the paper's regime at CPU scale
+    setting: one paragraph on what every row shares
+    seeds: [1, 2, 3]                    # default of --seeds
+    output: output/studies/paper        # runs under <output>/<row>/seed<k>/
+    results: docs/results/study_paper.md
+    plot: docs/study_paper.png
+    head: net1                          # the AP the paired differences compare
+    baselines: [supervised, posedual]   # paired differences against each
+    cfg: experiments/studies/paper/base.yaml   # every row's base YAML unless the row names one
+    pretrain:                           # optional: a shared start, trained once when missing
+      cfg: experiments/studies/paper/pretrain_easy.yaml
+      file: models/synthetic/poselite32_easy_pretrain.pth
+      seen: what it was trained on (said in the report)
+    rows:
+      supervised:
+        method: Supervised              # the report's Method and Aug columns
+        aug: "—"
+        cost: 3                         # forward-equivalents per step: the costliest run first
+        opts: {MODEL.NAME: pose_resnet, DATASET.TRAIN_DATASET: coco}
 
-Usage: ``python bench/collapse_study.py [--study hard|easy] [--rows all | NAME ...] [--seeds K ...]
-[--epochs N] [--iters-per-epoch N] [--output output/collapse_study] [--results FILE] [--plot PNG]
-[--no-plot] [--budget-minutes 240] [--parse-only] [--verbose] [--jobs N] [--machine TEXT]
-[KEY VALUE ...]``; trailing
-``KEY VALUE`` pairs override every row's config (e.g. ``WORKERS 0 DEVICE cpu``).
+Every run is ``python pose_estimation/train.py --cfg <row cfg> <row opts> OUTPUT_DIR
+<output>/<row>/seed<k> LOG_DIR .../tb SEED k TRAIN.RESUME True [trailing KEY VALUE]``, in its own
+process, ``--jobs`` at a time (each with ``OMP_NUM_THREADS`` = CPUs / jobs unless set). A run
+whose metrics stream already holds its last epoch and whose ``final_state.pth.tar`` exists is
+skipped; an interrupted one resumes from its checkpoint (``TRAIN.RESUME``); a run folder trained
+with other settings (``study_run.json`` beside it) is refused unless ``--fresh``, which retrains
+(the trainer moves the old files to ``previous_<time>/``). The pretrained start, when the study
+has one, is trained first if its file is missing and its final weights copied there.
+
+The results are read from each run's ``metrics.jsonl`` (``semipose.engine.hooks.read_metrics``),
+never from log text. The report (``--results``): per row mean ± sample std over the seeds of the
+last validation (net 1, net 2, ensemble, the mean of the nets, the collapse monitor), the paired
+per-seed differences of ``head`` against every baseline (mean, standard error, t = mean / SE, how
+many seeds agree in sign), a regime check (AP and labeled loss over the last third of training),
+the mean learning curves, every seed's values, the exact commands, the machine and the wall times.
+``--plot`` draws net 1's AP, background share and teacher peak per epoch, mean lines with ± std
+bands, with OpenCV.
+
+Usage: ``python bench/collapse_study.py --study NAME [--rows NAME ...] [--seeds K ...] [--jobs N]
+[--epochs N] [--output DIR] [--results FILE] [--plot PNG] [--no-plot] [--parse-only] [--fresh]
+[--head net1|net2|ensemble|mean] [--machine TEXT] [--verbose] [KEY VALUE ...]``.
 """
 
 import argparse
 import collections
 import datetime
-import importlib.util
+import json
 import math
 import os
 import platform
@@ -49,84 +60,163 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
+
 REPO = Path(__file__).resolve().parents[1]
-STUDY_DIR = Path("experiments/synthetic/study")
+STUDIES_DIR = Path("experiments/studies")
 TRAIN_SCRIPT = Path("pose_estimation/train.py")
-
-Row = collections.namedtuple("Row", ["cfg", "method", "aug", "cost"])
-
-#: The study's rows, in table order. ``cost``: forward-equivalents per training step (a backward
-#: counts as two forwards, as in bench/train_step.py), used to scale one row's measured epoch time
-#: to the others in the budget estimate.
-ROWS = collections.OrderedDict(
-    [
-        ("supervised", Row("96x64_SYN300_Supervised", "Supervised", "—", 3)),
-        ("posecons", Row("96x64_SYN300_PoseCons", "PoseCons", "Affine", 7)),
-        (
-            "posecons_jc",
-            Row("96x64_SYN300_PoseCons_JointCut", "PoseCons", "Affine + Joint Cutout", 7),
-        ),
-        ("posedual", Row("96x64_SYN300_PoseDual", "PoseDual", "Affine", 14)),
-        (
-            "posedual_jc",
-            Row("96x64_SYN300_PoseDual_JointCut", "PoseDual", "Affine + Joint Cutout", 14),
-        ),
-        (
-            "posedual_sameview",
-            Row("96x64_SYN300_PoseDual_SameView", "PoseDual (control)", "None (same view)", 14),
-        ),
-        (
-            "posecons_hardteacher",
-            Row("96x64_SYN300_PoseCons_HardTeacher", "PoseCons (control)", "Affine, hard teacher",
-                7),
-        ),
-        (
-            "posedual_hardteacher",
-            Row("96x64_SYN300_PoseDual_HardTeacher", "PoseDual (control)", "Affine, hard teacher",
-                14),
-        ),
-    ]
-)
-
-#: The study at the demo's scale (easy preset, PoseLite-32 at 128x96, 128 labeled persons, 720
-#: iterations), run with several seeds (``--study easy --seeds 1 2 3``); ``posedual_4paths`` is
-#: MultiAugs' 4-path recipe on PoseDual, compared with ``posedual``, and ``posedual_4paths_rel``
-#: the same with its JO / CutOut / CutMix boxes scaled to the input (HARD_AUG.RELATIVE).
-EASY_ROWS = collections.OrderedDict(
-    [
-        ("supervised", Row("128x96_EASY128_Supervised", "Supervised", "—", 3)),
-        ("posecons", Row("128x96_EASY128_PoseCons", "PoseCons", "Affine", 7)),
-        ("posecons_jc", Row("128x96_EASY128_PoseCons_JointCut", "PoseCons", "Affine + Joint Cutout",
-                            7)),
-        ("posedual", Row("128x96_EASY128_PoseDual", "PoseDual", "Affine", 14)),
-        ("posedual_jc", Row("128x96_EASY128_PoseDual_JointCut", "PoseDual", "Affine + Joint Cutout",
-                            14)),
-        ("posecons_hardteacher", Row("128x96_EASY128_PoseCons_HardTeacher", "PoseCons (control)",
-                                     "Affine, hard teacher", 7)),
-        ("posedual_4paths", Row("128x96_EASY128_PoseDual_4Paths", "PoseDual, 4 paths",
-                                "JC / JO / JOCO / JCCM, summed", 32)),
-        ("posedual_4paths_rel", Row("128x96_EASY128_PoseDual_4Paths_Relative", "PoseDual, 4 paths",
-                                    "as above, boxes sized for the input", 32)),
-    ]
-)
-
-Study = collections.namedtuple("Study", ["folder", "rows", "setting", "results", "plot"])
-
-#: ``--study`` name -> its config folder, rows and a one-line description of the shared setting.
-STUDIES = {
-    "hard": Study(STUDY_DIR, ROWS, "ResNet-18 from scratch, 96x64 input, hard preset, 300 labeled "
-                  "persons, the whole synthetic train set unlabeled, 19 iterations an epoch",
-                  "docs/results/collapse_study_hard.md", "docs/collapse_study.png"),
-    "easy": Study(Path("experiments/synthetic/study_easy"), EASY_ROWS,
-                  "PoseLite-32 from scratch, 128x96 input, easy preset, 128 labeled persons, the "
-                  "whole synthetic train set unlabeled, 90 epochs of 8 iterations",
-                  "docs/results/collapse_study_easy.md", "docs/collapse_study_easy.png"),
-}
-
-HEADS = ("net1", "net2", "ensemble")
 METRICS_FILE = "metrics.jsonl"
+MANIFEST = "study_run.json"
+FINAL_STATE = "final_state.pth.tar"
+HEADS = ("net1", "net2", "ensemble", "mean")
+_PRINT_LOCK = threading.Lock()
+
+
+class StudyError(Exception):
+    """A study file that cannot be run; the message names the file and the key."""
+
+
+# --------------------------------------------------------------------------- study files
+
+
+@dataclass
+class Row:
+    """One row of a study: its base config and overrides, and how the report names it."""
+
+    name: str
+    cfg: Path
+    opts: list
+    method: str
+    aug: str = "—"
+    cost: float = 1.0
+
+
+@dataclass
+class Study:
+    """A parsed study file (module docstring)."""
+
+    name: str
+    path: Path
+    rows: dict
+    title: str = ""
+    setting: str = ""
+    seeds: list = field(default_factory=lambda: [1])
+    output: Path = Path("output/studies")
+    results: Path = None
+    plot: Path = None
+    head: str = "net1"
+    baselines: list = field(default_factory=list)
+    pretrain: dict = None
+
+
+def _opt_value(value):
+    """A YAML value as the string a yacs ``KEY VALUE`` override takes (lists and booleans as
+    Python literals, strings as they are)."""
+    return value if isinstance(value, str) else repr(value)
+
+
+def _opts_list(opts, where):
+    """A row's ``opts`` (a mapping, or a flat KEY VALUE list) as a flat list of strings."""
+    if opts is None:
+        return []
+    if isinstance(opts, dict):
+        return [s for k, v in opts.items() for s in (str(k), _opt_value(v))]
+    if isinstance(opts, list) and len(opts) % 2 == 0:
+        return [str(o) if i % 2 == 0 else _opt_value(o) for i, o in enumerate(opts)]
+    raise StudyError(f"{where}: opts must be a mapping KEY: VALUE (or a KEY VALUE list), got "
+                     f"{opts!r}")
+
+
+def _repo_path(value, where, must_exist=True):
+    path = Path(str(value))
+    full = path if path.is_absolute() else REPO / path
+    if must_exist and not full.is_file():
+        raise StudyError(f"{where}: no such file {value}")
+    return path
+
+
+def find_study(name):
+    """The study file of ``name``: a path to a YAML file, or ``experiments/studies/<name>.yaml``."""
+    path = Path(name)
+    if path.suffix in (".yaml", ".yml") and (path.is_file() or (REPO / path).is_file()):
+        return path if path.is_file() else REPO / path
+    candidate = REPO / STUDIES_DIR / f"{name}.yaml"
+    if candidate.is_file():
+        return candidate
+    known = sorted(p.stem for p in (REPO / STUDIES_DIR).glob("*.yaml"))
+    raise StudyError(f"no study {name!r}: not a YAML file, and {STUDIES_DIR}/{name}.yaml does not "
+                     f"exist; studies: {', '.join(known) or 'none'}")
+
+
+def load_study(name):
+    """Reads and checks a study file (``find_study``).
+
+    Raises:
+        StudyError: unreadable YAML, a missing or ill-typed key, a row's config file missing, a
+            baseline that is not a row; the message names the file and the key.
+    """
+    path = find_study(name)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise StudyError(f"{path}: not valid YAML ({exc})") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("rows"), dict) or not data["rows"]:
+        raise StudyError(f"{path}: needs a 'rows' mapping of row name -> row")
+    known = {"title", "setting", "seeds", "output", "results", "plot", "head", "baselines", "cfg",
+             "pretrain", "rows"}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise StudyError(f"{path}: unknown keys {unknown}; known: {sorted(known)}")
+    default_cfg = data.get("cfg")
+    rows = collections.OrderedDict()
+    for row_name, spec in data["rows"].items():
+        where = f"{path}: rows.{row_name}"
+        spec = spec or {}
+        if not isinstance(spec, dict):
+            raise StudyError(f"{where}: must be a mapping (cfg, opts, method, aug, cost)")
+        extra = sorted(set(spec) - {"cfg", "opts", "method", "aug", "cost"})
+        if extra:
+            raise StudyError(f"{where}: unknown keys {extra}")
+        cfg = spec.get("cfg", default_cfg)
+        if not cfg:
+            raise StudyError(f"{where}: no cfg (and no study-level cfg)")
+        rows[str(row_name)] = Row(
+            name=str(row_name), cfg=_repo_path(cfg, f"{where}.cfg"),
+            opts=_opts_list(spec.get("opts"), where), method=str(spec.get("method", row_name)),
+            aug=str(spec.get("aug", "—")), cost=float(spec.get("cost", 1.0)),
+        )
+    seeds = data.get("seeds", [1])
+    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) for s in seeds):
+        raise StudyError(f"{path}: seeds must be a non-empty list of integers, got {seeds!r}")
+    head = data.get("head", "net1")
+    if head not in HEADS:
+        raise StudyError(f"{path}: head must be one of {list(HEADS)}, got {head!r}")
+    baselines = list(data.get("baselines") or [])
+    missing = [b for b in baselines if b not in rows]
+    if missing:
+        raise StudyError(f"{path}: baselines {missing} are not rows ({', '.join(rows)})")
+    pretrain = data.get("pretrain")
+    if pretrain is not None:
+        if not isinstance(pretrain, dict) or not pretrain.get("cfg") or not pretrain.get("file"):
+            raise StudyError(f"{path}: pretrain needs cfg and file")
+        pretrain = dict(pretrain, cfg=_repo_path(pretrain["cfg"], f"{path}: pretrain.cfg"),
+                        file=Path(str(pretrain["file"])),
+                        opts=_opts_list(pretrain.get("opts"), f"{path}: pretrain"))
+    stem = path.stem
+    return Study(
+        name=stem, path=path, rows=rows, title=str(data.get("title", stem)),
+        setting=str(data.get("setting", "")).strip(), seeds=seeds,
+        output=Path(str(data.get("output", f"output/studies/{stem}"))),
+        results=Path(str(data.get("results", f"docs/results/study_{stem}.md"))),
+        plot=Path(str(data.get("plot", f"docs/study_{stem}.png"))), head=head,
+        baselines=baselines, pretrain=pretrain,
+    )
+
+
+# --------------------------------------------------------------------------- reading runs
 
 
 def _first_table(table):
@@ -144,13 +234,12 @@ def epochs_from_records(records):
             are read.
 
     Returns:
-        list of dicts, one per epoch record in order, each with ``epoch`` (int), ``loss``, ``lr``,
-        ``samples_per_s`` (floats or None), ``wall_s`` (seconds between this epoch record and the
-        previous one, training, validation and checkpoints included; for the stream's first
-        epoch its training seconds ``elapsed_s``, since the start-up is not in the stream),
-        ``ap`` ({head: AP} for the heads that were evaluated, heads among net1/net2/ensemble),
-        ``metrics`` ({head: {name: value}}, the full tables) and ``collapse``
-        ({net: {'share': fraction in [0, 1], 'peak': mean teacher peak}}).
+        list of dicts, one per epoch record in order, each with ``epoch`` (int), ``loss``,
+        ``loss_pose`` (the labeled loss; the total for a supervised run), ``lr``, ``samples_per_s``
+        (floats or None), ``wall_s`` (seconds since the previous epoch record; for the stream's
+        first epoch its training seconds ``elapsed_s``), ``ap`` ({head: AP} for the evaluated
+        heads, plus ``mean`` of net 1 and net 2 when both are there), ``metrics`` ({head: {name:
+        value}}) and ``collapse`` ({net: {'share': fraction, 'peak': mean teacher peak}}).
     """
     epochs = []
     previous = None
@@ -158,25 +247,23 @@ def epochs_from_records(records):
         if rec.get("type") != "epoch":
             continue
         stamp = rec.get("time")
-        if previous is not None and stamp is not None:
-            wall = stamp - previous
-        else:
-            wall = rec.get("elapsed_s")
+        wall = stamp - previous if previous is not None and stamp is not None else rec.get(
+            "elapsed_s")
         previous = stamp if stamp is not None else previous
-        metrics = {h: dict(_first_table(t)) for h, t in (rec.get("metrics") or {}).items()}
-        collapse = {
-            net: {"share": c.get("collapsed"), "peak": c.get("mean_max")}
-            for net, c in (rec.get("collapse") or {}).items()
-        }
+        ap = {h: float(v) for h, v in (rec.get("ap") or {}).items() if v is not None}
+        if "net1" in ap and "net2" in ap:
+            ap["mean"] = (ap["net1"] + ap["net2"]) / 2
         epochs.append({
             "epoch": int(rec["epoch"]),
             "loss": rec.get("loss"),
+            "loss_pose": rec.get("loss_pose", rec.get("loss")),
             "lr": rec.get("lr"),
             "samples_per_s": rec.get("samples_per_s"),
             "wall_s": wall,
-            "ap": {h: float(v) for h, v in (rec.get("ap") or {}).items() if v is not None},
-            "metrics": metrics,
-            "collapse": collapse,
+            "ap": ap,
+            "metrics": {h: dict(_first_table(t)) for h, t in (rec.get("metrics") or {}).items()},
+            "collapse": {net: {"share": c.get("collapsed"), "peak": c.get("mean_max")}
+                         for net, c in (rec.get("collapse") or {}).items()},
         })
     return epochs
 
@@ -196,11 +283,7 @@ def run_folder(cfg, cfg_path):
 
 
 def read_run(folder):
-    """The metrics of the run in ``folder``.
-
-    Returns:
-        ``(path of metrics.jsonl or None when the run wrote none, epochs_from_records' list)``.
-    """
+    """``(path of metrics.jsonl or None, epochs_from_records' list)`` of the run in ``folder``."""
     from semipose.engine.hooks import read_metrics
 
     path = Path(folder) / METRICS_FILE
@@ -210,25 +293,20 @@ def read_run(folder):
 
 
 def final_summary(epochs):
-    """The last epoch's AP (net 1, ensemble) and net 1's collapse values, plus net 1's best AP.
-
-    Args:
-        epochs: ``epochs_from_records``' output.
+    """The last validation's AP per head, net 1's best AP and its last collapse values.
 
     Returns:
-        dict with ``ap_net1``, ``ap_net2``, ``ap_ensemble``, ``best_net1``, ``best_epoch``,
-        ``share``, ``peak`` (None where the run recorded no such value) and ``epochs`` (the
-        number of epochs recorded).
+        dict with ``ap`` ({head: AP} of the last validated epoch), ``ap_net1``, ``ap_ensemble``,
+        ``best_net1``, ``best_epoch``, ``share``, ``peak`` (None where not recorded) and ``epochs``.
     """
-    out = dict.fromkeys(
-        ("ap_net1", "ap_net2", "ap_ensemble", "best_net1", "best_epoch", "share", "peak"))
+    out = dict.fromkeys(("ap_net1", "ap_ensemble", "best_net1", "best_epoch", "share", "peak"))
+    out["ap"] = {}
     out["epochs"] = len(epochs)
     evaluated = [e for e in epochs if "net1" in e["ap"]]
     if evaluated:
-        last = evaluated[-1]["ap"]
-        out["ap_net1"] = last.get("net1")
-        out["ap_net2"] = last.get("net2")
-        out["ap_ensemble"] = last.get("ensemble")
+        out["ap"] = dict(evaluated[-1]["ap"])
+        out["ap_net1"] = out["ap"].get("net1")
+        out["ap_ensemble"] = out["ap"].get("ensemble")
         best = max(evaluated, key=lambda e: e["ap"]["net1"])
         out["best_net1"], out["best_epoch"] = best["ap"]["net1"], best["epoch"]
     monitored = [e for e in epochs if "net1" in e["collapse"]]
@@ -238,39 +316,206 @@ def final_summary(epochs):
     return out
 
 
+def last_third(epochs, head="net1"):
+    """How a run ends: the AP of ``head`` at the validation nearest two thirds of the run and at
+    the last one, and the labeled loss (``loss_pose``, mean over the epochs of each window of a
+    tenth of the run) at two thirds and at the end.
+
+    Returns:
+        dict ``ap_23``, ``ap_end``, ``loss_23``, ``loss_end`` (None where not recorded).
+    """
+    out = dict.fromkeys(("ap_23", "ap_end", "loss_23", "loss_end"))
+    if not epochs:
+        return out
+    n = len(epochs)
+    mark = epochs[0]["epoch"] + (epochs[-1]["epoch"] - epochs[0]["epoch"]) * 2 / 3
+    evaluated = [e for e in epochs if head in e["ap"]]
+    if evaluated:
+        out["ap_23"] = min(evaluated, key=lambda e: abs(e["epoch"] - mark))["ap"][head]
+        out["ap_end"] = evaluated[-1]["ap"][head]
+    window = max(1, n // 10)
+    at = min(range(n), key=lambda i: abs(epochs[i]["epoch"] - mark))
+    losses = [e["loss_pose"] for e in epochs]
+
+    def mean_of(chunk):
+        vals = [v for v in chunk if v is not None]
+        return sum(vals) / len(vals) if vals else None
+
+    out["loss_23"] = mean_of(losses[max(0, at - window + 1): at + 1])
+    out["loss_end"] = mean_of(losses[n - window:])
+    return out
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+def mean_std(values):
+    """``(mean, sample standard deviation, n)`` of the values that are not None; ``(None, None,
+    0)`` for none, a std of 0.0 for one."""
+    vals = [float(v) for v in values if v is not None]
+    if not vals:
+        return None, None, 0
+    mean = sum(vals) / len(vals)
+    if len(vals) == 1:
+        return mean, 0.0, 1
+    var = sum((v - mean) ** 2 for v in vals) / (len(vals) - 1)
+    return mean, math.sqrt(var), len(vals)
+
+
+def paired(row_values, base_values):
+    """The paired differences row − baseline over the seeds both have.
+
+    Args:
+        row_values, base_values: {seed: value or None}.
+
+    Returns:
+        dict ``mean``, ``se`` (sample std / sqrt(n); None for n < 2), ``t`` (mean / se; None when
+        se is None or 0), ``n``, ``agree`` (seeds whose difference has the mean's sign), ``diffs``
+        ({seed: difference}).
+    """
+    diffs = {s: row_values[s] - base_values[s] for s in row_values
+             if s in base_values and row_values[s] is not None and base_values[s] is not None}
+    mean, std, n = mean_std(diffs.values())
+    se = std / math.sqrt(n) if n >= 2 else None
+    t = mean / se if se else None
+    sign = 0 if not mean else (1 if mean > 0 else -1)
+    agree = sum(1 for d in diffs.values() if sign and d * sign > 0)
+    return {"mean": mean, "se": se, "t": t, "n": n, "agree": agree, "diffs": diffs}
+
+
+def _fmt(value, spec=".3f"):
+    return "—" if value is None else format(value, spec)
+
+
+def _pm(values, spec=".3f", scale=1.0, suffix=""):
+    mean, std, n = mean_std(values)
+    if n == 0:
+        return "—"
+    return f"{format(mean * scale, spec)} ± {format(std * scale, spec)}{suffix}"
+
+
+def _signed(value, spec="+.3f"):
+    return "—" if value is None else format(value, spec)
+
+
 # --------------------------------------------------------------------------- running
 
 
-def seed_output(args, seed=None):
-    """The OUTPUT_DIR of one seed's runs: ``--output`` itself, or ``--output/seed<k>`` when the
-    study runs several seeds."""
-    return Path(args.output) if seed is None else Path(args.output) / f"seed{seed}"
+def seed_dir(study, output, row, seed):
+    """The OUTPUT_DIR of one run: ``<output>/<row>/seed<k>``."""
+    return Path(output) / row / f"seed{seed}"
 
 
-def row_overrides(args, cfg_path, seed=None):
-    """``KEY VALUE`` overrides of one row: output roots (per seed), ``SEED``, ``--epochs`` (LR
-    milestones scaled along) and ``--iters-per-epoch``, then the user's trailing pairs."""
-    out = seed_output(args, seed)
-    opts = ["OUTPUT_DIR", str(out), "LOG_DIR", str(out / "tb")]
-    if seed is not None:
-        opts += ["SEED", str(seed)]
-    if args.epochs:
-        from semipose.config import load_config
-
-        cfg = load_config(str(cfg_path))
-        scale = args.epochs / max(cfg.TRAIN.END_EPOCH, 1)
-        steps = [max(1, round(s * scale)) for s in cfg.TRAIN.LR_STEP]
-        opts += ["TRAIN.END_EPOCH", str(args.epochs), "TRAIN.LR_STEP", str(steps)]
-    if args.iters_per_epoch:
-        opts += ["TRAIN.MAX_ITERS", str(args.iters_per_epoch)]
-    return opts + list(args.opts)
+def run_opts(row, out_dir, seed, epochs=0, extra=(), fresh=False):
+    """The ``KEY VALUE`` overrides of one run, after the row's own: output roots, ``SEED``,
+    ``TRAIN.RESUME`` (True unless ``fresh``), ``TRAIN.END_EPOCH`` (``epochs`` > 0), then
+    ``extra`` (the command line's trailing pairs)."""
+    opts = list(row.opts) + ["OUTPUT_DIR", str(out_dir), "LOG_DIR", str(Path(out_dir) / "tb"),
+                             "SEED", str(seed), "TRAIN.RESUME", str(not fresh)]
+    if epochs:
+        opts += ["TRAIN.END_EPOCH", str(epochs)]
+    return opts + list(extra)
 
 
-def row_folder(cfg_path, opts):
-    """The run folder of the row config ``cfg_path`` trained with the ``KEY VALUE`` ``opts``."""
+def run_command(cfg, opts):
+    """The training command of a run, as a list (run from the repository root)."""
+    return [sys.executable, str(TRAIN_SCRIPT), "--cfg", str(cfg), *opts]
+
+
+def printable(cmd):
+    """A command line to copy: ``python`` for the interpreter."""
+    return shlex.join(["python", *cmd[1:]])
+
+
+@dataclass
+class Run:
+    """One (row, seed) of a study and what is known of it."""
+
+    row: Row
+    seed: int
+    out_dir: Path
+    opts: list
+    folder: Path
+    end_epoch: int
+    cmd: list = None
+    rc: int = None
+    wall_s: float = None
+    metrics: Path = None
+    epochs: list = field(default_factory=list)
+    skipped: bool = False
+
+    @property
+    def label(self):
+        return f"{self.row.name}/seed{self.seed}"
+
+    def refresh(self):
+        self.metrics, self.epochs = read_run(self.folder)
+        return self
+
+    @property
+    def finished(self):
+        """The last epoch is in the metrics stream and the final weights were written."""
+        return (any(e["epoch"] == self.end_epoch - 1 for e in self.epochs)
+                and (self.folder / FINAL_STATE).is_file())
+
+    @property
+    def status(self):
+        if self.rc not in (None, 0):
+            return f"failed (exit {self.rc})"
+        if not self.epochs:
+            return "not run"
+        if not self.finished:
+            return f"incomplete ({len(self.epochs)} of {self.end_epoch} epochs)"
+        return "ok"
+
+    def manifest(self):
+        return {"cfg": str(self.row.cfg), "opts": [o for o in self.opts]}
+
+
+def plan_runs(study, rows, seeds, output, epochs=0, extra=(), fresh=False):
+    """The study's runs, rows in study order then seeds.
+
+    Returns:
+        list of ``Run`` (their metrics read when present).
+    """
     from semipose.config import load_config
 
-    return run_folder(load_config(str(cfg_path), opts), cfg_path)
+    runs = []
+    for seed in seeds:
+        for name in rows:
+            row = study.rows[name]
+            out_dir = seed_dir(study, output, name, seed)
+            opts = run_opts(row, out_dir, seed, epochs, extra, fresh)
+            cfg = load_config(str(REPO / row.cfg), opts)
+            run = Run(row=row, seed=seed, out_dir=out_dir, opts=opts,
+                      folder=run_folder(cfg, row.cfg), end_epoch=cfg.TRAIN.END_EPOCH)
+            run.cmd = run_command(row.cfg, opts)
+            runs.append(run.refresh())
+    return runs
+
+
+def check_manifest(run, fresh):
+    """Refuses a run folder trained with other settings (unless ``fresh``); writes this run's."""
+    path = Path(run.out_dir) / MANIFEST
+    want = run.manifest()
+    if path.is_file() and not fresh:
+        have = json.loads(path.read_text(encoding="utf-8"))
+        strip = {"TRAIN.RESUME", "TRAIN.END_EPOCH"}  # a longer budget continues the run
+        if _comparable(have, strip) != _comparable(want, strip):
+            raise StudyError(
+                f"{run.label}: {run.out_dir} holds a run with other settings ({path}: cfg "
+                f"{have.get('cfg')}, opts {have.get('opts')}); delete the folder or pass --fresh "
+                f"to retrain it")
+    from semipose.common.io import atomic_write_json
+
+    Path(run.out_dir).mkdir(parents=True, exist_ok=True)
+    atomic_write_json(str(path), want, indent=1)
+
+
+def _comparable(manifest, strip):
+    opts = manifest.get("opts", [])
+    pairs = [(opts[i], opts[i + 1]) for i in range(0, len(opts) - 1, 2) if opts[i] not in strip]
+    return manifest.get("cfg"), pairs
 
 
 class MetricsWatch:
@@ -278,8 +523,8 @@ class MetricsWatch:
 
     Args:
         path: the run's metrics file (it need not exist yet).
-        start: wall-clock time (``time.time()``) the run was started; a file last written before
-            it, or epoch records stamped before it, belong to an earlier run.
+        start: wall-clock time (``time.time()``) the run was started; epoch records stamped
+            before it belong to an earlier (resumed) part of the run.
     """
 
     def __init__(self, path, start):
@@ -302,7 +547,7 @@ class MetricsWatch:
         self.stamp = stamp
         records = read_metrics(str(self.path), kind="epoch")
         records = [r for r in records if r.get("time", self.start) >= self.start]
-        new = records[self.seen :]
+        new = records[self.seen:]
         self.seen = len(records)
         return new
 
@@ -311,142 +556,128 @@ def epoch_line(e):
     """One line of an ``epochs_from_records`` entry: loss, speed, AP and collapse share."""
     line = f"epoch {e['epoch']}: loss {_fmt(e['loss'], '.6f')}"
     line += f", {_fmt(e['samples_per_s'], '.1f')} samples/s"
-    if e["ap"]:
-        line += ", AP " + " / ".join(f"{h} {v:.3f}" for h, v in e["ap"].items())
+    shown = {h: v for h, v in e["ap"].items() if h != "mean"}
+    if shown:
+        line += ", AP " + " / ".join(f"{h} {v:.3f}" for h, v in shown.items())
     for net, c in e["collapse"].items():
         share = "—" if c["share"] is None else f"{100 * c['share']:.1f}%"
         line += f", {net} collapsed {share} (teacher peak {_fmt(c['peak'], '.4f')})"
     return line
 
 
-_PRINT_LOCK = threading.Lock()
+def _child_env(jobs):
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    if "OMP_NUM_THREADS" not in os.environ:
+        env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // max(1, jobs)))
+    return env
 
 
-class BudgetGuide:
-    """Estimates the study's wall time from each run's first validated epoch.
-
-    Args:
-        rows: the runs' labels (a row name, or ``name/seed<k>`` with several seeds).
-        epochs: {label: epochs of that run}.
-        minutes: the ``--budget-minutes`` guide.
-        costs: {label: forward-equivalents per step} (default: the hard study's ``ROWS`` costs).
-        jobs: runs trained at once (the wall estimate is the summed estimate over ``jobs``).
-    """
-
-    def __init__(self, rows, epochs, minutes, costs=None, jobs=1):
-        self.rows = rows
-        self.epochs = epochs
-        self.minutes = minutes
-        self.costs = costs or {r: ROWS[r].cost for r in rows}
-        self.jobs = max(1, jobs)
-        self.measured = {}  # run -> (startup_s, epoch_s)
-        self.finished = {}  # run -> total wall seconds
-
-    def estimate_s(self, name):
-        if name in self.finished:
-            return self.finished[name]
-        if name in self.measured:
-            startup, epoch_s = self.measured[name]
-            return startup + epoch_s * self.epochs[name]
-        ref = next(iter(self.measured), None)
-        if ref is None:
-            return None
-        startup, epoch_s = self.measured[ref]
-        scale = self.costs[name] / self.costs[ref]
-        return startup + epoch_s * scale * self.epochs[name]
-
-    def record(self, name, startup_s, epoch_s):
-        with _PRINT_LOCK:
-            self._record(name, startup_s, epoch_s)
-
-    def _record(self, name, startup_s, epoch_s):
-        self.measured[name] = (startup_s, epoch_s)
-        total = sum(self.estimate_s(r) for r in self.rows) / self.jobs
-        row_min = self.estimate_s(name) / 60
-        print(
-            f"[budget] {name}: first epoch {epoch_s:.1f} s (+{startup_s:.1f} s start-up) -> this "
-            f"row ~{row_min:.1f} min; study ({len(self.rows)} rows) ~{total / 60:.1f} min "
-            f"(guide {self.minutes:g} min)",
-            flush=True,
-        )
-        if total > self.minutes * 60:
-            fit = self.minutes * 60 / total
-            epochs = max(1, math.floor(min(self.epochs.values()) * fit))
-            print(
-                f"[budget] the estimate exceeds the guide by {total / 60 - self.minutes:.1f} min; "
-                f"about --epochs {epochs} would fit",
-                flush=True,
-            )
-
-
-def run_label(name, seed=None):
-    """How a run is named in the output and the budget: the row, plus ``/seed<k>``."""
-    return name if seed is None else f"{name}/seed{seed}"
-
-
-def run_row(name, args, guide, seed=None):
-    """Trains one row (with ``SEED seed`` when given) in a subprocess, echoing its epoch records as
-    they are written.
+def train(cmd, label, watch_path, jobs, verbose=False, interval=None):
+    """Runs one training command, echoing the epoch records of ``watch_path`` every
+    ``interval``-th epoch (and the validated ones).
 
     Returns:
-        ``(rc, path of the run's metrics.jsonl or None, epochs_from_records' list, wall_s)``; a run
-        that wrote no metrics (its file is absent or older than the run) gives ``None, []``.
+        ``(exit status, wall seconds)``.
     """
-    row = args.study.rows[name]
-    cfg_path = args.study.folder / f"{row.cfg}.yaml"
-    opts = row_overrides(args, cfg_path, seed)
-    label = run_label(name, seed)
-    cmd = [sys.executable, str(TRAIN_SCRIPT), "--cfg", str(cfg_path), *opts]
-    folder = row_folder(cfg_path, opts)
-    print(
-        f"\n=== {label}: {shlex.join(cmd)}\n    metrics: {_relative(folder / METRICS_FILE)}",
-        flush=True,
-    )
     tail = collections.deque(maxlen=40)
     start = time.time()
-    watch = MetricsWatch(folder / METRICS_FILE, start)
-    timed = False
+    watch = MetricsWatch(watch_path, start)
 
-    def echo_new_epochs():
-        nonlocal timed
+    def echo():
         for rec in watch.new_epochs():
-            print(f"  [{label}] {epoch_line(epochs_from_records([rec])[0])}", flush=True)
-            if not timed and rec.get("time") is not None:
-                timed = True
-                train_s = float(rec.get("elapsed_s") or 0.0)
-                guide.record(label, max(rec["time"] - start - train_s, 0.0), train_s)
+            e = epochs_from_records([rec])[0]
+            if verbose or e["ap"] or (interval and e["epoch"] % interval == 0):
+                with _PRINT_LOCK:
+                    print(f"  [{label}] {epoch_line(e)}", flush=True)
 
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    with subprocess.Popen(
-        cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
-        env=env,
-    ) as proc:
+    with subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True, bufsize=1, env=_child_env(jobs)) as proc:
         for line in proc.stdout:
-            line = line.rstrip("\n")
-            tail.append(line)
-            if args.verbose:
-                print(f"  [{label}] {line}", flush=True)
-            echo_new_epochs()
+            tail.append(line.rstrip("\n"))
+            if verbose:
+                with _PRINT_LOCK:
+                    print(f"  [{label}] {line.rstrip()}", flush=True)
+            echo()
         rc = proc.wait()
-    echo_new_epochs()
-    wall = time.time() - start
+    echo()
     if rc != 0:
         with _PRINT_LOCK:
             print(f"  {label} failed (exit {rc}); last lines:", flush=True)
             for line in tail:
                 print(f"    {line}", flush=True)
-    path = folder / METRICS_FILE
-    if not path.is_file() or path.stat().st_mtime < start:
-        return rc, None, [], wall
-    path, epochs = read_run(folder)
-    return rc, path, epochs, wall
+    return rc, time.time() - start
+
+
+def execute(run, jobs, verbose=False):
+    """Trains one run unless it is finished; fills ``rc``, ``wall_s`` and its metrics."""
+    if run.finished:
+        run.skipped, run.rc = True, 0
+        with _PRINT_LOCK:
+            print(f"=== {run.label}: finished before, skipped ({_relative(run.folder)})",
+                  flush=True)
+        return run
+    resumed = bool(run.epochs)
+    with _PRINT_LOCK:
+        print(f"\n=== {run.label}" + (f" (resuming after epoch {run.epochs[-1]['epoch']})"
+                                      if resumed else "")
+              + f": {printable(run.cmd)}\n    metrics: {_relative(run.folder / METRICS_FILE)}",
+              flush=True)
+    run.rc, run.wall_s = train(run.cmd, run.label, run.folder / METRICS_FILE, jobs, verbose,
+                               interval=max(1, run.end_epoch // 5))
+    run.refresh()
+    with _PRINT_LOCK:
+        s = final_summary(run.epochs)
+        print(f"[result] {run.label}: {run.status}, AP net1 {_fmt(s['ap_net1'])}, ensemble "
+              f"{_fmt(s['ap_ensemble'])}, {run.wall_s / 60:.1f} min", flush=True)
+    return run
+
+
+def ensure_pretrain(study, output, verbose=False, train_missing=True):
+    """The study's pretrained start: trains it when its file is missing (and ``train_missing``)
+    and copies the run's final weights there.
+
+    Returns:
+        dict ``file``, ``cmd``, ``trained`` (this call trained it), ``wall_s`` (its training time:
+        this call's, else the sum of its epoch records' seconds), ``ap`` (its last validation on
+        its own val set) and ``folder``; None when the study has no pretrain.
+
+    Raises:
+        StudyError: the pretraining run failed.
+    """
+    pre = study.pretrain
+    if pre is None:
+        return None
+    from semipose.config import load_config
+
+    out_dir = Path(output) / "pretrain"
+    opts = list(pre["opts"]) + ["OUTPUT_DIR", str(out_dir), "LOG_DIR", str(out_dir / "tb"),
+                                "TRAIN.RESUME", "True"]
+    cfg = load_config(str(REPO / pre["cfg"]), opts)
+    folder = run_folder(cfg, pre["cfg"])
+    cmd = run_command(pre["cfg"], opts)
+    target = pre["file"] if pre["file"].is_absolute() else REPO / pre["file"]
+    info = {"file": pre["file"], "cmd": cmd, "trained": False, "wall_s": None, "folder": folder}
+    if train_missing and not target.is_file():
+        print(f"\n=== pretrain: {_relative(target)} is missing; training it: {printable(cmd)}",
+              flush=True)
+        rc, info["wall_s"] = train(cmd, "pretrain", folder / METRICS_FILE, 1, verbose,
+                                   interval=max(1, cfg.TRAIN.END_EPOCH // 5))
+        if rc != 0 or not (folder / FINAL_STATE).is_file():
+            raise StudyError(f"the pretraining run failed (exit {rc}); its folder: {folder}")
+        from semipose.common.io import atomic_write_bytes
+
+        target.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(str(target), (folder / FINAL_STATE).read_bytes())
+        info["trained"] = True
+        print(f"[write] {_relative(target)}", flush=True)
+    _, epochs = read_run(folder)
+    info["ap"] = final_summary(epochs)["ap_net1"]
+    if info["wall_s"] is None and epochs:
+        info["wall_s"] = sum(e["wall_s"] or 0 for e in epochs)
+    return info
 
 
 # --------------------------------------------------------------------------- reporting
-
-
-def _fmt(value, spec=".3f"):
-    return "—" if value is None else format(value, spec)
 
 
 def _relative(path):
@@ -460,179 +691,47 @@ def _relative(path):
 def _machine():
     import torch
 
-    return (
-        f"{platform.platform()}, {platform.machine()} "
-        f"({platform.processor() or 'processor unknown'}), {os.cpu_count()} logical CPUs, "
-        f"Python {platform.python_version()}, torch {torch.__version__}"
-        + (f", CUDA {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ", no CUDA")
-    )
+    cpu = platform.processor() or "processor unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (f"{platform.platform()}, {cpu}, {os.cpu_count()} logical CPUs, Python "
+            f"{platform.python_version()}, torch {torch.__version__}"
+            + (f", CUDA {torch.cuda.get_device_name(0)}" if torch.cuda.is_available()
+               else ", no CUDA"))
 
 
-def render_results(results, command, machine, date, budget_minutes, study=None):
-    """The markdown of the results file.
-
-    Args:
-        results: ``{row name: {'epochs': epochs_from_records' list, 'rc', 'metrics' (the
-            metrics.jsonl path or None), 'wall_s'}}`` in table order.
-        command: the exact command line.
-        machine: a one-line description of the machine.
-        date: the date string.
-        budget_minutes: the ``--budget-minutes`` guide.
-        study: the ``Study`` the rows belong to (default: the hard study).
-
-    Returns:
-        str.
-    """
-    study = study or STUDIES["hard"]
-    lines = [
-        "# Collapse study: results",
-        "",
-        "Supervised vs PoseCons vs PoseDual, with and without Joint Cutout, and the collapse-prone",
-        "controls (a same-view PoseDual; PoseCons and PoseDual whose teacher sees a hard view of",
-        "its own), on the embedded synthetic COCO-format set (configs under",
-        f"`{study.folder}/`; {study.setting}; the same iterations per epoch in every row).",
-        "Written by `bench/collapse_study.py`.",
-        "",
-        f"- Command: `{command}`",
-        f"- Machine: {machine}",
-        f"- Date: {date}",
-        f"- Budget guide: {budget_minutes:g} min",
-        "",
-        "| Method | Aug | AP (net1) | AP (ensemble) | final background share | mean teacher peak |",
-        "|---|---|---|---|---|---|",
-    ]
-    for name, res in results.items():
-        row = study.rows[name]
-        if res["rc"] != 0 and not res["epochs"]:
-            lines.append(f"| {row.method} | {row.aug} | failed (exit {res['rc']}) | | | |")
-            continue
-        s = final_summary(res["epochs"])
-        ap1 = _fmt(s["ap_net1"])
-        if s["best_net1"] is not None:
-            ap1 += f" (best {s['best_net1']:.3f} @ {s['best_epoch']})"
-        share = "—" if s["share"] is None else f"{100 * s['share']:.1f}%"
-        lines.append(
-            f"| {row.method} | {row.aug} | {ap1} | {_fmt(s['ap_ensemble'])} | {share} | "
-            f"{_fmt(s['peak'], '.4f')} |"
-        )
-    lines += [
-        "",
-        "AP: COCO AP on the synthetic val set (GT boxes) after the last epoch, net 1's best epoch",
-        "in parentheses; the ensemble is PoseDual's 0.5·(h1 + h2). Background share and mean",
-        "teacher peak: net 1's collapse monitor over the last epoch's unlabeled samples (share of",
-        "samples whose teacher heatmap max is below `MONITOR.COLLAPSE_THRE` on every trained",
-        "joint; mean over samples and trained joints of the teacher heatmap's max). The",
-        "supervised row has no teacher.",
-        "Per-epoch values of the validated epochs below, read from each run's `metrics.jsonl`",
-        "(`epoch s`: wall seconds since the previous epoch record, validation and checkpoints",
-        "included; for the first epoch its training seconds).",
-        "",
-        "## Per row",
-    ]
-    for name, res in results.items():
-        row = study.rows[name]
-        wall = res.get("wall_s")
-        lines += [
-            "",
-            f"### {name}: {row.method}, {row.aug} (`{study.folder / (row.cfg + '.yaml')}`)",
-            "",
-            f"Exit status {res['rc']}, wall time "
-            + ("—" if wall is None else f"{wall / 60:.1f} min")
-            + (
-                f", metrics `{_relative(res['metrics'])}`"
-                if res.get("metrics")
-                else f", no {METRICS_FILE} found"
-            ),
-            "",
-            "| Epoch | loss | AP net1 | AP net2 | AP ensemble | bg share net1 | peak net1 "
-            "| bg share net2 | peak net2 | epoch s |",
-            "|---|---|---|---|---|---|---|---|---|---|",
-        ]
-        evaluated = [e for e in res["epochs"] if e["ap"]]
-        for e in evaluated or res["epochs"]:  # the validated epochs, else every epoch
-            cells = [str(e["epoch"]), _fmt(e["loss"], ".6f")]
-            cells += [_fmt(e["ap"].get(h)) for h in HEADS]
-            for net in ("net1", "net2"):
-                c = e["collapse"].get(net)
-                share = None if c is None or c["share"] is None else 100 * c["share"]
-                cells.append("—" if share is None else f"{share:.1f}%")
-                cells.append(_fmt(None if c is None else c["peak"], ".4f"))
-            cells.append(_fmt(e["wall_s"], ".0f"))
-            lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
-
-
-# --------------------------------------------------------------------------- several seeds
-
-
-def mean_std(values):
-    """``(mean, sample standard deviation, n)`` of the values that are not None; ``(None, None,
-    0)`` for none, a std of 0.0 for one."""
-    vals = [float(v) for v in values if v is not None]
-    if not vals:
-        return None, None, 0
-    mean = sum(vals) / len(vals)
-    if len(vals) == 1:
-        return mean, 0.0, 1
-    var = sum((v - mean) ** 2 for v in vals) / (len(vals) - 1)
-    return mean, math.sqrt(var), len(vals)
-
-
-def _pm(values, spec=".3f", scale=1.0, suffix=""):
-    mean, std, n = mean_std(values)
-    if n == 0:
-        return "—"
-    return f"{format(mean * scale, spec)} ± {format(std * scale, spec)}{suffix}"
-
-
-def run_status(res, expected=None):
-    """``'ok'``, ``'not run'`` (no metrics found), ``'failed (exit N)'`` or ``'incomplete (k of E
-    epochs)'`` (fewer epoch records than the ``expected`` END_EPOCH: still running, or stopped)."""
-    if res["rc"] not in (0, None) and not (res["rc"] == -1 and res["metrics"] is None):
-        return f"failed (exit {res['rc']})"
-    if not res["epochs"]:
-        return "not run"
-    if expected and len(res["epochs"]) < expected:
-        return f"incomplete ({len(res['epochs'])} of {expected} epochs)"
-    return "ok"
-
-
-def seed_summaries(runs, expected=None):
-    """Per row, the ``final_summary`` of each seed's finished run.
-
-    Args:
-        runs: {seed: {row name: {'epochs', 'rc', ...}}} (``collect_runs``).
-        expected: {row name: END_EPOCH}; a run with fewer epoch records is left out (None: keep
-            every run that recorded an epoch).
-
-    Returns:
-        {row name: {seed: final_summary dict}}, rows in the first seed's order; a run whose
-        ``run_status`` is not ``'ok'`` is left out.
-    """
-    expected = expected or {}
+def summaries(runs):
+    """{row: {seed: final_summary}} of the finished runs, rows in run order."""
     out = collections.OrderedDict()
-    for seed, per_row in runs.items():
-        for name, res in per_row.items():
-            row = out.setdefault(name, collections.OrderedDict())
-            if run_status(res, expected.get(name)) == "ok":
-                row[seed] = final_summary(res["epochs"])
+    for run in runs:
+        per_seed = out.setdefault(run.row.name, collections.OrderedDict())
+        if run.status == "ok":
+            per_seed[run.seed] = final_summary(run.epochs)
     return out
 
 
-def seed_curves(runs, name, head="net1", expected=None):
+def head_values(per_seed, head):
+    """{seed: AP of ``head``} (None where the run has no such head)."""
+    return {seed: s["ap"].get(head) for seed, s in per_seed.items()}
+
+
+def seed_curves(runs, name, head="net1"):
     """Mean and std over seeds of one row's per-epoch AP of ``head`` and net 1's background share
-    and teacher peak (runs with fewer than ``expected`` epoch records left out).
+    and teacher peak, finished runs only.
 
     Returns:
-        list of ``(epoch, {'ap': stats, 'share': stats, 'peak': stats})`` for the epochs where any
-        seed recorded a value, in epoch order; each stats is ``mean_std``'s ``(mean, std, n)``.
+        list of ``(epoch, {'ap': stats, 'share': stats, 'peak': stats})``; stats = ``mean_std``.
     """
     values = {key: collections.defaultdict(list) for key in ("ap", "share", "peak")}
-    for per_row in runs.values():
-        res = per_row.get(name)
-        if res is None or run_status(res, expected) != "ok":
+    for run in runs:
+        if run.row.name != name or run.status != "ok":
             continue
-        for e in res["epochs"]:
+        for e in run.epochs:
             if head in e["ap"]:
                 values["ap"][e["epoch"]].append(e["ap"][head])
             c = e["collapse"].get("net1") or {}
@@ -643,85 +742,118 @@ def seed_curves(runs, name, head="net1", expected=None):
     return [(ep, {key: mean_std(v.get(ep, [])) for key, v in values.items()}) for ep in epochs]
 
 
-def render_seed_results(runs, study, command, machine, date, expected=None):
-    """The markdown of a study run with several seeds: a summary in the paper's layout (mean ±
-    sample std over the seeds of the last validation), every seed's values, and the mean AP per
-    validated epoch.
+def paired_table(study, sums, head, rows):
+    """Markdown lines: paired differences of ``head`` against each baseline."""
+    lines = []
+    for base in study.baselines:
+        if base not in sums or not sums[base]:
+            continue
+        base_vals = head_values(sums[base], head)
+        lines += ["", f"Paired against **{base}** (AP {head}, row − {base}, per seed):", "",
+                  "| Row | mean difference | standard error | t | seeds agreeing in sign | "
+                  "per seed |", "|---|---|---|---|---|---|"]
+        for name in rows:
+            if name == base or name not in sums:
+                continue
+            p = paired(head_values(sums[name], head), base_vals)
+            if p["n"] == 0:
+                continue
+            per_seed = ", ".join(f"{s}: {d:+.3f}" for s, d in p["diffs"].items())
+            lines.append(f"| {name} | {_signed(p['mean'])} | {_fmt(p['se'])} | "
+                         f"{_fmt(p['t'], '+.1f')} | {p['agree']} of {p['n']} | {per_seed} |")
+    return lines
+
+
+def render_report(study, runs, command, machine, date, head=None, pretrain=None, wall_s=None):
+    """The markdown report of a study's runs (module docstring).
 
     Args:
-        runs: {seed: {row name: {'epochs', 'rc', 'metrics', 'wall_s'}}} (``collect_runs``).
         study: the ``Study``.
-        command, machine, date: strings for the header.
-        expected: {row name: END_EPOCH}: shorter runs are reported as incomplete and left out.
+        runs: its ``Run`` list (rows in study order, then seeds).
+        command: the study's command line.
+        machine, date: strings for the header.
+        head: the AP head of the paired differences (default: the study's).
+        pretrain: ``ensure_pretrain``'s dict, or None.
+        wall_s: the wall time of this invocation (None: not measured, e.g. ``--parse-only``).
 
     Returns:
         str.
     """
-    expected = expected or {}
-    seeds = list(runs)
-    summaries = seed_summaries(runs, expected)
+    head = head or study.head
+    rows = list(dict.fromkeys(r.row.name for r in runs))
+    seeds = list(dict.fromkeys(r.seed for r in runs))
+    sums = summaries(runs)
+    trained = [r for r in runs if r.wall_s is not None and not r.skipped]
     lines = [
-        "# Collapse study with several seeds: results",
-        "",
-        f"Configs under `{study.folder}/` ({study.setting}). Written by `bench/collapse_study.py`.",
-        "",
+        f"# Study `{study.name}`: {study.title}", "",
+        f"Written by `bench/collapse_study.py` from each run's `{METRICS_FILE}`; the study is "
+        f"`{_relative(study.path)}`.", "",
+    ]
+    if study.setting:
+        lines += [study.setting, ""]
+    lines += [
         f"- Command: `{command}`",
         f"- Machine: {machine}",
         f"- Date: {date}",
-        f"- Seeds: {', '.join(str(s) for s in seeds)} (`SEED`: initialisation, data order, "
-        "augmentations)",
-        "",
-        "| Method | Aug | AP net 1 | AP net 2 | AP ensemble | mean of the nets | background share "
-        "| teacher peak | runs |",
-        "|---|---|---|---|---|---|---|---|---|",
+        f"- Seeds: {', '.join(str(s) for s in seeds)} (`SEED`: initialisation, data order, every "
+        "augmentation draw)",
     ]
-    for name, per_seed in summaries.items():
-        row = study.rows[name]
+    if wall_s is not None:
+        lines.append(f"- Wall time of this invocation: {wall_s / 60:.1f} min ({len(trained)} runs "
+                     f"trained, {sum(r.skipped for r in runs)} finished before and skipped)")
+    if pretrain:
+        lines.append(
+            f"- Pretrained start: `{_relative(REPO / pretrain['file'])}` (" +
+            ("trained by this invocation" if pretrain["trained"] else "present before") +
+            f"; its run: `{printable(pretrain['cmd'])}`"
+            + (f", {pretrain['wall_s'] / 60:.1f} min" if pretrain.get("wall_s") else "")
+            + (f", AP {pretrain['ap']:.3f} on its own val set" if pretrain.get("ap") is not None
+               else "") + ")" + (f". {study.pretrain['seen']}" if study.pretrain.get("seen")
+                                  else ""))
+    lines += ["", "| Method | Aug | AP net 1 | AP net 2 | AP ensemble | mean of the nets | "
+              "background share | teacher peak | seeds |", "|---|---|---|---|---|---|---|---|---|"]
+    for name in rows:
+        per_seed = sums.get(name, {})
         vals = list(per_seed.values())
-        nets = [None if v["ap_net2"] is None else (v["ap_net1"] + v["ap_net2"]) / 2 for v in vals]
-        missing = [s for s in seeds if s not in per_seed]
-        cells = [
-            row.method, row.aug,
-            _pm([v["ap_net1"] for v in vals]),
-            _pm([v["ap_net2"] for v in vals]),
-            _pm([v["ap_ensemble"] for v in vals]),
-            _pm(nets),
-            _pm([v["share"] for v in vals], ".1f", 100, "%"),
-            _pm([v["peak"] for v in vals], ".3f"),
-            f"{len(vals)}" + (f" (left out: seeds {missing})" if missing else ""),
-        ]
+        left = [s for s in seeds if s not in per_seed]
+        row = study.rows[name]
+        cells = [row.method, row.aug] + [_pm([v["ap"].get(h) for v in vals]) for h in HEADS]
+        cells += [_pm([v["share"] for v in vals], ".1f", 100, "%"), _pm([v["peak"] for v in vals]),
+                  f"{len(vals)}" + (f" (missing: {left})" if left else "")]
         lines.append("| " + " | ".join(cells) + " |")
     lines += [
-        "",
-        "Mean ± sample standard deviation over the seeds of the last validation (COCO AP on the",
-        "synthetic val set, GT boxes). Net 2 and the ensemble (0.5·(h1 + h2)) exist for PoseDual",
-        "only. Background share and teacher peak: net 1's collapse monitor over the last epoch's",
-        "unlabeled samples (share of samples whose teacher heatmap max stays below",
+        "", "Mean ± sample standard deviation over the seeds of the last validation (COCO AP, GT "
+        "boxes). Net 2, the ensemble (mean heatmap of the nets) and their mean exist for the "
+        "two-network methods. Background share and teacher peak: net 1's collapse monitor over the "
+        "last epoch's unlabeled samples (share of samples whose teacher heatmap max stays below "
         "`MONITOR.COLLAPSE_THRE` on every trained joint; mean teacher heatmap max).",
-        "",
-        "## Every seed",
-        "",
-        "| Row | " + " | ".join(f"seed {s}: net 1 / ensemble, best net 1 (epoch)" for s in seeds)
-        + " |",
-        "|---|" + "---|" * len(seeds),
     ]
-    for name, per_seed in summaries.items():
-        cells = [name]
-        for seed in seeds:
-            v = per_seed.get(seed)
-            if v is None:
-                cells.append(run_status(runs[seed][name], expected.get(name)))
-                continue
-            cell = f"{_fmt(v['ap_net1'])} / {_fmt(v['ap_ensemble'])}"
-            if v["best_net1"] is not None:
-                cell += f", {v['best_net1']:.3f} ({v['best_epoch']})"
-            cells.append(cell)
-        lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", "## AP of net 1 per validated epoch (mean ± std over the seeds)", ""]
-    curves = {name: seed_curves(runs, name, expected=expected.get(name)) for name in summaries}
+    lines += paired_table(study, sums, head, rows)
+    lines += ["", "## How the runs end (regime check)", "",
+              f"AP {head} at the validation nearest two thirds of the run and at the end, and the "
+              "labeled loss (`loss_pose`, mean of a tenth of the run) at the same points; mean "
+              "over the seeds.", "",
+              "| Row | AP at 2/3 | AP at the end | AP change | labeled loss at 2/3 | at the end | "
+              "loss change |", "|---|---|---|---|---|---|---|"]
+    for name in rows:
+        ends = [last_third(r.epochs, head) for r in runs
+                if r.row.name == name and r.status == "ok"]
+        if not ends:
+            continue
+        m = {k: mean_std([e[k] for e in ends])[0] for k in ("ap_23", "ap_end", "loss_23",
+                                                            "loss_end")}
+        d_ap = None if None in (m["ap_23"], m["ap_end"]) else m["ap_end"] - m["ap_23"]
+        d_loss = (None if None in (m["loss_23"], m["loss_end"]) or not m["loss_23"]
+                  else (m["loss_end"] - m["loss_23"]) / m["loss_23"])
+        lines.append(f"| {name} | {_fmt(m['ap_23'])} | {_fmt(m['ap_end'])} | {_signed(d_ap)} | "
+                     f"{_fmt(m['loss_23'], '.6f')} | {_fmt(m['loss_end'], '.6f')} | "
+                     f"{_signed(None if d_loss is None else 100 * d_loss, '+.0f')}% |")
+    lines += ["", f"## Learning curves: AP {head} per validated epoch (mean ± std over the seeds)",
+              ""]
+    curves = {name: seed_curves(runs, name, head) for name in rows}
     epochs = sorted({ep for c in curves.values() for ep, st in c if st["ap"][2]})
-    lines.append("| Row | " + " | ".join(str(ep) for ep in epochs) + " |")
-    lines.append("|---|" + "---|" * len(epochs))
+    lines += ["| Row | " + " | ".join(str(ep) for ep in epochs) + " |",
+              "|---|" + "---|" * len(epochs)]
     for name, curve in curves.items():
         by_epoch = {ep: st["ap"] for ep, st in curve}
         cells = [name]
@@ -729,22 +861,61 @@ def render_seed_results(runs, study, command, machine, date, expected=None):
             mean, std, n = by_epoch.get(ep, (None, None, 0))
             cells.append("—" if n == 0 else f"{mean:.3f} ± {std:.3f}")
         lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", "## Runs", ""]
-    for seed in seeds:
-        for name, res in runs[seed].items():
-            wall = res.get("wall_s")
-            where = f"`{_relative(res['metrics'])}`" if res.get("metrics") else "no metrics"
-            lines.append(
-                f"- {run_label(name, seed)}: {run_status(res, expected.get(name))}, "
-                + ("" if wall is None else f"{wall / 60:.1f} min, ") + where
-            )
+    lines += ["", "## Every seed", "",
+              "| Row | " + " | ".join(f"seed {s}: net 1 / ensemble, best net 1 (epoch)"
+                                     for s in seeds) + " |", "|---|" + "---|" * len(seeds)]
+    by_key = {(r.row.name, r.seed): r for r in runs}
+    for name in rows:
+        cells = [name]
+        for seed in seeds:
+            v = sums.get(name, {}).get(seed)
+            if v is None:
+                run = by_key.get((name, seed))
+                cells.append(run.status if run else "—")
+                continue
+            cell = f"{_fmt(v['ap_net1'])} / {_fmt(v['ap_ensemble'])}"
+            if v["best_net1"] is not None:
+                cell += f", {v['best_net1']:.3f} ({v['best_epoch']})"
+            cells.append(cell)
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "## Runs", "", "Each run's exact command (from the repository root), its status, "
+              "its wall time when this invocation trained it (runs share the machine with "
+              "`--jobs` > 1) and its metrics.", ""]
+    for run in runs:
+        wall = "" if run.wall_s is None else f", {run.wall_s / 60:.1f} min"
+        where = f"`{_relative(run.metrics)}`" if run.metrics else "no metrics"
+        lines.append(f"- {run.label}: {run.status}{wall}, {where}: `{printable(run.cmd)}`")
     return "\n".join(lines) + "\n"
 
 
-def write_spread_plot(runs, study, path, size=(1500, 440), expected=None):
-    """Three panels drawn with OpenCV (no plotting package): net 1's AP, background share and
-    mean teacher peak against the epoch, per row the mean over the seeds as a line and mean ± std
-    as a band.
+def console_summary(study, runs, head=None):
+    """The rows' AP and the paired differences, as plain lines for the terminal."""
+    head = head or study.head
+    sums = summaries(runs)
+    lines = ["", f"AP {head} (mean ± std over seeds, last validation):"]
+    for name, per_seed in sums.items():
+        vals = head_values(per_seed, head)
+        got = [v for v in vals.values() if v is not None]
+        lines.append(f"  {name:<24} {_pm(got)}  ({len(got)} seeds: "
+                     + ", ".join(f"{s} {_fmt(v)}" for s, v in vals.items()) + ")")
+    for base in study.baselines:
+        if not sums.get(base):
+            continue
+        lines.append(f"paired differences against {base} (mean, standard error, seeds agreeing):")
+        for name, per_seed in sums.items():
+            if name == base:
+                continue
+            p = paired(head_values(per_seed, head), head_values(sums[base], head))
+            if p["n"]:
+                lines.append(f"  {name:<24} {_signed(p['mean'])} ± {_fmt(p['se'])} "
+                             f"({p['agree']} of {p['n']})")
+    return "\n".join(lines)
+
+
+def write_spread_plot(study, runs, path, size=(1500, 440), head="net1"):
+    """Three panels drawn with OpenCV: AP of ``head``, net 1's background share and its mean
+    teacher peak against the epoch; per row the mean over the seeds as a line and mean ± std as a
+    band.
 
     Returns:
         ``path``.
@@ -755,22 +926,20 @@ def write_spread_plot(runs, study, path, size=(1500, 440), expected=None):
     width, height = size
     img = np.full((height, width, 3), 255, np.uint8)
     font = cv2.FONT_HERSHEY_SIMPLEX
-    expected = expected or {}
-    curves = {name: seed_curves(runs, name, expected=expected.get(name))
-              for name in seed_summaries(runs, expected)}
+    rows = list(dict.fromkeys(r.row.name for r in runs))
+    curves = {name: seed_curves(runs, name, head) for name in rows}
     names = [name for name, curve in curves.items() if curve]
     x_max = math.ceil((max([ep for c in curves.values() for ep, _ in c] + [1]) + 1) / 10) * 10
     ap_max = max([st["ap"][0] + st["ap"][1] for c in curves.values() for _, st in c
                   if st["ap"][2]] + [0.1])
     ap_max = min(1.0, math.ceil(ap_max * 10) / 10)
     palette = [(200, 120, 30), (40, 160, 40), (30, 30, 210), (160, 60, 160), (20, 140, 200),
-               (90, 90, 90), (0, 180, 180), (140, 100, 60)]
+               (90, 90, 90), (0, 180, 180), (140, 100, 60), (60, 60, 160), (120, 180, 60),
+               (180, 40, 120), (0, 100, 200)]
     third = width // 3
-    panels = [
-        (0, "AP of net 1 (mean, band: +- std over seeds)", ap_max, "ap", 1.0),
-        (third, "background share of net 1 (%)", 100.0, "share", 100.0),
-        (2 * third, "mean teacher peak of net 1", 1.0, "peak", 1.0),
-    ]
+    panels = [(0, f"AP {head} (mean, band: +- std over seeds)", ap_max, "ap", 1.0),
+              (third, "background share of net 1 (%)", 100.0, "share", 100.0),
+              (2 * third, "mean teacher peak of net 1", 1.0, "peak", 1.0)]
     for x0, title, y_max, key, scale in panels:
         left, right, top, bottom = x0 + 56, x0 + third - 16, 30, height - 40
 
@@ -793,15 +962,12 @@ def write_spread_plot(runs, study, path, size=(1500, 440), expected=None):
                     1, cv2.LINE_AA)
         for k, name in enumerate(names):
             color = palette[list(study.rows).index(name) % len(palette)]  # one colour per row
-            points = []
-            for ep, stats in curves[name]:
-                mean, std, n = stats[key]
-                if n:
-                    points.append((ep, mean * scale, std * scale))
+            points = [(ep, st[key][0] * scale, st[key][1] * scale)
+                      for ep, st in curves[name] if st[key][2]]
             if not points:
                 continue
-            band = [px(ep, m + s) for ep, m, s in points] + \
-                [px(ep, m - s) for ep, m, s in reversed(points)]
+            band = ([px(ep, m + s) for ep, m, s in points]
+                    + [px(ep, m - s) for ep, m, s in reversed(points)])
             layer = img.copy()
             cv2.fillPoly(layer, [np.array(band, np.int32)], color)
             img = cv2.addWeighted(layer, 0.18, img, 0.82, 0)
@@ -818,226 +984,101 @@ def write_spread_plot(runs, study, path, size=(1500, 440), expected=None):
     return path
 
 
-def check_matplotlib():
-    """Raises SystemExit with an install hint when matplotlib is missing."""
-    if importlib.util.find_spec("matplotlib") is None:
-        raise SystemExit(
-            "collapse_study: the plot needs matplotlib, an optional dependency of this script: "
-            "pip install -e '.[plot]' (or pip install matplotlib), or pass --no-plot"
-        )
-
-
-def write_plot(results, path):
-    """AP (net 1 solid, ensemble dashed), net 1's background share and net 1's mean teacher peak
-    over epochs, one colour per row, into ``path`` (PNG)."""
-    check_matplotlib()
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (ax_ap, ax_bg, ax_pk) = plt.subplots(1, 3, figsize=(17, 4.8))
-    for i, (name, res) in enumerate(results.items()):
-        color = f"C{i}"
-        ev = [e for e in res["epochs"] if "net1" in e["ap"]]
-        if ev:
-            ax_ap.plot([e["epoch"] for e in ev], [e["ap"]["net1"] for e in ev], "-o", color=color,
-                       ms=3, label=f"{name} net1")
-        ens = [e for e in res["epochs"] if "ensemble" in e["ap"]]
-        if ens:
-            ax_ap.plot([e["epoch"] for e in ens], [e["ap"]["ensemble"] for e in ens], "--",
-                       color=color, label=f"{name} ensemble")
-        mon = [e for e in res["epochs"] if "net1" in e["collapse"]]
-        if mon:
-            shares = [100 * e["collapse"]["net1"]["share"] for e in mon]
-            ax_bg.plot([e["epoch"] for e in mon], shares, "-o", color=color, ms=3, label=name)
-            peaks = [e["collapse"]["net1"]["peak"] for e in mon]
-            ax_pk.plot([e["epoch"] for e in mon], peaks, "-", color=color, label=name)
-    ax_ap.set(xlabel="epoch", ylabel="AP (synthetic val, GT boxes)", title="AP")
-    ax_bg.set(
-        xlabel="epoch", ylabel="% unlabeled samples collapsed", title="Background share (net1)"
-    )
-    ax_pk.set(xlabel="epoch", ylabel="mean max of the teacher heatmap", title="Teacher peak (net1)")
-    for ax in (ax_ap, ax_bg, ax_pk):
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
 # --------------------------------------------------------------------------- CLI
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        description="Run the collapse study's rows and write the results table and plot"
-    )
-    parser.add_argument(
-        "--study", choices=sorted(STUDIES), default="hard",
-        help="which study: 'hard' (experiments/synthetic/study/, ResNet-18 at 96x64 on the hard "
-        "preset) or 'easy' (experiments/synthetic/study_easy/, the demo's scale)",
-    )
-    parser.add_argument(
-        "--rows", nargs="+", default=["all"],
-        help=f"'all' or row names: hard {', '.join(ROWS)}; easy {', '.join(EASY_ROWS)}",
-    )
-    parser.add_argument(
-        "--seeds", nargs="+", type=int, default=None,
-        help="train every row once per seed (SEED override, runs under --output/seed<k>) and "
-        "report mean ± std over the seeds; default: one run with the configs' SEED",
-    )
-    parser.add_argument(
-        "--epochs", type=int, default=0,
-        help="TRAIN.END_EPOCH of every row (LR milestones scaled along; 0: the configs')",
-    )
-    parser.add_argument(
-        "--iters-per-epoch", type=int, default=0,
-        help="TRAIN.MAX_ITERS of every row (0: the configs')",
-    )
-    parser.add_argument(
-        "--output", default="output/collapse_study", help="OUTPUT_DIR of the runs (tb/ under it)"
-    )
-    parser.add_argument(
-        "--results", default=None,
-        help="markdown report (default: docs/results/collapse_study_<study>.md; docs/RESULTS.md "
-        "is written by hand from it)",
-    )
-    parser.add_argument(
-        "--plot", default=None,
-        help="PNG plot (default: docs/collapse_study.png for hard, docs/collapse_study_easy.png)",
-    )
+    parser = argparse.ArgumentParser(description="Run a study's rows over its seeds and report "
+                                     "mean ± std and paired differences")
+    parser.add_argument("--study", required=True,
+                        help="a study name (experiments/studies/NAME.yaml) or a study YAML file")
+    parser.add_argument("--rows", nargs="+", default=["all"], help="'all' or row names")
+    parser.add_argument("--seeds", nargs="+", type=int, default=None,
+                        help="seeds (default: the study's)")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="runs trained at once (each with OMP_NUM_THREADS = CPUs / jobs "
+                        "unless set)")
+    parser.add_argument("--epochs", type=int, default=0,
+                        help="TRAIN.END_EPOCH of every run (0: the configs')")
+    parser.add_argument("--output", default=None, help="runs' root (default: the study's)")
+    parser.add_argument("--results", default=None, help="markdown report (default: the study's)")
+    parser.add_argument("--plot", default=None, help="PNG plot (default: the study's)")
     parser.add_argument("--no-plot", action="store_true", help="skip the plot")
-    parser.add_argument(
-        "--budget-minutes", type=float, default=240.0,
-        help="wall-time guide for the whole study (an estimate is printed, nothing is stopped)",
-    )
-    parser.add_argument(
-        "--parse-only", action="store_true",
-        help=f"train nothing: read each row's {METRICS_FILE} under --output and write the results",
-    )
+    parser.add_argument("--head", choices=HEADS, default=None,
+                        help="AP head of the paired differences (default: the study's)")
+    parser.add_argument("--parse-only", action="store_true",
+                        help=f"train nothing: read the runs' {METRICS_FILE} and write the report")
+    parser.add_argument("--fresh", action="store_true",
+                        help="retrain runs whose folder holds other settings (TRAIN.RESUME False)")
+    parser.add_argument("--machine", default="", help="machine description for the report")
     parser.add_argument("--verbose", action="store_true", help="echo every line of the runs")
-    parser.add_argument(
-        "--machine", default="",
-        help="machine description for the results (default: this machine; with --parse-only of "
-        "runs trained elsewhere, say where they were trained)",
-    )
-    parser.add_argument(
-        "--jobs", type=int, default=1,
-        help="runs trained at once (e.g. 6 on a GPU machine with many cores; 2 single-threaded "
-        "runs on a 2-core CPU, OMP_NUM_THREADS=1). With several jobs the runs share the machine, "
-        "so each run's wall time is not its cost alone",
-    )
-    parser.add_argument(
-        "opts", nargs=argparse.REMAINDER, default=[], help="KEY VALUE overrides for every row"
-    )
+    parser.add_argument("opts", nargs=argparse.REMAINDER, default=[],
+                        help="KEY VALUE overrides for every run")
     args = parser.parse_args(argv)
-    args.study = STUDIES[args.study]
+    try:
+        args.study = load_study(args.study)
+    except StudyError as exc:
+        parser.error(str(exc))
     rows = args.study.rows
     if args.rows == ["all"]:
         args.rows = list(rows)
     unknown = [r for r in args.rows if r not in rows]
     if unknown:
-        parser.error(f"unknown rows {unknown}; choose from {', '.join(rows)} or 'all'")
-    if args.seeds is not None and len(set(args.seeds)) != len(args.seeds):
+        parser.error(f"unknown rows {unknown}; the study {args.study.name!r} has "
+                     f"{', '.join(rows)} (or 'all')")
+    args.rows = [r for r in rows if r in args.rows]  # study order
+    args.seeds = args.seeds or list(args.study.seeds)
+    if len(set(args.seeds)) != len(args.seeds):
         parser.error(f"--seeds repeats a seed: {args.seeds}")
     if len(args.opts) % 2:
         parser.error(f"overrides must be KEY VALUE pairs, got {args.opts}")
-    args.output = Path(args.output).resolve()
-    args.results = (REPO / args.study.results if args.results is None
-                    else Path(args.results).resolve())
-    args.plot = REPO / args.study.plot if args.plot is None else Path(args.plot).resolve()
+    args.output = REPO / (args.output or args.study.output)
+    args.results = REPO / (args.results or args.study.results)
+    args.plot = REPO / (args.plot or args.study.plot)
     return args
-
-
-def _print_result(label, rc, epochs, wall):
-    s = final_summary(epochs)
-    share = "—" if s["share"] is None else f"{100 * s['share']:.1f}%"
-    print(
-        f"[result] {label}: exit {rc}, {s['epochs']} epochs, AP net1 {_fmt(s['ap_net1'])}, "
-        f"ensemble {_fmt(s['ap_ensemble'])}, background share {share}, peak "
-        f"{_fmt(s['peak'], '.4f')}" + ("" if wall is None else f", {wall / 60:.1f} min"),
-        flush=True,
-    )
-
-
-def collect_runs(args, guide):
-    """Trains (or, with ``--parse-only``, reads) every (row, seed) run.
-
-    Returns:
-        {seed (None without ``--seeds``): {row name: {'epochs', 'rc', 'metrics', 'wall_s'}}},
-        rows in table order.
-    """
-    seeds = args.seeds or [None]
-    tasks = [(name, seed) for seed in seeds for name in args.rows]
-    if args.parse_only:
-        runs = {}
-        for name, seed in tasks:
-            cfg_path = args.study.folder / f"{args.study.rows[name].cfg}.yaml"
-            path, epochs = read_run(row_folder(cfg_path, row_overrides(args, cfg_path, seed)))
-            runs[name, seed] = ((0 if path else -1), path, epochs, None)
-    else:
-        # the costliest runs first, so that parallel jobs end together
-        order = sorted(tasks, key=lambda t: -args.study.rows[t[0]].cost)
-        with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-            futures = {t: pool.submit(run_row, t[0], args, guide, t[1]) for t in order}
-            runs = {t: f.result() for t, f in futures.items()}
-        for name, seed in tasks:
-            guide.finished[run_label(name, seed)] = runs[name, seed][3]
-    out = collections.OrderedDict()
-    for name, seed in tasks:
-        rc, path, epochs, wall = runs[name, seed]
-        out.setdefault(seed, collections.OrderedDict())[name] = {
-            "epochs": epochs, "rc": rc, "metrics": path, "wall_s": wall,
-        }
-        _print_result(run_label(name, seed), rc, epochs, wall)
-    return out
 
 
 def main(argv=None):
     args = parse_args(argv)
-    multi = args.seeds is not None
-    if not args.no_plot and not multi:
-        check_matplotlib()
     os.chdir(REPO)
-    command = shlex.join(["python", "bench/collapse_study.py", *sys.argv[1:]])
-    from semipose.config import load_config
-
-    epochs = {
-        r: args.epochs or load_config(
-            str(args.study.folder / f"{args.study.rows[r].cfg}.yaml")).TRAIN.END_EPOCH
-        for r in args.rows
-    }
-    runs_of = {run_label(r, s): r for s in (args.seeds or [None]) for r in args.rows}  # label: row
-    print(
-        f"[budget] guide {args.budget_minutes:g} min for {len(runs_of)} runs "
-        f"({', '.join(args.rows)}" + (f"; seeds {args.seeds}" if multi else "") + "), "
-        f"{max(epochs.values())} epochs each; the estimate follows the first measured epoch",
-        flush=True,
-    )
-    guide = BudgetGuide(
-        list(runs_of), {label: epochs[r] for label, r in runs_of.items()}, args.budget_minutes,
-        costs={label: args.study.rows[r].cost for label, r in runs_of.items()}, jobs=args.jobs,
-    )
-    runs = collect_runs(args, guide)
-    date = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
-    machine = args.machine or _machine()
-    if multi:
-        text = render_seed_results(runs, args.study, command, machine, date, epochs)
-    else:
-        text = render_results(runs[None], command, machine, date, args.budget_minutes, args.study)
-    Path(args.results).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.results).write_text(text, encoding="utf-8")
-    print(f"[write] {args.results}", flush=True)
-    if not args.no_plot:
-        if multi:
-            write_spread_plot(runs, args.study, args.plot, expected=epochs)
+    study = args.study
+    command = shlex.join(["python", "bench/collapse_study.py",
+                          *(sys.argv[1:] if argv is None else argv)])
+    start = time.time()
+    try:
+        runs = plan_runs(study, args.rows, args.seeds, args.output, args.epochs, args.opts,
+                         args.fresh)
+        pretrain = None
+        if not args.parse_only:
+            for run in runs:
+                check_manifest(run, args.fresh)
+            pretrain = ensure_pretrain(study, args.output, args.verbose)
+            todo = [r for r in runs if not r.finished]
+            print(f"[study] {study.name}: {len(runs)} runs ({len(args.rows)} rows x "
+                  f"{len(args.seeds)} seeds), {len(runs) - len(todo)} finished before, "
+                  f"{len(todo)} to train, {args.jobs} at a time", flush=True)
+            order = sorted(runs, key=lambda r: -r.row.cost)  # the costliest first
+            with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+                list(pool.map(lambda r: execute(r, args.jobs, args.verbose), order))
         else:
-            write_plot(runs[None], args.plot)
-        print(f"[write] {args.plot}", flush=True)
-    failed = any(r["rc"] != 0 for per_seed in runs.values() for r in per_seed.values())
-    return 1 if failed else 0
+            pretrain = ensure_pretrain(study, args.output, train_missing=False)
+    except StudyError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    wall = None if args.parse_only else time.time() - start
+    date = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
+    text = render_report(study, runs, command, args.machine or _machine(), date, args.head,
+                         pretrain, wall)
+    from semipose.common.io import atomic_write_text
+
+    args.results.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(str(args.results), text)
+    print(console_summary(study, runs, args.head), flush=True)
+    print(f"[write] {_relative(args.results)}", flush=True)
+    if not args.no_plot:
+        write_spread_plot(study, runs, args.plot, head=args.head or study.head)
+        print(f"[write] {_relative(args.plot)}", flush=True)
+    return 1 if any(r.status != "ok" for r in runs) and not args.parse_only else 0
 
 
 if __name__ == "__main__":

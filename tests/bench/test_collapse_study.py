@@ -1,5 +1,5 @@
-"""Tests of bench/collapse_study.py: reading runs' metrics.jsonl, the summary and the report, and
-one real tiny training whose metrics the study reads back."""
+"""Tests of bench/collapse_study.py: study files, reading runs' metrics.jsonl, the statistics and
+the report, and real tiny studies that are killed and started again."""
 import importlib.util
 import json
 import os
@@ -90,8 +90,10 @@ def test_read_run_epochs_ap_and_collapse(study, tmp_path):
     assert first["samples_per_s"] == pytest.approx(8.0)
     assert first["wall_s"] == pytest.approx(50.0)  # the first record: its training seconds
     assert second["wall_s"] == pytest.approx(60.0)  # since the previous epoch record
-    assert first["ap"] == pytest.approx({"net1": 0.012, "net2": 0.015, "ensemble": 0.018})
-    assert second["ap"] == pytest.approx({"net1": 0.010, "net2": 0.020, "ensemble": 0.025})
+    assert first["ap"] == pytest.approx(
+        {"net1": 0.012, "net2": 0.015, "ensemble": 0.018, "mean": 0.0135})
+    assert second["ap"] == pytest.approx(
+        {"net1": 0.010, "net2": 0.020, "ensemble": 0.025, "mean": 0.015})
     assert first["metrics"]["net1"]["Ap .5"] == pytest.approx(0.5)
     assert first["metrics"]["net1"]["AP (L)"] == pytest.approx(-1.0)
     assert first["collapse"]["net1"] == pytest.approx({"share": 0.038, "peak": 0.2744})
@@ -116,55 +118,6 @@ def test_supervised_partial_and_resumed_runs(study, tmp_path):
     assert study.final_summary([])["ap_net1"] is None
 
 
-def test_final_summary_and_render(study, tmp_path):
-    path = write_metrics(tmp_path, DUAL)
-    epochs = study.read_run(tmp_path)[1]
-    s = study.final_summary(epochs)
-    assert s["ap_net1"] == pytest.approx(0.010)
-    assert s["ap_ensemble"] == pytest.approx(0.025)
-    assert (s["best_net1"], s["best_epoch"]) == (pytest.approx(0.012), 0)
-    assert s["share"] == pytest.approx(0.0) and s["peak"] == pytest.approx(0.3883)
-    assert s["epochs"] == 2
-    results = {
-        "posedual_jc": {"epochs": epochs, "rc": 0, "metrics": path, "wall_s": 120.0},
-        "supervised": {"epochs": [], "rc": 1, "metrics": None, "wall_s": 5.0},
-    }
-    md = study.render_results(results, "python bench/collapse_study.py", "m", "d", 60)
-    header = (
-        "| Method | Aug | AP (net1) | AP (ensemble) | final background share | mean teacher peak |"
-    )
-    assert header in md
-    row = "| PoseDual | Affine + Joint Cutout | 0.010 (best 0.012 @ 0) | 0.025 | 0.0% | 0.3883 |"
-    assert row in md
-    assert "| Supervised | — | failed (exit 1) |" in md
-    assert "`python bench/collapse_study.py`" in md
-    per_epoch = "| 1 | 0.006556 | 0.010 | 0.020 | 0.025 | 0.0% | 0.3883 | 12.5% | 0.3838 | 60 |"
-    assert per_epoch in md
-    assert f"metrics `{path}`" in md and "no metrics.jsonl found" in md
-    line = study.epoch_line(epochs[1])
-    assert line.startswith("epoch 1: loss 0.006556, 8.2 samples/s, AP net1 0.010")
-    assert "net2 collapsed 12.5% (teacher peak 0.3838)" in line
-
-
-def test_rows_have_configs(study):
-    for row in study.ROWS.values():
-        assert (REPO / study.STUDY_DIR / f"{row.cfg}.yaml").is_file()
-
-
-def test_row_folders_are_distinct(study, tmp_path):
-    """'..._PoseCons' and '..._PoseCons_JointCut' (one name a prefix of the other) get their own
-    run folders, named as the trainer names them."""
-    opts = ["OUTPUT_DIR", str(tmp_path)]
-    folders = {
-        cfg: study.row_folder(study.STUDY_DIR / f"{cfg}.yaml", opts)
-        for cfg in ("96x64_SYN300_PoseCons", "96x64_SYN300_PoseCons_JointCut")
-    }
-    for cfg, folder in folders.items():
-        assert folder == tmp_path / "mix_coco_coco" / "pose_cons_18" / cfg
-    relative = study.row_folder(study.STUDY_DIR / "96x64_SYN300_Supervised.yaml", [])
-    assert relative.parent.parent.parent == REPO / "output"  # the YAML's OUTPUT_DIR: output
-
-
 def test_metrics_watch_follows_a_run(study, tmp_path):
     path = tmp_path / "metrics.jsonl"
     watch = study.MetricsWatch(path, start=T0 + 30.0)
@@ -178,6 +131,7 @@ def test_metrics_watch_follows_a_run(study, tmp_path):
     os.utime(path, (old, old))
     stale = study.MetricsWatch(path, start=time.time())
     assert stale.new_epochs() == []  # the file was last written before this run
+
 
 
 @pytest.fixture(scope="module")
@@ -214,12 +168,9 @@ def test_reads_a_real_training_run(study, synth_root, tmp_path, tiny_opts):
     assert summary["share"] == share and summary["epochs"] == 1
 
 
-# --------------------------------------------------------------------------- the easy study, seeds
-
-
 def test_easy_rows_have_configs_and_share_the_budget(study):
-    easy = study.STUDIES["easy"]
-    cfgs = {n: load_config(str(REPO / easy.folder / f"{r.cfg}.yaml")) for n, r in easy.rows.items()}
+    easy = study.load_study("easy")
+    cfgs = {n: load_config(str(REPO / r.cfg), r.opts) for n, r in easy.rows.items()}
     for cfg in cfgs.values():
         assert (cfg.TRAIN.END_EPOCH, cfg.TRAIN.MAX_ITERS, cfg.DATASET.TRAIN_LEN) == (90, 8, 128)
         assert cfg.MODEL.BACKBONE == "lite" and cfg.DATASET.SYNTHETIC.PRESET == "easy"
@@ -241,8 +192,8 @@ def test_easy_rows_train_one_iteration(study, name, tmp_path, easy_set_opts):
     method tests cover) train one iteration and validate on a tiny easy set."""
     from semipose.engine.trainer import do_train
 
-    row = study.STUDIES["easy"].rows[name]
-    cfg_path = str(REPO / study.STUDIES["easy"].folder / f"{row.cfg}.yaml")
+    row = study.load_study("easy").rows[name]
+    cfg_path = str(REPO / row.cfg)
     opts = easy_set_opts(tmp_path, num_train=3, num_val=2) + [
         "TRAIN.END_EPOCH", "1", "TRAIN.MAX_ITERS", "1", "TRAIN.BATCH_SIZE", "2",
         "TEST.INTERVAL", "1", "SEED", "7",
@@ -256,30 +207,6 @@ def test_easy_rows_train_one_iteration(study, name, tmp_path, easy_set_opts):
     assert ("ensemble" in epochs[0]["ap"]) == (name == "posedual_4paths")
 
 
-def test_seed_overrides_and_folders(study, tmp_path):
-    args = study.parse_args(["--study", "easy", "--rows", "posedual", "--seeds", "1", "2",
-                             "--output", str(tmp_path), "WORKERS", "0"])
-    assert args.study is study.STUDIES["easy"] and args.seeds == [1, 2]
-    # the generated report never overwrites the hand-written docs/RESULTS.md by default
-    assert args.results == REPO / "docs/results/collapse_study_easy.md"
-    assert args.plot == REPO / "docs/collapse_study_easy.png"
-    hard = study.parse_args([])
-    assert hard.results == REPO / "docs/results/collapse_study_hard.md" and hard.seeds is None
-    cfg_path = args.study.folder / "128x96_EASY128_PoseDual.yaml"
-    opts = study.row_overrides(args, cfg_path, seed=2)
-    assert opts[:6] == ["OUTPUT_DIR", str(tmp_path / "seed2"), "LOG_DIR",
-                        str(tmp_path / "seed2" / "tb"), "SEED", "2"]
-    assert opts[-2:] == ["WORKERS", "0"]
-    folder = study.row_folder(cfg_path, opts)
-    assert folder == (tmp_path / "seed2" / "mix_coco_coco" / "pose_dual_lite32"
-                      / "128x96_EASY128_PoseDual")
-    assert study.row_overrides(args, cfg_path)[:2] == ["OUTPUT_DIR", str(tmp_path)]
-    with pytest.raises(SystemExit):
-        study.parse_args(["--study", "easy", "--rows", "posedual_sameview"])  # a hard-study row
-    with pytest.raises(SystemExit):
-        study.parse_args(["--seeds", "1", "1"])
-
-
 def test_mean_std(study):
     assert study.mean_std([0.1, 0.2, None, 0.3]) == (pytest.approx(0.2), pytest.approx(0.1), 3)
     assert study.mean_std([0.4]) == (0.4, 0.0, 1)
@@ -288,51 +215,208 @@ def test_mean_std(study):
     assert study._pm([0.01, 0.03], ".1f", 100, "%") == "2.0 ± 1.4%"
 
 
-def _seed_run(study, tmp_path, seed, net1, net2=None, share=0.0):
-    """A two-epoch run with ``net1`` / ``net2`` AP lists (epochs 0 and 1) written to its own
-    folder; returns ``collect_runs``' per-row entry."""
-    records = []
-    for epoch in (0, 1):
-        ap = {"net1": net1[epoch]}
-        if net2:
-            ap.update(net2=net2[epoch], ensemble=(net1[epoch] + net2[epoch]) / 2 + 0.01)
-        collapse = {"net1": (share, 0.5)} if net2 is not None or share else None
-        records.append(_epoch_record(epoch, T0 + 60 * epoch, 0.01, 9.0, 0.01, collapse, ap))
-    path = write_metrics(tmp_path / f"s{seed}_{len(net1)}{bool(net2)}{share}", records)
-    from semipose.engine.hooks import read_metrics
-
-    epochs = study.epochs_from_records(read_metrics(str(path), kind="epoch"))
-    return {"epochs": epochs, "rc": 0, "metrics": path, "wall_s": 60.0}
 
 
-def test_render_seed_results_and_spread_plot(study, tmp_path):
+# --------------------------------------------------------------------------- study files
+
+
+@pytest.mark.parametrize("name", ["paper", "easy", "hard"])
+def test_the_studies_load_and_their_rows_build(study, name):
+    s = study.load_study(name)
+    assert s.baselines and set(s.baselines) <= set(s.rows)
+    for row in s.rows.values():
+        cfg = load_config(str(REPO / row.cfg), row.opts)
+        assert cfg.TRAIN.END_EPOCH > 0 and row.cost > 0
+
+
+def test_paper_rows_differ_only_by_their_method(study):
+    s = study.load_study("paper")
+    assert list(s.rows)[:10] == [
+        "supervised", "posecons", "posecons_jc", "posedual", "posedual_jc", "hardteacher",
+        "multiaugs_4path", "multiaugs_4path_mean", "ema", "sspcm"]
+    cfgs = {n: load_config(str(REPO / r.cfg), r.opts) for n, r in s.rows.items()}
+    for cfg in cfgs.values():  # one data set, one start, one budget
+        assert cfg.DATASET.ROOT == "data/synthetic_paper/" and cfg.DATASET.TRAIN_LEN == 64
+        assert cfg.MODEL.PRETRAINED == str(s.pretrain["file"]) and cfg.MODEL.INIT_WEIGHTS
+        assert (cfg.TRAIN.END_EPOCH, cfg.TRAIN.MAX_ITERS) == (150, 4)
+        assert cfg.DATASET.SYNTHETIC.PRESET == "hard"
+    assert cfgs["supervised"].DATASET.TRAIN_DATASET == "coco"
+    assert cfgs["posedual_jc"].MASK_JOINT_NUM == 5 and cfgs["posedual"].MASK_JOINT_NUM == 0
+    assert cfgs["hardteacher"].CONS_HARD_TEACHER
+    assert cfgs["multiaugs_4path"].HARD_AUG.PATHS == [["JC"], ["JO"], ["JOCO"], ["JCCM"]]
+    mean = cfgs["multiaugs_4path_mean"].clone()
+    mean.defrost()
+    mean.HARD_AUG.PATH_REDUCTION = "sum"
+    assert mean == cfgs["multiaugs_4path"]  # the only difference
+    assert cfgs["ema"].EMA.ENABLED and cfgs["sspcm"].MODEL.NAME == "sspcm"
+    pre = load_config(str(REPO / s.pretrain["cfg"]))
+    assert pre.DATASET.ROOT != cfgs["posedual"].DATASET.ROOT  # the start saw none of the study
+
+
+def test_bad_study_files_name_file_and_key(study, tmp_path):
+    def write(text):
+        path = tmp_path / "s.yaml"
+        path.write_text(text)
+        return str(path)
+
+    with pytest.raises(study.StudyError, match="no study 'nope'.*studies: .*paper"):
+        study.load_study("nope")
+    with pytest.raises(study.StudyError, match="needs a 'rows' mapping"):
+        study.load_study(write("seeds: [1]\n"))
+    with pytest.raises(study.StudyError, match=r"rows.a.cfg: no such file missing.yaml"):
+        study.load_study(write("rows:\n  a: {cfg: missing.yaml}\n"))
+    base = "rows:\n  a: {cfg: experiments/studies/paper/base.yaml}\n"
+    with pytest.raises(study.StudyError, match=r"baselines \['b'\] are not rows"):
+        study.load_study(write(base + "baselines: [b]\n"))
+    with pytest.raises(study.StudyError, match="unknown keys \\['sedes'\\]"):
+        study.load_study(write(base + "sedes: [1]\n"))
+    with pytest.raises(study.StudyError, match="seeds must be a non-empty list"):
+        study.load_study(write(base + "seeds: 3\n"))
+    with pytest.raises(study.StudyError, match="rows.a: opts must be a mapping"):
+        study.load_study(write("rows:\n  a: {cfg: experiments/studies/paper/base.yaml, "
+                               "opts: [A]}\n"))
+    with pytest.raises(SystemExit):
+        study.parse_args(["--study", "paper", "--rows", "posedual_sameview"])  # a hard-study row
+    with pytest.raises(SystemExit):
+        study.parse_args(["--study", "paper", "--seeds", "1", "1"])
+
+
+def test_opts_become_override_strings(study):
+    assert study._opts_list({"A": [["JC"], ["JO"]], "B": True, "C": "x", "D": 0.5}, "w") == [
+        "A", "[['JC'], ['JO']]", "B", "True", "C", "x", "D", "0.5"]
+    assert study._opts_list(["A", 1], "w") == ["A", "1"]
+    assert study._opts_list(None, "w") == []
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+def test_paired_differences(study):
+    p = study.paired({1: 0.30, 2: 0.34, 3: 0.31, 4: None}, {1: 0.25, 2: 0.30, 3: 0.32, 5: 0.2})
+    # differences +0.05, +0.04, -0.01 over the seeds both have
+    assert p["n"] == 3 and p["agree"] == 2
+    assert p["mean"] == pytest.approx(0.08 / 3)
+    std = ((0.05 - 0.08 / 3) ** 2 + (0.04 - 0.08 / 3) ** 2 + (-0.01 - 0.08 / 3) ** 2) / 2
+    assert p["se"] == pytest.approx((std ** 0.5) / 3 ** 0.5)
+    assert p["t"] == pytest.approx(p["mean"] / p["se"])
+    one = study.paired({1: 0.3}, {1: 0.2})
+    assert one["n"] == 1 and one["se"] is None and one["t"] is None and one["agree"] == 1
+    assert study.paired({}, {1: 0.2})["n"] == 0
+
+
+def test_last_third_reads_ap_and_labeled_loss(study):
+    epochs = [{"epoch": i, "loss_pose": 1.0 - i / 10, "ap": {"net1": i / 100} if i % 3 == 2
+               else {}} for i in range(10)]
+    end = study.last_third(epochs)
+    # two thirds of epochs 0..9 is epoch 6; the nearest validated epoch is 5; windows of 1 epoch
+    assert end["ap_23"] == pytest.approx(0.05) and end["ap_end"] == pytest.approx(0.08)
+    assert end["loss_23"] == pytest.approx(0.4) and end["loss_end"] == pytest.approx(0.1)
+    assert study.last_third([])["ap_end"] is None
+
+
+# --------------------------------------------------------------------------- running a study
+
+
+def _tiny_study(tmp_path, tiny_opts, synth_root, epochs=2):
+    """A two-row study file over the tiny synthetic set: Supervised and PoseDual, ``epochs`` epochs
+    of one iteration, two seeds by default."""
+    base = tmp_path / "base.yaml"
+    base.write_text("MODEL:\n  NAME: pose_dual\n")
+    dual = tiny_opts(synth_root, tmp_path / "unused", epochs=epochs, iters=1)
+    sup = tiny_opts(synth_root, tmp_path / "unused", "pose_resnet", epochs=epochs, iters=1)
+    spec = {
+        "title": "tiny", "seeds": [3, 4], "output": str(tmp_path / "runs"), "cfg": str(base),
+        "results": str(tmp_path / "report.md"), "baselines": ["sup"],
+        "rows": {"sup": {"method": "Supervised", "cost": 3, "opts": sup},
+                 "dual": {"method": "PoseDual", "aug": "Affine", "cost": 14, "opts": dual}},
+    }
+    path = tmp_path / "tiny_study.yaml"
+    path.write_text(json.dumps(spec))  # JSON is YAML
+    return path
+
+
+def _epoch_records(run_dir):
+    lines = (Path(run_dir) / "metrics.jsonl").read_text().splitlines()
+    return [json.loads(line) for line in lines if '"type": "epoch"' in line]
+
+
+def test_killed_study_trains_only_what_is_missing(study, tmp_path, tiny_opts, synth_root):
+    """A study killed (SIGKILL) during its first run's second epoch, started again, resumes that
+    run after its first epoch and trains the other; a third start trains nothing."""
+    import signal
+    import subprocess
+    import sys
+
+    path = _tiny_study(tmp_path, tiny_opts, synth_root)
+    cmd = [sys.executable, str(REPO / "bench/collapse_study.py"), "--study", str(path),
+           "--seeds", "3", "--no-plot", "WORKERS", "0"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    dual_dir = study.plan_runs(study.load_study(str(path)), ["dual"], [3],
+                               tmp_path / "runs")[0].folder
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:  # the costliest row (dual) runs first
+        if (dual_dir / "metrics.jsonl").is_file() and _epoch_records(dual_dir):
+            os.killpg(proc.pid, signal.SIGKILL)
+            break
+        time.sleep(0.05)
+    proc.wait()
+    first = _epoch_records(dual_dir)
+    assert [r["epoch"] for r in first] == [0]  # killed after its first epoch
+    out = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "2 runs (2 rows x 1 seeds), 0 finished before, 2 to train" in out.stdout
+    assert "=== dual/seed3 (resuming after epoch 0)" in out.stdout
+    records = _epoch_records(dual_dir)
+    assert [r["epoch"] for r in records] == [0, 1]  # epoch 0 was not trained again
+    assert records[0] == first[0]
+    report = (tmp_path / "report.md").read_text()
+    assert "| PoseDual | Affine |" in report and "Paired against **sup**" in report
+    assert "paired differences against sup" in out.stdout
+    stamps = {p: p.stat().st_mtime_ns for p in (tmp_path / "runs").rglob("*.pth.tar")}
+    again = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "0 to train" in again.stdout and "finished before, skipped" in again.stdout
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps  # nothing was written
+
+
+def test_study_refuses_a_folder_trained_otherwise(study, tmp_path, tiny_opts, synth_root):
+    s = study.load_study(str(_tiny_study(tmp_path, tiny_opts, synth_root)))
+    run = study.plan_runs(s, ["sup"], [3], tmp_path / "runs")[0]
+    study.check_manifest(run, fresh=False)
+    other = study.plan_runs(s, ["sup"], [3], tmp_path / "runs", extra=["TRAIN.LR", "0.5"])[0]
+    with pytest.raises(study.StudyError, match="sup/seed3: .* holds a run with other settings"):
+        study.check_manifest(other, fresh=False)
+    study.check_manifest(other, fresh=True)  # --fresh retrains it, and records the new settings
+    assert "0.5" in (Path(run.out_dir) / "study_run.json").read_text()
+    # a longer budget is not other settings: the run resumes and goes on
+    longer = study.plan_runs(s, ["sup"], [3], tmp_path / "runs", epochs=5,
+                             extra=["TRAIN.LR", "0.5"])[0]
+    study.check_manifest(longer, fresh=False)
+
+
+def test_report_from_two_seeds(study, tmp_path, tiny_opts, synth_root):
+    """The report of a finished two-seed tiny study: the paper's table, the paired differences
+    with their per-seed values, the regime check, the curves and every command."""
+    path = _tiny_study(tmp_path, tiny_opts, synth_root, epochs=1)
+    assert study.main(["--study", str(path), "--jobs", "2", "--plot", str(tmp_path / "p.png"),
+                       "WORKERS", "0"]) == 0
+    assert (tmp_path / "p.png").is_file()
+    s = study.load_study(str(path))
+    runs = study.plan_runs(s, list(s.rows), [3, 4], tmp_path / "runs", extra=["WORKERS", "0"])
+    assert all(r.status == "ok" for r in runs)
+    ap = {(r.row.name, r.seed): r.epochs[-1]["ap"]["net1"] for r in runs}
+    report = (tmp_path / "report.md").read_text()
+    diffs = [ap["dual", k] - ap["sup", k] for k in (3, 4)]
+    p = study.paired({3: ap["dual", 3], 4: ap["dual", 4]}, {3: ap["sup", 3], 4: ap["sup", 4]})
+    assert p["mean"] == pytest.approx(sum(diffs) / 2)
+    assert f"| dual | {p['mean']:+.3f} | {p['se']:.3f} |" in report
+    assert f"3: {diffs[0]:+.3f}, 4: {diffs[1]:+.3f}" in report
+    assert "## How the runs end (regime check)" in report
+    for r in runs:
+        assert study.printable(r.cmd) in report
     import cv2
 
-    runs = {
-        1: {"supervised": _seed_run(study, tmp_path, 1, [0.10, 0.20]),
-            "posedual": _seed_run(study, tmp_path, 1, [0.15, 0.30], [0.14, 0.28])},
-        2: {"supervised": _seed_run(study, tmp_path, 2, [0.12, 0.24]),
-            "posedual": _seed_run(study, tmp_path, 2, [0.17, 0.34], [0.16, 0.32], share=0.5)},
-        3: {"supervised": {"epochs": [], "rc": 1, "metrics": None, "wall_s": 3.0},
-            "posedual": _seed_run(study, tmp_path, 3, [0.16, 0.32], [0.15, 0.30])},
-    }
-    easy = study.STUDIES["easy"]
-    md = study.render_seed_results(runs, easy, "python bench/collapse_study.py", "m", "d")
-    # supervised: seeds 1 and 2 (0.20, 0.24); PoseDual: 0.30 / 0.34 / 0.32 for net 1
-    assert "| Supervised | — | 0.220 ± 0.028 | — | — | — | — | — | 2 (left out: seeds [3]) |" in md
-    assert ("| PoseDual | Affine | 0.320 ± 0.020 | 0.300 ± 0.020 | 0.320 ± 0.020 | 0.310 ± 0.020 "
-            "| 16.7 ± 28.9% | 0.500 ± 0.000 | 3 |") in md
-    assert "| supervised | 0.200 / —, 0.200 (1) | 0.240 / —, 0.240 (1) | failed (exit 1) |" in md
-    assert "| posedual | 0.160 ± 0.010 | 0.320 ± 0.020 |" in md  # net 1 per epoch
-    assert "- posedual/seed3: ok, 1.0 min, " in md
-    assert "- supervised/seed3: failed (exit 1), 0.1 min, no metrics" in md
-    # a run with fewer epoch records than END_EPOCH (still running) is left out and named
-    short = study.render_seed_results(runs, easy, "c", "m", "d", {"supervised": 2, "posedual": 3})
-    assert "| posedual | incomplete (2 of 3 epochs) | incomplete (2 of 3 epochs) |" in short
-    assert "| PoseDual | Affine | — | — | — | — | — | — | 0 (left out: seeds [1, 2, 3]) |" in short
-    not_run = {"epochs": [], "rc": -1, "metrics": None, "wall_s": None}
-    assert study.run_status(not_run) == "not run"
-    png = study.write_spread_plot(runs, easy, tmp_path / "spread.png")
-    img = cv2.imread(str(png))
-    assert img.shape == (440, 1500, 3)
-    assert (img < 250).any(axis=2).mean() > 0.02  # axes, bands and lines are drawn
+    img = cv2.imread(str(study.write_spread_plot(s, runs, tmp_path / "spread.png")))
+    assert img.shape == (440, 1500, 3) and (img < 250).any(axis=2).mean() > 0.02
