@@ -161,12 +161,13 @@ def test_state_dict_holds_the_three_networks_only():
     own = {id(p) for p in model.parameters()}
     assert not any(id(p) in own for net in model.snapshot for p in net.parameters())
     assert method.nets == ("net1", "net2", "student")
-    assert method.heads == ("net1", "net2", "student", "ensemble")
-    # evaluation: three heatmaps, the ensemble their mean
+    assert method.heads == ("net1", "net2", "student", "ensemble", "ensemble3")
+    # evaluation: three heatmaps, the published ensemble the teachers' mean, ensemble3 all three's
     per_net = tuple(torch.full((1, 24, 2, 2), float(i)) for i in (1, 2, 6))
     evaluated = method.eval_heatmaps(per_net)
     assert list(evaluated) == list(method.heads)
-    assert torch.equal(evaluated["ensemble"], torch.full((1, 24, 2, 2), 3.0))
+    assert torch.equal(evaluated["ensemble"], torch.full((1, 24, 2, 2), 1.5))
+    assert torch.equal(evaluated["ensemble3"], torch.full((1, 24, 2, 2), 3.0))
     eval_model = method.build_model(is_train=False).eval()
     assert eval_model.snapshot is None
     assert len(eval_model(torch.randn(1, 3, 32, 32))) == 3
@@ -174,7 +175,7 @@ def test_state_dict_holds_the_three_networks_only():
 
 def test_best_head_comes_first_and_is_checked():
     method = build_method(load_config(None, [*SMALL, "SSPCM.BEST_HEAD", "student"]))
-    assert method.heads == ("student", "net1", "net2", "ensemble")
+    assert method.heads == ("student", "net1", "net2", "ensemble", "ensemble3")
     per_net = tuple(torch.full((1, 24, 2, 2), float(i)) for i in (1, 2, 6))
     assert next(iter(method.eval_heatmaps(per_net).values()))[0, 0, 0, 0] == 6.0
     # TEST.SELECT_BY: 'net1' is the first head (here the student), 'mean' the three networks'
@@ -304,6 +305,19 @@ def test_student_pretrained_file_initialises_the_student_only(tmp_path):
     assert not torch.equal(model.resnet.conv1.weight, conv1)
 
 
+def test_student_from_a_posedual_pair_file_takes_its_resnet_backbone(tmp_path):
+    # the R50/R18 recipe's student file is resnet18_5c_gluon_posedual.pth: two ResNet-18s under
+    # resnet. and resnet2.; the student takes the resnet. one, as the published prefix strip does
+    first, second = torch.full((64, 3, 7, 7), 0.25), torch.full((64, 3, 7, 7), -0.5)
+    torch.save({"resnet.conv1.weight": first, "resnet2.conv1.weight": second},
+               tmp_path / "pair.pth")
+    _, model = _tiny_model("MODEL.INIT_WEIGHTS", "True",
+                           "SSPCM.STUDENT_PRETRAINED", str(tmp_path / "pair.pth"))
+    assert torch.equal(model.final_resnet.conv1.weight, first)
+    recipe = load_config(str(REPO / "experiments/sspcm/res50_res18_256x192_COCO1K_SSPCM.yaml"))
+    assert recipe.SSPCM.STUDENT_PRETRAINED.endswith("resnet18_5c_gluon_posedual.pth")
+
+
 def test_student_depth_needs_a_resnet():
     cfg = load_config(str(REPO / "experiments/mix_coco_coco/hrnet/"
                           "w48_384x288_COCO_COCOunlabel_PoseDual_JointCut5.yaml"),
@@ -347,9 +361,9 @@ def test_trains_two_iterations_with_pcm_and_validates(coco_root, tmp_path):
     assert [r["epoch"] for r in epochs] == [0, 1] and len(iters) == 2
     assert all(r["loss_cons_student"] > 0 and r["loss_cons"] > r["loss_cons_student"]
                for r in iters)
-    assert set(epochs[1]["ap"]) == {"net1", "net2", "student", "ensemble"}
+    assert set(epochs[1]["ap"]) == {"net1", "net2", "student", "ensemble", "ensemble3"}
     assert epochs[1]["ap"]["net1"] == pytest.approx(out["last"]["net1"]["AP"], abs=1e-12)
-    assert out["last"]["heads"] == ("net1", "net2", "student", "ensemble")
+    assert out["last"]["heads"] == ("net1", "net2", "student", "ensemble", "ensemble3")
     assert set(epochs[1]["collapse"]) == {"net1", "net2", "student"}
     state = unwrap_state_dict(load_checkpoint(str(Path(out["output_dir"]) / "final_state.pth.tar")))
     assert {k.split(".")[0] for k in state} == {"resnet", "resnet2", "final_resnet"}

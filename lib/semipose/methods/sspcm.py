@@ -3,7 +3,8 @@ corrected pseudo-label, with score and distance filters (spec/SUCCESSORS.md §2)
 
 Written from the specification, not from hlz0606/SSPCM's code (which does not run as published).
 The module is ``models.sspcm.SSPCM``; the loss ``SSPCMLoss`` (§2.4); evaluation scores A (``net1``),
-B (``net2``), the student C (``student``) and the mean of the three heatmaps (``ensemble``). The
+B (``net2``), the student C (``student``), the teachers' ensemble 0.5·(A + B) that the published
+code logs (``ensemble``) and, ours, the mean of the three heatmaps (``ensemble3``). The
 previous-epoch snapshot is refreshed before every epoch by ``SnapshotHook`` (``hooks()``).
 """
 
@@ -34,7 +35,9 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["SSPCMMethod", "SSPCMLoss", "SnapshotHook", "score_signals", "distance_signals"]
 
-HEADS = ("net1", "net2", "student", "ensemble")
+#: evaluated heads: the three networks, the published ensemble 0.5·(A + B) (SSPCM's
+#: lib/core/function.py logs the two teachers' mean) and our three-network mean
+HEADS = ("net1", "net2", "student", "ensemble", "ensemble3")
 
 
 def score_signals(h_a, h_b, threshold):
@@ -293,5 +296,6 @@ class SSPCMMethod(Method):
 
     def eval_heatmaps(self, per_net):
         h1, h2, h3 = per_net
-        named = {"net1": h1, "net2": h2, "student": h3, "ensemble": (h1 + h2 + h3) / 3.0}
+        named = {"net1": h1, "net2": h2, "student": h3, "ensemble": 0.5 * (h1 + h2),
+                 "ensemble3": (h1 + h2 + h3) / 3.0}
         return OrderedDict((head, named[head]) for head in self.heads)
