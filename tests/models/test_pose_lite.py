@@ -74,5 +74,14 @@ def test_pretrained_file_initialises_the_encoder_only(tmp_path):
     assert net.head.weight.std().item() == pytest.approx(0.001, rel=0.2)  # a fresh head
     with pytest.raises(ValueError, match="stem.0.0.weight has shape"):
         PoseLite(24, width=16, decoder_width=16).init_weights(str(path))
-    with pytest.raises(ValueError, match="no encoder entries"):
+    with pytest.raises(ValueError, match="no entries of stem, stage1"):
         net.init_weights({"conv1.weight": torch.zeros(1)})
+    # PRETRAINED_LAYERS ['*']: every module, the head included (same head name)
+    whole = PoseLite(24, width=8, decoder_width=16)
+    whole.init_weights(str(path), pretrained_layers=["*"])
+    for key, value in whole.state_dict().items():
+        assert torch.equal(value, theirs[key]), key
+    decoder = PoseLite(24, width=8, decoder_width=16)
+    decoder.init_weights(str(path), pretrained_layers=["stem", "lateral"])
+    assert torch.equal(decoder.lateral[0].weight, trained.lateral[0].weight)
+    assert not torch.equal(decoder.stage1[0].conv1.weight, trained.stage1[0].conv1.weight)

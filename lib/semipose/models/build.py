@@ -211,6 +211,9 @@ def init_network(net, cfg, is_train, state):
     if isinstance(net, PoseHighResolutionNet):
         layers = tuple(cfg.MODEL.EXTRA.get("PRETRAINED_LAYERS", ("*",)))
         net.init_weights(state if state is not None else "", pretrained_layers=layers)
+    elif isinstance(net, PoseLite):
+        layers = cfg.MODEL.EXTRA.get("PRETRAINED_LAYERS")  # None: the encoder
+        net.init_weights(state if state is not None else "", pretrained_layers=layers)
     else:
         net.init_weights(state if state is not None else "")
 

@@ -76,24 +76,27 @@ class PoseLite(nn.Module):
             p = smooth(lateral(feat) + F.interpolate(p, size=feat.shape[-2:], mode="nearest"))
         return self.head(p)
 
-    #: Parameter prefixes of the encoder: what a pretrained file initialises (as an ImageNet file
+    #: Modules of the encoder: what a pretrained file initialises by default (as an ImageNet file
     #: initialises a ResNet's backbone and not its deconvolutions or head).
-    ENCODER = ("stem.", "stage1.", "stage2.", "stage3.")
+    ENCODER = ("stem", "stage1", "stage2", "stage3")
 
-    def init_weights(self, pretrained=""):
+    def init_weights(self, pretrained="", pretrained_layers=None):
         """Kaiming-normal convolutions, BatchNorm 1/0, the head N(0, 0.001) with zero bias; then,
-        with ``pretrained``, the encoder (stem and the three stages) from that file.
+        with ``pretrained``, the modules ``pretrained_layers`` from that file.
 
         Args:
             pretrained: '' (random initialisation), a checkpoint path or a loaded state_dict (bare,
                 or under ``'state_dict'``; ``module.`` is stripped and ``resnet.`` entries are
                 used without the prefix, so a PoseLite trained alone, or net 1 of a PoseDual run,
-                both work). Only the encoder's entries are loaded; the decoder and the head stay
-                freshly initialised.
+                both work).
+            pretrained_layers: the top-level modules loaded from ``pretrained``
+                (``MODEL.EXTRA.PRETRAINED_LAYERS``): None = the encoder (``ENCODER``; the decoder,
+                ``lateral`` and ``smooth``, and the head stay freshly initialised), ``['*']`` =
+                every module, the head included.
 
         Raises:
             FileNotFoundError: ``pretrained`` is a path that does not exist.
-            ValueError: the file has none of the encoder's entries, or entries of another shape
+            ValueError: the file has none of those modules' entries, or entries of another shape
                 (e.g. another ``MODEL.EXTRA.BASE_WIDTH``); the message names the first.
         """
         for m in self.modules():
@@ -107,17 +110,22 @@ class PoseLite(nn.Module):
         nn.init.normal_(self.head.weight, std=0.001)
         nn.init.zeros_(self.head.bias)
         if isinstance(pretrained, Mapping) or pretrained:
-            self._load_encoder(pretrained)
+            self._load(pretrained, pretrained_layers)
 
-    def _load_encoder(self, pretrained):
+    def _load(self, pretrained, layers):
         source = "the given state_dict" if isinstance(pretrained, Mapping) else pretrained
         state = load_pretrained_state(pretrained)
         own = self.state_dict()
-        encoder = {k: v for k, v in state.items() if k.startswith(self.ENCODER) and k in own}
+        layers = tuple(layers or self.ENCODER)
+
+        def wanted(key):
+            return "*" in layers or key.split(".", 1)[0] in layers
+
+        encoder = {k: v for k, v in state.items() if wanted(k) and k in own}
         if not encoder:
             raise ValueError(
-                f"PoseLite: {source} has no encoder entries ({', '.join(self.ENCODER)}...); "
-                f"its first keys: {list(state)[:5]}"
+                f"PoseLite: {source} has no entries of {', '.join(layers)}; its first keys: "
+                f"{list(state)[:5]}"
             )
         for key, value in encoder.items():
             if value.shape != own[key].shape:
@@ -125,9 +133,10 @@ class PoseLite(nn.Module):
                     f"PoseLite: {source} entry {key} has shape {tuple(value.shape)}, this network "
                     f"{tuple(own[key].shape)} (another MODEL.EXTRA.BASE_WIDTH?)"
                 )
-        missing = [k for k in own if k.startswith(self.ENCODER) and k not in encoder]
+        missing = [k for k in own if wanted(k) and k not in encoder]
         self.load_state_dict(encoder, strict=False)
         if missing:
-            logger.warning("PoseLite: %d encoder entries not in %s: %s", len(missing), source,
-                           missing[:10])
-        logger.info("PoseLite: loaded %d encoder entries from %s", len(encoder), source)
+            logger.warning("PoseLite: %d entries of %s not in %s: %s", len(missing),
+                           ", ".join(layers), source, missing[:10])
+        logger.info("PoseLite: loaded %d entries (%s) from %s", len(encoder), ", ".join(layers),
+                    source)
