@@ -202,6 +202,11 @@ def load_study(name):
     if pretrain is not None:
         if not isinstance(pretrain, dict) or not pretrain.get("cfg") or not pretrain.get("file"):
             raise StudyError(f"{path}: pretrain needs cfg and file")
+        pseeds = pretrain.get("seeds")
+        if pseeds is not None and (not isinstance(pseeds, list) or len(pseeds) not in (1, 2)
+                                   or not all(isinstance(x, int) for x in pseeds)):
+            raise StudyError(f"{path}: pretrain.seeds must be a list of one or two integers, "
+                             f"got {pseeds!r}")
         pretrain = dict(pretrain, cfg=_repo_path(pretrain["cfg"], f"{path}: pretrain.cfg"),
                         file=Path(str(pretrain["file"])),
                         opts=_opts_list(pretrain.get("opts"), f"{path}: pretrain"))
@@ -632,48 +637,94 @@ def execute(run, jobs, verbose=False):
     return run
 
 
-def ensure_pretrain(study, output, verbose=False, train_missing=True):
+def _pretrain_runs(study, output):
+    """The pretraining runs: ``[(seed or None, cmd, folder, end_epoch)]``, one per pretrain seed
+    (the config's own seed when the study names none)."""
+    from semipose.config import load_config
+
+    pre = study.pretrain
+    runs = []
+    for seed in pre.get("seeds") or [None]:
+        out_dir = Path(output) / "pretrain" / ("" if seed is None else f"seed{seed}")
+        opts = list(pre["opts"]) + ["OUTPUT_DIR", str(out_dir), "LOG_DIR", str(out_dir / "tb"),
+                                    "TRAIN.RESUME", "True"]
+        if seed is not None:
+            opts += ["SEED", str(seed)]
+        cfg = load_config(str(REPO / pre["cfg"]), opts)
+        runs.append((seed, run_command(pre["cfg"], opts), run_folder(cfg, pre["cfg"]),
+                     cfg.TRAIN.END_EPOCH))
+    return runs
+
+
+def pair_state(first, second):
+    """A two-network initialisation file's state_dict from two single networks' files: the first
+    under ``resnet.``, the second under ``resnet2.`` (the layout of the published
+    ``resnet18_5c_gluon_posedual.pth``). Single-network configs read the ``resnet.`` one."""
+    from semipose.utils.checkpoint import load_checkpoint, unwrap_state_dict
+
+    out = {}
+    for prefix, path in (("resnet.", first), ("resnet2.", second)):
+        for key, value in unwrap_state_dict(load_checkpoint(str(path))).items():
+            out[prefix + key] = value
+    return out
+
+
+def ensure_pretrain(study, output, verbose=False, train_missing=True, jobs=1):
     """The study's pretrained start: trains it when its file is missing (and ``train_missing``)
-    and copies the run's final weights there.
+    and writes the runs' final weights there: one seed's network as it is, or with two
+    ``pretrain.seeds`` the first's under ``resnet.`` and the second's under ``resnet2.`` (so the two
+    networks of PoseDual start different, as the published pair file makes them).
 
     Returns:
-        dict ``file``, ``cmd``, ``trained`` (this call trained it), ``wall_s`` (its training time:
-        this call's, else the sum of its epoch records' seconds), ``ap`` (its last validation on
-        its own val set) and ``folder``; None when the study has no pretrain.
+        dict ``file``, ``cmds``, ``trained`` (this call trained it), ``wall_s`` (its training
+        time: this call's, else the sum of its epoch records' seconds), ``ap`` (each run's last
+        validation on its own val set); None when the study has no pretrain.
 
     Raises:
-        StudyError: the pretraining run failed.
+        StudyError: a pretraining run failed.
     """
     pre = study.pretrain
     if pre is None:
         return None
-    from semipose.config import load_config
-
-    out_dir = Path(output) / "pretrain"
-    opts = list(pre["opts"]) + ["OUTPUT_DIR", str(out_dir), "LOG_DIR", str(out_dir / "tb"),
-                                "TRAIN.RESUME", "True"]
-    cfg = load_config(str(REPO / pre["cfg"]), opts)
-    folder = run_folder(cfg, pre["cfg"])
-    cmd = run_command(pre["cfg"], opts)
+    runs = _pretrain_runs(study, output)
     target = pre["file"] if pre["file"].is_absolute() else REPO / pre["file"]
-    info = {"file": pre["file"], "cmd": cmd, "trained": False, "wall_s": None, "folder": folder}
+    info = {"file": pre["file"], "cmds": [r[1] for r in runs], "trained": False, "wall_s": None}
     if train_missing and not target.is_file():
-        print(f"\n=== pretrain: {_relative(target)} is missing; training it: {printable(cmd)}",
-              flush=True)
-        rc, info["wall_s"] = train(cmd, "pretrain", folder / METRICS_FILE, 1, verbose,
-                                   interval=max(1, cfg.TRAIN.END_EPOCH // 5))
-        if rc != 0 or not (folder / FINAL_STATE).is_file():
-            raise StudyError(f"the pretraining run failed (exit {rc}); its folder: {folder}")
-        from semipose.common.io import atomic_write_bytes
+        def one(run):
+            seed, cmd, folder, end_epoch = run
+            label = "pretrain" if seed is None else f"pretrain/seed{seed}"
+            print(f"\n=== {label}: {_relative(target)} is missing; training it: "
+                  f"{printable(cmd)}", flush=True)
+            rc, wall = train(cmd, label, folder / METRICS_FILE, jobs, verbose,
+                             interval=max(1, end_epoch // 5))
+            if rc != 0 or not (folder / FINAL_STATE).is_file():
+                raise StudyError(f"the pretraining run failed (exit {rc}); its folder: {folder}")
+            return wall
+
+        start = time.time()
+        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+            list(pool.map(one, runs))
+        info["wall_s"] = time.time() - start
+        from semipose.common.io import atomic_torch_save, atomic_write_bytes
 
         target.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(str(target), (folder / FINAL_STATE).read_bytes())
+        finals = [folder / FINAL_STATE for _, _, folder, _ in runs]
+        if len(finals) == 1:
+            atomic_write_bytes(str(target), finals[0].read_bytes())
+        elif len(finals) == 2:
+            atomic_torch_save(pair_state(*finals), str(target))
+        else:
+            raise StudyError(f"{study.path}: pretrain.seeds takes one or two seeds")
         info["trained"] = True
         print(f"[write] {_relative(target)}", flush=True)
-    _, epochs = read_run(folder)
-    info["ap"] = final_summary(epochs)["ap_net1"]
-    if info["wall_s"] is None and epochs:
-        info["wall_s"] = sum(e["wall_s"] or 0 for e in epochs)
+    info["ap"] = []
+    walls = []
+    for _, _, folder, _ in runs:
+        _, epochs = read_run(folder)
+        info["ap"].append(final_summary(epochs)["ap_net1"])
+        walls.append(sum(e["wall_s"] or 0 for e in epochs))
+    if info["wall_s"] is None and any(walls):
+        info["wall_s"] = max(walls)
     return info
 
 
@@ -802,14 +853,14 @@ def render_report(study, runs, command, machine, date, head=None, pretrain=None,
         lines.append(f"- Wall time of this invocation: {wall_s / 60:.1f} min ({len(trained)} runs "
                      f"trained, {sum(r.skipped for r in runs)} finished before and skipped)")
     if pretrain:
+        aps = ", ".join(_fmt(a) for a in pretrain.get("ap") or [])
         lines.append(
-            f"- Pretrained start: `{_relative(REPO / pretrain['file'])}` (" +
-            ("trained by this invocation" if pretrain["trained"] else "present before") +
-            f"; its run: `{printable(pretrain['cmd'])}`"
-            + (f", {pretrain['wall_s'] / 60:.1f} min" if pretrain.get("wall_s") else "")
-            + (f", AP {pretrain['ap']:.3f} on its own val set" if pretrain.get("ap") is not None
-               else "") + ")" + (f". {study.pretrain['seen']}" if study.pretrain.get("seen")
-                                  else ""))
+            f"- Pretrained start: `{_relative(REPO / pretrain['file'])}` ("
+            + ("trained by this invocation" if pretrain["trained"] else "present before")
+            + "; " + "; ".join(f"`{printable(c)}`" for c in pretrain["cmds"])
+            + (f"; {pretrain['wall_s'] / 60:.1f} min" if pretrain.get("wall_s") else "")
+            + (f"; AP on its own val set: {aps}" if aps else "") + ")"
+            + (f". {study.pretrain['seen'].strip()}" if study.pretrain.get("seen") else ""))
     lines += ["", "| Method | Aug | AP net 1 | AP net 2 | AP ensemble | mean of the nets | "
               "background share | teacher peak | seeds |", "|---|---|---|---|---|---|---|---|---|"]
     for name in rows:
@@ -1052,7 +1103,7 @@ def main(argv=None):
         if not args.parse_only:
             for run in runs:
                 check_manifest(run, args.fresh)
-            pretrain = ensure_pretrain(study, args.output, args.verbose)
+            pretrain = ensure_pretrain(study, args.output, args.verbose, jobs=args.jobs)
             todo = [r for r in runs if not r.finished]
             print(f"[study] {study.name}: {len(runs)} runs ({len(args.rows)} rows x "
                   f"{len(args.seeds)} seeds), {len(runs) - len(todo)} finished before, "

@@ -134,15 +134,6 @@ def test_metrics_watch_follows_a_run(study, tmp_path):
 
 
 
-@pytest.fixture(scope="module")
-def synth_root(tmp_path_factory):
-    from semipose.dataset.synthetic import generate
-
-    root = tmp_path_factory.mktemp("synth")
-    generate(str(root), num_train=6, num_val=3, image_size=(160, 120), seed=3)
-    return root
-
-
 def test_reads_a_real_training_run(study, synth_root, tmp_path, tiny_opts):
     """A one-epoch tiny training: the study finds its folder and reads the AP ``do_train``
     returned, per head, and net 1's collapse share from the run's metrics.jsonl."""

@@ -9,7 +9,9 @@ from semipose.config import ConfigError, get_cfg, get_model_name, load_config, u
 from semipose.methods import build_method
 
 REPO = Path(__file__).resolve().parents[2]
-EXPERIMENTS = sorted(REPO.glob("experiments/**/*.yaml"))
+# Study definitions (experiments/studies/NAME.yaml: rows of configs) are not configs themselves.
+EXPERIMENTS = sorted(p for p in REPO.glob("experiments/**/*.yaml")
+                     if p.parent != REPO / "experiments" / "studies")
 COCO_SUBSET = "experiments/mix_coco_coco/res18/"
 HRNET = (
     REPO / "experiments/mix_coco_coco/hrnet/w48_384x288_COCO_COCOunlabel_PoseDual_JointCut5.yaml"

@@ -109,7 +109,11 @@ def test_hrnet_w48_state_dict_matches_original(tmp_path):
     assert keys_and_shapes(model) == spec_lines("pose_dual_hrnet_w48_384x288.txt")
 
 
-@pytest.mark.parametrize("path", sorted(EXPERIMENTS.rglob("*.yaml")), ids=lambda p: p.stem)
+@pytest.mark.parametrize(
+    "path",
+    sorted(p for p in EXPERIMENTS.rglob("*.yaml") if p.parent != EXPERIMENTS / "studies"),
+    ids=lambda p: p.stem,
+)
 def test_every_experiment_yaml_builds(path):
     cfg = load_config(str(path))
     with torch.device("meta"):

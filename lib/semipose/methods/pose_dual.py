@@ -35,7 +35,8 @@ class PoseDualMethod(Method):
             init_network(net, cfg, is_train, state)
         model = PoseDual(nets[0], nets[1], **semi_kwargs(cfg))
         # a PoseDual initialisation file: each net gets its own weights
-        load_pair_state(model, state, cfg.MODEL.PRETRAINED)
+        load_pair_state(model, state, cfg.MODEL.PRETRAINED,
+                        layers=cfg.MODEL.EXTRA.get("PRETRAINED_LAYERS"))
         return model
 
     def build_criterion(self, use_target_weight):

@@ -230,7 +230,8 @@ class SSPCMMethod(Method):
         )
         # a PoseDual-style file (e.g. two ImageNet ResNet-18s under resnet. / resnet2.): A and B
         # get their own backbones; the student took the resnet. entries in init_weights
-        load_pair_state(model, state, cfg.MODEL.PRETRAINED)
+        load_pair_state(model, state, cfg.MODEL.PRETRAINED,
+                        layers=cfg.MODEL.EXTRA.get("PRETRAINED_LAYERS"))
         model.refresh_snapshot()
         return model
 

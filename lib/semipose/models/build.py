@@ -139,18 +139,26 @@ def pretrained_state(cfg, is_train):
     return unwrap_state_dict(load_checkpoint(cfg.MODEL.PRETRAINED))
 
 
-def load_pair_state(model, state, source):
+def load_pair_state(model, state, source, layers=None):
     """Loads the ``resnet.`` and ``resnet2.`` entries of a two-network initialisation file (e.g.
-    two different ImageNet ResNet-18s) into ``model`` so that each network gets its own weights;
-    ``.fc.`` entries and keys the model lacks are skipped. Nothing when ``state`` is None or has no
-    ``resnet2.`` network.
+    ``resnet18_5c_gluon_posedual.pth``: two different ImageNet ResNet-18s) into ``model`` so that
+    each network gets its own weights; ``.fc.`` entries and keys the model lacks are skipped. A
+    PoseLite network loads the modules ``layers`` of its entries (``MODEL.EXTRA.PRETRAINED_LAYERS``;
+    None: the encoder). Nothing when ``state`` is None or has no ``resnet2.`` network.
 
     Args:
         model: a module with ``resnet`` and ``resnet2`` networks.
         state: the loaded MODEL.PRETRAINED state_dict, or None.
         source: the file's name, for the log line.
+        layers: PoseLite's modules to load.
     """
-    if state is None or "resnet2.conv1.weight" not in state:
+    if state is None or not any(k.startswith("resnet2.") for k in state):
+        return
+    if isinstance(getattr(model, "resnet", None), PoseLite):
+        for name in ("resnet", "resnet2"):
+            sub = {k[len(name) + 1:]: v for k, v in state.items() if k.startswith(name + ".")}
+            getattr(model, name).load_pretrained(sub, layers)
+        logger.info("loaded the resnet. and resnet2. networks of %s into net 1 and net 2", source)
         return
     own = model.state_dict()
     pair = {

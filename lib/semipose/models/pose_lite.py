@@ -92,7 +92,8 @@ class PoseLite(nn.Module):
             pretrained_layers: the top-level modules loaded from ``pretrained``
                 (``MODEL.EXTRA.PRETRAINED_LAYERS``): None = the encoder (``ENCODER``; the decoder,
                 ``lateral`` and ``smooth``, and the head stay freshly initialised), ``['*']`` =
-                every module, the head included.
+                every module, the head included (a head saved as ``final_layer`` or
+                ``final_layer_1`` loads into this network's head, whatever its name).
 
         Raises:
             FileNotFoundError: ``pretrained`` is a path that does not exist.
@@ -110,13 +111,20 @@ class PoseLite(nn.Module):
         nn.init.normal_(self.head.weight, std=0.001)
         nn.init.zeros_(self.head.bias)
         if isinstance(pretrained, Mapping) or pretrained:
-            self._load(pretrained, pretrained_layers)
+            self.load_pretrained(pretrained, pretrained_layers)
 
-    def _load(self, pretrained, layers):
+    def load_pretrained(self, pretrained, layers=None):
+        """Loads the modules ``layers`` (None: the encoder) of ``pretrained`` into this network
+        (``init_weights`` without the re-initialisation)."""
         source = "the given state_dict" if isinstance(pretrained, Mapping) else pretrained
         state = load_pretrained_state(pretrained)
         own = self.state_dict()
         layers = tuple(layers or self.ENCODER)
+        # a head saved as final_layer (a single network) or final_layer_1 (PoseDual's) is this
+        # network's head, whatever its name here
+        heads = ("final_layer.", "final_layer_1.")
+        state = {(self.head_name + "." + k.split(".", 1)[1] if k.startswith(heads) else k): v
+                 for k, v in state.items()}
 
         def wanted(key):
             return "*" in layers or key.split(".", 1)[0] in layers
