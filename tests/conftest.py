@@ -21,6 +21,17 @@ def realdata_dir():
 
 
 @pytest.fixture(scope="session")
+def synth_root(tmp_path_factory):
+    """A tiny synthetic COCO-format set (6 train and 3 val images of 160x120, seed 3) shared by
+    the training tests (the apis tests have their own)."""
+    from semipose.dataset.synthetic import generate
+
+    root = tmp_path_factory.mktemp("synth")
+    generate(str(root), num_train=6, num_val=3, image_size=(160, 120), seed=3)
+    return root
+
+
+@pytest.fixture(scope="session")
 def repo_root():
     return REPO_ROOT
 

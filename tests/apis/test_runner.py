@@ -155,3 +155,51 @@ def test_infer_script_help():
                          capture_output=True, text=True, check=True).stdout  # fmt: skip
     for flag in ("--images", "--video", "--bbox-file", "--gt-ann", "--detector", "--whole-image"):
         assert flag in out
+
+
+def test_gt_boxes_outside_the_image_or_without_area_are_counted(cli, synth_root, tmp_path,
+                                                                capsys, caplog):
+    good = sorted(_val(synth_root).glob("*.jpg"))[0]
+    image_id = int(good.stem)
+    ann = {"images": [{"id": image_id, "file_name": good.name, "width": 160, "height": 120}],
+           "categories": [{"id": 1, "name": "person"}],
+           "annotations": [
+               {"id": 1, "image_id": image_id, "category_id": 1, "bbox": [10, 5, 60, 100]},
+               {"id": 2, "image_id": image_id, "category_id": 1, "bbox": [500, 400, 30, 30]},
+               {"id": 3, "image_id": image_id, "category_id": 1, "bbox": [20, 20, 0, 40]}]}
+    ann_file = tmp_path / "ann.json"
+    ann_file.write_text(json.dumps(ann))
+    with caplog.at_level("WARNING"):
+        status, out = cli("--images", str(good), "--gt-ann", str(ann_file))
+    assert status == 0
+    line = capsys.readouterr().out
+    assert "infer: 1 images, 1 persons" in line
+    assert "2 boxes skipped (no area or outside the image; each named in a warning)" in line
+    assert "box 1 [500, 400, 30, 30] lies outside the 160x120 image; skipped" in caplog.text
+    assert "box 2 [20, 20, 0, 40]" in caplog.text
+
+
+def test_a_video_shorter_than_its_header_is_reported(cli, tmp_path, capsys, caplog):
+    video = tmp_path / "cut.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 5.0, (160, 120))
+    for i in range(20):
+        writer.write(np.full((120, 160, 3), 10 * i, np.uint8))
+    writer.release()
+    data = video.read_bytes()
+    video.write_bytes(data[: int(len(data) * 0.65)])  # the header still announces 20 frames
+    with caplog.at_level("WARNING"):
+        status, _ = cli("--video", str(video), "--whole-image")
+    assert status == 0
+    read = int(capsys.readouterr().out.split("infer: ")[1].split(" frames")[0])
+    assert 0 < read < 20
+    assert f"its header announces 20 frames but only {read} could be read" in caplog.text
+
+
+def test_out_holding_a_training_run_gets_its_own_subfolder(tmp_path):
+    from semipose.apis.runner import output_folder
+
+    (tmp_path / "metrics.jsonl").write_text("")
+    out = Path(output_folder(str(tmp_path)))
+    assert out.parent == tmp_path and out.name.startswith("infer_") and out.is_dir()
+    plain = tmp_path / "plain"
+    assert output_folder(str(plain)) == str(plain)

@@ -20,15 +20,6 @@ pytestmark = pytest.mark.usefixtures("single_thread")
 # ----------------------------------------------------------------------------- EMA in a run
 
 
-@pytest.fixture(scope="module")
-def synth_root(tmp_path_factory):
-    from semipose.dataset.synthetic import generate
-
-    root = tmp_path_factory.mktemp("synth_ema")
-    generate(str(root), num_train=6, num_val=3, image_size=(160, 120), seed=3)
-    return root
-
-
 @pytest.fixture
 def small_opts(tiny_opts):
     """``small_opts(root, out, epochs, extra=())``: the tiny PoseDual training of ``tiny_opts`` with

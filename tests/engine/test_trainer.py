@@ -17,15 +17,6 @@ from semipose.engine.cli import parse_train_args, parse_valid_args
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="module")
-def synth_root(tmp_path_factory):
-    from semipose.dataset.synthetic import generate
-
-    root = tmp_path_factory.mktemp("synth")
-    generate(str(root), num_train=6, num_val=3, image_size=(160, 120), seed=3)
-    return root
-
-
 def make_cfg(opts, cfg_path=None):
     args = types.SimpleNamespace(cfg=cfg_path, opts=list(opts), distributed=False, local_rank=-1)
     return update_config(get_cfg(), args), args
@@ -97,10 +88,19 @@ def test_valid_reproduces_trainer_ap(synth_root, tmp_path, tiny_opts):
     cfg_file.write_text("PRINT_FREQ: 1\n")
     args, cfg = parse_valid_args(["--cfg", str(cfg_file), "--model-file", str(final), *opts,
                                   "--vis", "2"])
+    run_dir = Path(out["output_dir"])
+    before = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
     res = trainer.do_valid(cfg, args)
     for net in ("net1", "net2", "ensemble"):
         assert res[net]["AP"] == pytest.approx(out["last"][net]["AP"], abs=1e-9)
-    drawn = sorted((Path(out["output_dir"]) / "vis").glob("*.jpg"))
+    # everything valid.py wrote is in its own folder; the training run's files are unchanged
+    own = Path(res["output_dir"])
+    assert own.parent == run_dir / "valid" and own.name.startswith("final_state_")
+    assert {p: p.read_bytes() for p in before} == before
+    assert not [p for p in run_dir.rglob("*") if p.is_file() and p not in before
+                and own not in p.parents]
+    assert (own / "config.yaml").is_file() and list((own / "results").glob("*.json"))
+    drawn = sorted((own / "vis").glob("*.jpg"))
     first_images = list(dict.fromkeys(res["predictions"]["image_path"]))[:2]
     assert [p.name for p in drawn] == sorted(Path(p).name for p in first_images)
 
@@ -113,7 +113,8 @@ def test_finished_run_is_not_retrained(synth_root, tmp_path, tiny_opts):
     before = ckpt_file.read_bytes()
     _, again = run_train(tiny_opts(synth_root, tmp_path, epochs=1, iters=1))
     assert again["epochs"] == 0 and ckpt_file.read_bytes() == before
-    with pytest.raises(ConfigError, match=r"TRAIN.END_EPOCH \(-1\) must be greater"):
+    with pytest.raises(ConfigError, match=r"TRAIN.END_EPOCH -1 \(from the command line\): "
+                       r"expected more than TRAIN.BEGIN_EPOCH \(0\)"):
         run_train(tiny_opts(synth_root, tmp_path, epochs=-1))
 
 

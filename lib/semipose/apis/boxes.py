@@ -185,8 +185,10 @@ class DetectionJsonBoxes(_JsonBoxes):
 class AnnotationBoxes(_JsonBoxes):
     """Ground-truth person boxes of a COCO annotation json, cleaned as the COCO dataset's GT mode.
 
-    Crowd annotations, other categories, persons whose keypoints are all zero (when the annotation
-    has keypoints) and boxes without area are dropped; a box ``x, y, w, h`` becomes
+    Crowd annotations, other categories and persons whose keypoints are all zero (when the
+    annotation has keypoints) are dropped; boxes without area or outside the image are passed on
+    unchanged, so that inference skips them with a warning and counts them; a box ``x, y, w, h``
+    becomes
     ``x1 = max(0, x)``, ``y1 = max(0, y)``, ``x2 = min(W - 1, x1 + max(0, w - 1))``, ``y2``
     likewise, then ``(x1, y1, x2 - x1, y2 - y1)``, with score 1. ``W, H`` come from the json's
     ``images`` entry, else from the image itself.
@@ -228,8 +230,9 @@ class AnnotationBoxes(_JsonBoxes):
             except (KeyError, TypeError, ValueError):
                 bad += 1
                 continue
-            if area > 0:
-                raw.setdefault(image_id, []).append((x, y, w, h))
+            # boxes without area are kept: inference skips them with a warning and counts them
+            del area
+            raw.setdefault(image_id, []).append((x, y, w, h))
         if bad:
             logger.warning("skipped %d malformed annotations in %s", bad, path)
         self.raw = raw
@@ -249,8 +252,10 @@ class AnnotationBoxes(_JsonBoxes):
             x1, y1 = max(0.0, x), max(0.0, y)
             x2 = min(width - 1.0, x1 + max(0.0, w - 1.0))
             y2 = min(height - 1.0, y1 + max(0.0, h - 1.0))
-            if x2 >= x1 and y2 >= y1:
+            if w > 0 and h > 0 and x2 >= x1 and y2 >= y1:
                 out.append((x1, y1, x2 - x1, y2 - y1, 1.0))
+            else:  # no area, or outside the image: passed on as it is, for inference to report
+                out.append((x, y, w, h, 1.0))
         return np.asarray(out, dtype=np.float64).reshape(-1, 5)
 
     def __len__(self):
@@ -345,7 +350,8 @@ class TorchvisionPersonDetector:
         self.device = torch.device(device)
         num_classes = 2 if arch.startswith("keypointrcnn") else 91
         model = get_model(arch, weights=None, weights_backbone=None, num_classes=num_classes)
-        load_model_state(model, load_checkpoint(weights, map_location="cpu"), strict=True)
+        load_model_state(model, load_checkpoint(weights, map_location="cpu"), strict=True,
+                         source=weights)
         self.model = model.eval().to(self.device)
 
     def __call__(self, image, image_id=None, file_name=None):

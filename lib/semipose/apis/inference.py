@@ -454,7 +454,7 @@ def load_pose_weights(network, checkpoint, method=None, net="net1"):
         state = extract_net(state, "resnet2.")
     elif method is not None:
         state = method.eval_state(state)
-    load_model_state(network, state, strict=True)
+    load_model_state(network, state, strict=True, source=checkpoint)
 
 
 def _is_bare(network):

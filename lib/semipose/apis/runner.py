@@ -11,7 +11,6 @@ for a video, ``keypoints_results.json`` (COCO keypoint results) and ``images.jso
 unreadable, no boxes known) are reported and skipped; the others still run.
 """
 import argparse
-import json
 import logging
 import os
 import re
@@ -31,6 +30,7 @@ from semipose.apis.boxes import (
 )
 from semipose.apis.inference import HEADS, inference_topdown, init_model, oks_nms_poses, read_image
 from semipose.common.errors import UserError
+from semipose.common.io import atomic_write_json
 from semipose.utils.visualize import draw_predictions, unique_output_path
 
 __all__ = [
@@ -255,11 +255,29 @@ def _predict(model, image, source, image_id, name, oks_thre, batch_size):
     return skipped, poses
 
 
+#: files that mark a training run's folder
+_RUN_MARKERS = ("run.lock", "metrics.jsonl", "checkpoint.pth.tar", "final_state.pth.tar")
+
+
+def output_folder(out):
+    """The folder infer.py writes into: ``out``, or, when ``out`` holds a training run,
+    ``out/infer_<YYYYmmdd-HHMMSS>`` (infer.py never writes among a training run's files).
+
+    Raises:
+        UserError: the folder cannot be created or written (the OS reason named).
+    """
+    if any(os.path.exists(os.path.join(out, name)) for name in _RUN_MARKERS):
+        out = os.path.join(out, f"infer_{time.strftime('%Y%m%d-%H%M%S')}")
+        logger.info("--out holds a training run: writing into %s", out)
+    try:
+        os.makedirs(out, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"--out {out}: cannot create the folder: {exc.strerror or exc}") from None
+    return out
+
+
 def _write_json(path, obj):
-    tmp = f"{path}.tmp.{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(obj, f)
-    os.replace(tmp, path)
+    atomic_write_json(path, obj)
 
 
 def _progress(total, desc):
@@ -371,6 +389,10 @@ def run_video(model, video, source, out_dir, *, kpt_thr=0.3, oks_thre=None, batc
             writer.release()
     if counts["images"] == 0:
         raise ValueError(f"no frame could be read from {video}")
+    if total and counts["images"] < total:
+        logger.warning("%s: its header announces %d frames but only %d could be read (a truncated "
+                       "or damaged file?)", video, total, counts["images"])
+        counts["frames_expected"] = total
     counts["drawn"] = [out_path]
     return results, images, counts
 
@@ -408,7 +430,7 @@ def run(args):
     source = build_box_source(args, cfg, device=model.device)
     logger.info("boxes: %s", source.describe())
     oks_thre = model.oks_thre if args.oks_thre is None else args.oks_thre
-    os.makedirs(args.out, exist_ok=True)
+    args.out = output_folder(args.out)
     common = dict(kpt_thr=args.kpt_thr, oks_thre=oks_thre, batch_size=args.batch_size or None)
 
     problems = []
@@ -447,7 +469,11 @@ def format_summary(summary, video=False):
     if failed:
         line += f"; {failed} inputs failed"
     if summary["skipped_boxes"]:
-        line += f"; {summary['skipped_boxes']} boxes skipped"
+        line += (f"; {summary['skipped_boxes']} boxes skipped (no area or outside the image; "
+                 "each named in a warning)")
+    if summary.get("frames_expected"):
+        line += f"; only {summary['images']} of the {summary['frames_expected']} frames the " \
+                "video header announces could be read"
     line += f"; results {summary['results_file']}"
     if summary["drawn"]:
         drawn = summary["drawn"][0] if video else os.path.dirname(summary["drawn"][0])

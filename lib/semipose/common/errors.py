@@ -11,7 +11,7 @@ import os
 import sys
 import traceback
 
-__all__ = ["UserError", "DataFileError", "run_cli"]
+__all__ = ["UserError", "DataFileError", "RunStopped", "run_cli"]
 
 EXIT_USER_ERROR = 2
 EXIT_NAN_STOP = 1
@@ -28,6 +28,15 @@ class DataFileError(UserError, ValueError):
     A ``ValueError`` as well, so code that caught the plain ``ValueError`` raised before keeps
     working.
     """
+
+
+class RunStopped(Exception):
+    """A run stopped on a signal after saving its state; the exit status is 128 + ``signum``
+    (143 for SIGTERM, 138 for SIGUSR1), as a shell reports a process ended by that signal."""
+
+    def __init__(self, message, signum):
+        super().__init__(message)
+        self.signum = int(signum)
 
 
 def _wants_traceback(argv):
@@ -51,8 +60,9 @@ def run_cli(main, argv=None):
     Returns:
         The exit status: ``main``'s return value (0 for None); 2 for a ``UserError`` or a missing
         file (config, data, checkpoint), 1 for a ``FloatingPointError`` (the NaN/Inf stop; the last
-        finite checkpoint is kept), 130 for Ctrl-C. Other exceptions propagate with their
-        traceback, as do all of them with ``--traceback`` or ``SEMIPOSE_DEBUG=1``.
+        finite checkpoint is kept), 130 for Ctrl-C, 128 + the signal for a run stopped by
+        SIGTERM / SIGUSR1 after saving (``RunStopped``: 143 / 138). Other exceptions propagate
+        with their traceback, as do all of them with ``--traceback`` or ``SEMIPOSE_DEBUG=1``.
     """
     debug = _wants_traceback(argv)
     try:
@@ -62,6 +72,9 @@ def run_cli(main, argv=None):
             traceback.print_exc()
         print("error: interrupted (Ctrl-C); saved checkpoints are kept", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except RunStopped as stop:
+        print(f"stopped: {_one_line(stop)}", file=sys.stderr)
+        return 128 + stop.signum
     except (UserError, FileNotFoundError, FloatingPointError) as err:
         if debug:
             raise

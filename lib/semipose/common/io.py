@@ -42,7 +42,8 @@ def temp_prefix(name):
     return f".{name}.{os.getpid()}."
 
 
-def _pid_alive(pid):
+def pid_alive(pid):
+    """True when a process ``pid`` runs on this machine (this process included)."""
     if pid == os.getpid():
         return True
     try:
@@ -79,7 +80,7 @@ def remove_stale_temps(folder, name):
             continue
         middle = entry[len(prefix) : -len(_TEMP_SUFFIX)]
         match = re.fullmatch(r"(\d+)\.[^.]+", middle)
-        if match and _pid_alive(int(match.group(1))):
+        if match and pid_alive(int(match.group(1))):
             continue
         path = os.path.join(folder, entry)
         try:

@@ -13,7 +13,9 @@ from yacs.config import CfgNode as CN
 from semipose.common.errors import UserError
 from semipose.config.defaults import _C, EXTRA_KEYS, HRNET_EXTRA
 
-__all__ = ["get_cfg", "update_config", "get_model_name", "load_config", "ConfigError"]
+__all__ = [
+    "get_cfg", "update_config", "get_model_name", "load_config", "ConfigError", "config_source",
+]
 
 # Keys whose non-empty value is prefixed with DATA_DIR (the original's update_dir, without its
 # AI_ROOT bug).
@@ -200,16 +202,49 @@ def _assign(node, data, prefix, source):
 
 
 def _merge_file(cfg, path):
+    """Merges the YAML file ``path``; returns its (checked) mapping."""
+    if os.path.isdir(path):
+        raise ConfigError(f"--cfg {path} is a directory; give an experiment YAML file (e.g. one "
+                          f"of the .yaml files in it)")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"config file not found: {path}")
-    with open(path) as f:
-        try:
-            data = yaml.safe_load(f) or {}
-        except yaml.YAMLError as err:
-            raise ConfigError(f"cannot parse YAML {path}: {err}") from None
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = yaml.safe_load(f)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"cannot parse YAML {path}: {err}") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"cannot read the config file {path}: {err}") from None
+    if data is None or data == {}:
+        raise ConfigError(
+            f"the config file {path} is empty: it sets no key, so every default would apply "
+            f"(MODEL.NAME {_C.MODEL.NAME}, DATASET.TRAIN_DATASET {_C.DATASET.TRAIN_DATASET}); "
+            "give it at least the dataset and the model"
+        )
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping")
     _merge_dict(cfg, data, path)
+    return data
+
+
+def _flat_keys(data, prefix=""):
+    """The dotted leaf keys of a nested mapping (``MODEL.EXTRA.SIGMA``, ...)."""
+    for key, value in data.items():
+        full = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            yield from _flat_keys(value, full + ".")
+        else:
+            yield full
+
+
+def config_source(cfg, key):
+    """Where the value of ``key`` came from: the YAML file, the command line or the defaults."""
+    sources = getattr(cfg, "_semipose_sources", None) or {}
+    while key:
+        if key in sources:
+            return sources[key]
+        key = key.rpartition(".")[0]  # MODEL.EXTRA set wholesale by a YAML
+    return "the defaults"
 
 
 def _decode_override(cfg, parts, raw):
@@ -306,21 +341,27 @@ def update_config(cfg, args):
         FileNotFoundError: ``args.cfg`` does not exist.
     """
     cfg.defrost()
+    key_sources = {}
     if getattr(args, "cfg", None):
-        _merge_file(cfg, args.cfg)
+        data = _merge_file(cfg, args.cfg)
+        key_sources.update(dict.fromkeys(_flat_keys(data), str(args.cfg)))
     opts = getattr(args, "opts", None) or []
     if opts:
         _merge_opts(cfg, list(opts))
+        key_sources.update(dict.fromkeys(map(str, list(opts)[0::2]), "the command line"))
     for attr, key in (("modelDir", "OUTPUT_DIR"), ("logDir", "LOG_DIR"), ("dataDir", "DATA_DIR")):
         value = getattr(args, attr, "")
         if value:
             cfg[key] = value
+            key_sources[key] = f"the command line (--{attr})"
     sources = [getattr(args, "cfg", None), opts and "command-line overrides"]
     sources = [src for src in sources if src]
     _check_consistency(cfg, " + ".join(sources) or "defaults")
     _join_data_dir(cfg)
     if getattr(args, "pretrained_model", ""):
         cfg.MODEL.PRETRAINED = args.pretrained_model
+        key_sources["MODEL.PRETRAINED"] = "the command line (--pretrained_model)"
+    object.__setattr__(cfg, "_semipose_sources", key_sources)  # read by config_source
     cfg.freeze()
     return cfg
 

@@ -5,6 +5,7 @@ import os
 
 from torchvision import transforms as T
 
+from semipose.common.joints import NUM_UNION_JOINTS
 from semipose.dataset.ai_challenger import AIDataset
 from semipose.dataset.coco import COCODataset
 from semipose.dataset.mixed import MixedCOCOCOCODataset, MixedMPIIAIDataset
@@ -14,6 +15,7 @@ from semipose.dataset.synthetic import generate, is_generated, preset_kwargs
 __all__ = [
     "DATASETS",
     "build_dataset",
+    "dataset_num_joints",
     "default_transform",
     "ensure_synthetic",
     "IMAGENET_MEAN",
@@ -32,6 +34,13 @@ DATASETS = {
     "mix_coco_coco": MixedCOCOCOCODataset,
     "mix_mpii_ai": MixedMPIIAIDataset,
 }
+
+
+def dataset_num_joints(cfg, name):
+    """The number of heatmap channels the dataset ``name`` produces (every built-in set is in the
+    24-joint union layout), or None when it is not known before the dataset is built."""
+    del cfg  # the built-in sets do not depend on it
+    return NUM_UNION_JOINTS if name in DATASETS else None
 
 
 def default_transform():

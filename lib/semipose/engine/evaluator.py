@@ -202,6 +202,7 @@ def validate(model, method, loader, dataset, device, opts, output_dir, debug_hoo
         tables = [format_name_value(nv, opts.full_arch_name)
                   for nv in (name_values if isinstance(name_values, list) else [name_values])]
         text = TITLES.get(head, f"Predictions of {head}") + "".join("\n" + t for t in tables)
+        results.setdefault("tables", OrderedDict())[head] = text
         if opts.print_freq > 0:
             logger.info(text)
         else:  # quiet console: the tables go to the log file (the epoch line has the AP)

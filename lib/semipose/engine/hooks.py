@@ -339,17 +339,26 @@ class Checkpointer:
         self.extras = {}
         self.select_by = None  # the rule best_perf was measured with (set by EvalHook)
         self.resumed_select_by = None
+        self.resume_iteration = 0  # steps already done in the resumed epoch (mid-epoch save)
+        self.resume_order = None  # that epoch's sample order, as saved
 
     @property
     def path(self):
         return os.path.join(self.output_dir, self.FILENAME)
 
-    def states(self, epoch):
+    def states(self, epoch, iteration=None, order=None):
+        """The resumable state after ``epoch`` (``epoch + 1`` is the next), or, with
+        ``iteration``, inside ``epoch`` after that many steps (``order``: the epoch's sample
+        order, checked on resume)."""
         from semipose.utils.comm import get_rng_state
 
         lr, factor, steps = self.schedule
+        mid = {} if iteration is None else {
+            "iteration": int(iteration),
+            "order": None if order is None else torch.as_tensor(order, dtype=torch.long)}
         return {
-            "epoch": epoch + 1,
+            "epoch": epoch + 1 if iteration is None else epoch,
+            **mid,
             "model": self.model_name,
             "state_dict": self.model.state_dict(),
             "perf": float(self.best_perf if self.best_perf is not None else 0.0),
@@ -363,12 +372,14 @@ class Checkpointer:
             **{key: obj.state_dict() for key, obj in self.extras.items()},
         }
 
-    def save(self, epoch, best=False):
-        """Writes ``checkpoint.pth.tar`` (and ``model_best.pth.tar`` when ``best``), atomically."""
+    def save(self, epoch, best=False, iteration=None, order=None):
+        """Writes ``checkpoint.pth.tar`` (and ``model_best.pth.tar`` when ``best``), atomically;
+        with ``iteration`` a mid-epoch checkpoint (``states``)."""
         from semipose.utils.checkpoint import save_checkpoint
 
         if self.is_main:
-            save_checkpoint(self.states(epoch), best, self.output_dir, self.FILENAME)
+            save_checkpoint(self.states(epoch, iteration, order), best, self.output_dir,
+                            self.FILENAME)
 
     def save_weights(self, name):
         """Writes the model's state_dict alone to ``output_dir/name``."""
@@ -394,10 +405,10 @@ class Checkpointer:
         Returns:
             ``(next epoch, rng state or None)``.
         """
-        from semipose.utils.checkpoint import load_checkpoint
+        from semipose.utils.checkpoint import load_checkpoint, load_model_state
 
         ckpt = load_checkpoint(self.path, map_location="cpu")
-        self.model.load_state_dict(ckpt["state_dict"])
+        load_model_state(self.model, ckpt["state_dict"], strict=True, source=self.path)
         self.optimizer.load_state_dict(ckpt["optimizer"])
         epoch = int(ckpt["epoch"])
         if "scheduler" in ckpt:
@@ -413,13 +424,17 @@ class Checkpointer:
             self.best_perf, self.best_epoch = float(ckpt.get("perf", 0.0)), best_epoch
         self.last_results = dict(ckpt.get("last_results", {}))
         self.resumed_select_by = ckpt.get("select_by")
+        self.resume_iteration = int(ckpt.get("iteration", 0))
+        self.resume_order = ckpt.get("order")
         for key, obj in self.extras.items():
             if key in ckpt:
                 obj.load_state_dict(ckpt[key])
             elif hasattr(obj, "reset"):
                 logger.warning(f"{self.path} has no '{key}' state: starting it from the model")
                 obj.reset()
-        logger.info(f"=> resumed from {self.path} (epoch {epoch})")
+        where = f"epoch {epoch}" + (f", iteration {self.resume_iteration}"
+                                    if self.resume_iteration else "")
+        logger.info(f"=> resumed from {self.path} ({where})")
         return epoch, ckpt.get("rng")
 
     def _keep_config_factors(self, factors):

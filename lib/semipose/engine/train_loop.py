@@ -9,12 +9,75 @@ import time
 
 import torch
 
+from semipose.common.errors import UserError
 from semipose.methods.base import HookBase, first
 from semipose.utils import comm
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["HookBase", "Trainer", "autocast_context", "to_device"]
+__all__ = ["HookBase", "Preempted", "RecordingSampler", "Trainer", "autocast_context",
+           "epoch_order", "to_device"]
+
+
+class Preempted(Exception):
+    """Training stopped on request (a signal) between two steps.
+
+    Attributes:
+        reason: what asked for the stop (e.g. ``'SIGTERM'``).
+        epoch: the epoch it stopped in.
+        iteration: the steps of that epoch already done (the next one to run).
+    """
+
+    def __init__(self, reason, epoch, iteration):
+        super().__init__(f"stopped by {reason} at epoch {epoch}, iteration {iteration}")
+        self.reason, self.epoch, self.iteration = reason, int(epoch), int(iteration)
+
+
+class ResumeOrderError(UserError):
+    """A mid-epoch resume whose epoch would see another sample order than the saved one."""
+
+
+class RecordingSampler(torch.utils.data.RandomSampler):
+    """``RandomSampler`` (the same permutation from the same generator state) that keeps the
+    epoch's order (``order``) for the checkpoint and can pass over the first indices of its next
+    epoch (``skip_next``) for a mid-epoch resume."""
+
+    def __init__(self, data_source, generator=None):
+        super().__init__(data_source, generator=generator)
+        self.order = None
+        self.expected = None  # the order a resumed epoch must have (the checkpoint's)
+        self._skip = 0
+
+    def skip_next(self, count):
+        self._skip = int(count)
+
+    def __iter__(self):
+        order = torch.randperm(len(self.data_source), generator=self.generator).tolist()
+        self.order = order
+        expected, self.expected = self.expected, None
+        if expected is not None and list(expected) != order:
+            raise ResumeOrderError(
+                "the resumed epoch's sample order differs from the one saved in the checkpoint "
+                "(another dataset size, SEED or TRAIN.SHUFFLE?): this run cannot continue inside "
+                "the epoch; restore the settings it was started with"
+            )
+        skip, self._skip = self._skip, 0
+        yield from order[skip:]
+
+
+def _recording_sampler(loader):
+    """The loader's ``RecordingSampler`` (through a device-batch wrapper), or None."""
+    inner = getattr(loader, "loader", loader)
+    sampler = getattr(inner, "sampler", None)
+    return sampler if isinstance(sampler, RecordingSampler) else None
+
+
+def epoch_order(loader):
+    """The current epoch's sample order of ``loader`` (a list of dataset indices), or None when
+    its sampler does not record it (DDP's DistributedSampler: its order is a function of the seed
+    and the epoch)."""
+    sampler = _recording_sampler(loader)
+    return None if sampler is None else sampler.order
 
 
 def to_device(x, device, channels_last=False):
@@ -74,6 +137,7 @@ class Trainer:
         self.start_epoch = self.max_epoch = 0
         self.step = {}
         self.epoch_stats = {}
+        self.stop_reason = None
 
     @property
     def iters_per_epoch(self):
@@ -102,24 +166,67 @@ class Trainer:
         for hook in self.hooks:
             getattr(hook, name)()
 
-    def train(self, start_epoch, max_epoch):
-        """Trains epochs ``start_epoch .. max_epoch - 1``."""
+    def train(self, start_epoch, max_epoch, start_iter=0, restore=None, order=None):
+        """Trains epochs ``start_epoch .. max_epoch - 1``; the first one from its iteration
+        ``start_iter`` (a mid-epoch resume), calling ``restore()`` once its first batches are
+        skipped (it puts back the RNG state saved at the interruption) and checking that the
+        epoch's sample order is ``order`` (the saved one; None: unchecked).
+
+        Raises:
+            Preempted: a stop was requested (``request_stop``, e.g. by SIGTERM); raised between
+                two steps, with ``epoch`` and ``iteration`` (the steps done in that epoch).
+        """
         self.start_epoch, self.max_epoch = int(start_epoch), int(max_epoch)
-        self.global_iter = self.start_epoch * self.iters_per_epoch
+        self.global_iter = self.start_epoch * self.iters_per_epoch + int(start_iter)
         self._call("before_train")
         for epoch in range(self.start_epoch, self.max_epoch):
             self.epoch = epoch
-            self.run_epoch()
+            skip = int(start_iter) if epoch == self.start_epoch else 0
+            self.run_epoch(skip, restore if skip else None, order if skip else None)
         self._call("after_train")
 
-    def run_epoch(self):
-        """One epoch: ``before_epoch``, the steps, ``after_epoch``, then the epoch's record."""
+    def request_stop(self, reason):
+        """Asks the loop to stop after the current step (called from a signal handler)."""
+        self.stop_reason = reason
+
+    def _check_stop(self, done):
+        if self.stop_reason is not None:
+            raise Preempted(self.stop_reason, self.epoch, done)
+
+    def _batches(self, skip, restore, order=None):
+        """The epoch's batches from the ``skip``-th on. The skipped batches are passed over in the
+        sampler without being loaded when the loader runs in this process (``skip_batches``), else
+        loaded and dropped, so that the loader's workers draw exactly what they drew before; then
+        ``restore()``."""
+        if not skip:
+            yield from self.loader
+            return
+        sampler = _recording_sampler(self.loader)
+        in_process = getattr(self.loader, "num_workers", 0) == 0 and sampler is not None
+        if sampler is not None and order is not None:
+            sampler.expected = order
+        if in_process:
+            sampler.skip_next(skip * self.loader.batch_size)
+        iterator = iter(self.loader)
+        if not in_process:
+            logger.info(f"resuming inside epoch {self.epoch}: loading and dropping its first "
+                        f"{skip} batches (the loader's workers must draw what they drew)")
+            for _ in range(skip):
+                next(iterator)
+        if restore is not None:
+            restore()
+        yield from iterator
+
+    def run_epoch(self, skip=0, restore=None, order=None):
+        """One epoch: ``before_epoch``, the steps (from the ``skip``-th), ``after_epoch``, then
+        the epoch's record."""
+        self._check_stop(skip)  # a stop asked for during the last epoch's end
         self.model.train()
         self.epoch_stats = {}
         self._call("before_epoch")
         start = end = time.perf_counter()
         num = self.iters_per_epoch
-        for i, batch in enumerate(self.loader):
+        for i, batch in enumerate(self._batches(skip, restore, order), start=skip):
             if i >= num:
                 break
             self.iter = i
@@ -130,6 +237,8 @@ class Trainer:
             self.step["step_time"] = time.perf_counter() - end
             self._call("after_step")
             self.global_iter += 1
+            if i + 1 < num:  # after the last step the epoch ends (and is saved) first
+                self._check_stop(i + 1)
             end = time.perf_counter()
         self.epoch_stats["elapsed_s"] = time.perf_counter() - start
         self._call("after_epoch")

@@ -29,7 +29,7 @@ from semipose.engine.evaluator import (
     summarize,
     validate,
 )
-from semipose.engine.train_loop import Trainer, autocast_context, to_device
+from semipose.engine.train_loop import Preempted, Trainer, autocast_context, to_device
 from semipose.utils import comm
 
 logger = logging.getLogger(__name__)
@@ -114,10 +114,12 @@ def build_training(cfg, ctx, iters_per_epoch=1):
 
 def resume_or_start(cfg, ctx, ck):
     """Resumes from ``checkpoint.pth.tar`` (TRAIN.RESUME) or starts at TRAIN.BEGIN_EPOCH, moving a
-    previous run's files aside. Restores (or, under DDP, re-derives) the RNG state.
+    previous run's files aside. Restores (or, under DDP, re-derives) the RNG state: at once after
+    an epoch, or, after a mid-epoch save, through ``restore`` once the loader has passed over the
+    epoch's done batches.
 
     Returns:
-        ``(first epoch, resumed)``.
+        ``(first epoch, resumed, first iteration, restore or None, the saved epoch order)``.
     """
     begin, rng = cfg.TRAIN.BEGIN_EPOCH, None
     resumed = cfg.TRAIN.RESUME and os.path.exists(ck.path)
@@ -125,11 +127,84 @@ def resume_or_start(cfg, ctx, ck):
         begin, rng = ck.resume()
     elif ctx.is_main:
         _set_aside_previous_run(ctx.output_dir)
-    if rng is not None and not ctx.distributed:
-        comm.set_rng_state(rng)
-    elif rng is not None:
-        comm.seed_everything(cfg.SEED + ctx.rank + 7919 * begin)
-    return begin, resumed
+
+    def restore():
+        if rng is not None and not ctx.distributed:
+            comm.set_rng_state(rng)
+        elif rng is not None:
+            comm.seed_everything(cfg.SEED + ctx.rank + 7919 * begin + ck.resume_iteration)
+
+    start_iter = ck.resume_iteration if resumed else 0
+    if not start_iter:
+        restore()
+        return begin, resumed, 0, None, None
+    order = ck.resume_order
+    return begin, resumed, start_iter, restore, None if order is None else order.tolist()
+
+
+#: the signals that stop a training run with a mid-epoch checkpoint (schedulers send SIGTERM
+#: before killing a job; some send SIGUSR1 first)
+STOP_SIGNALS = ("SIGTERM", "SIGUSR1")
+
+
+class StopSignals:
+    """While active, SIGTERM and SIGUSR1 ask ``trainer`` to stop after its current step; a second
+    signal is noted and ignored (the checkpoint being written is not cut short). Installed only in
+    the main thread (signal handlers can live nowhere else); the previous handlers come back on
+    exit."""
+
+    def __init__(self, trainer):
+        self.trainer = trainer
+        self.previous = {}
+
+    def _handle(self, signum, frame):
+        import signal
+
+        name = signal.Signals(signum).name
+        if self.trainer.stop_reason is None:
+            logger.warning(f"received {name}: finishing the current step, then saving a "
+                           "checkpoint and stopping")
+            self.trainer.request_stop(name)
+        else:
+            logger.warning(f"received {name} again: already stopping, the checkpoint is being "
+                           "saved")
+
+    def __enter__(self):
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            for name in STOP_SIGNALS:
+                if hasattr(signal, name):
+                    num = getattr(signal, name)
+                    self.previous[num] = signal.signal(num, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        import signal
+
+        for num, handler in self.previous.items():
+            signal.signal(num, handler)
+        return False
+
+
+def _save_preempted(ck, trainer, stop, loader):
+    """The mid-epoch checkpoint of a stopped run; raises ``RunStopped`` (exit 128 + signal)."""
+    import signal
+
+    from semipose.common.errors import RunStopped
+    from semipose.engine.train_loop import epoch_order
+
+    if stop.iteration == 0:  # between two epochs: the checkpoint of the one before is saved
+        where = f"after epoch {stop.epoch - 1}"
+    else:
+        order = epoch_order(loader)
+        ck.save(stop.epoch, iteration=stop.iteration, order=order)
+        where = f"at epoch {stop.epoch}, iteration {stop.iteration}"
+    signum = int(getattr(signal, stop.reason, signal.SIGTERM))
+    raise RunStopped(
+        f"stopped by {stop.reason} {where}; checkpoint {ck.path} saved; run the same command "
+        f"(TRAIN.RESUME True) to continue from there", signum)
 
 
 def default_hooks(cfg, ctx, ck, *, evaluate, sampler, generator, train_set, replay, method=None):
@@ -161,21 +236,19 @@ def do_train(cfg, args):
     Returns:
         dict: ``best_perf``, ``last`` (the last validation results), ``output_dir``, ``epochs``.
     """
-    from semipose.config import ConfigError
     from semipose.dataset.build import build_dataset
+    from semipose.engine.checks import check_config
     from semipose.models.build import compile_networks
 
     t = cfg.TRAIN
-    if t.END_EPOCH <= t.BEGIN_EPOCH:
-        raise ConfigError(f"TRAIN.END_EPOCH ({t.END_EPOCH}) must be greater than "
-                          f"TRAIN.BEGIN_EPOCH ({t.BEGIN_EPOCH}): nothing to train")
+    check_config(cfg, "train")
     ctx = setup(cfg, args, "train")
     try:
         train_set = build_dataset(cfg, is_train=True)
         loader, sampler, generator = build_train_loader(cfg, train_set, ctx)
         iters = len(loader) if t.MAX_ITERS <= 0 else min(len(loader), t.MAX_ITERS)
         method, model, optimizer, ck = build_training(cfg, ctx, iters)
-        begin, resumed = resume_or_start(cfg, ctx, ck)
+        begin, resumed, start_iter, restore, order = resume_or_start(cfg, ctx, ck)
         done = {"best_perf": ck.best_perf or 0.0, "last": None, "output_dir": ctx.output_dir,
                 "epochs": t.END_EPOCH - begin}
         if begin >= t.END_EPOCH:
@@ -198,11 +271,16 @@ def do_train(cfg, args):
             cfg, ctx, ck, evaluate=evaluate, sampler=sampler, generator=generator,
             train_set=train_set, replay=begin if resumed else 0, method=method,
         ))
-        trainer.train(begin, t.END_EPOCH)
+        try:
+            with StopSignals(trainer):
+                trainer.train(begin, t.END_EPOCH, start_iter, restore, order)
+        except Preempted as stop:
+            _save_preempted(ck, trainer, stop, loader)
         last = next(h.last for h in trainer.hooks if isinstance(h, H.EvalHook))
         return {**done, "best_perf": ck.best_perf or 0.0, "last": last}
     finally:
         comm.cleanup_distributed()
+        ctx.close()
 
 
 def load_eval_weights(model, method, path):
@@ -211,30 +289,62 @@ def load_eval_weights(model, method, path):
     from semipose.utils.checkpoint import load_checkpoint, load_model_state, unwrap_state_dict
 
     state = unwrap_state_dict(load_checkpoint(path, map_location="cpu"))
-    load_model_state(model, method.eval_state(state), strict=True)
+    load_model_state(model, method.eval_state(state), strict=True, source=path)
+
+
+def valid_subdir(model_file):
+    """The folder, below the run's, that ``valid.py`` writes into:
+    ``valid/<checkpoint name>_<YYYYmmdd-HHMMSS>``."""
+    stem = os.path.basename(model_file).split(".")[0] or "model"
+    return os.path.join("valid", f"{stem}_{time.strftime('%Y%m%d-%H%M%S')}")
+
+
+def print_valid_summary(results, model_file, output_dir, log_file, stream=None):
+    """The end of ``valid.py`` on the console, whatever PRINT_FREQ says: every evaluated head's
+    table, then where the results json files and the log are."""
+    import sys
+
+    stream = stream or sys.stdout
+    lines = [f"Evaluated {model_file}:"]
+    for head in results.get("heads", ()):
+        lines.append(results.get("tables", {}).get(head, head))
+    res_dir = os.path.join(output_dir, "results")
+    files = sorted(f for f in os.listdir(res_dir) if f.endswith(".json")) if os.path.isdir(
+        res_dir) else []
+    lines.append("results: " + (", ".join(os.path.join(res_dir, f) for f in files)
+                                if files else f"none written (TEST.SAVE_RESULT off) in {res_dir}"))
+    lines.append(f"log: {log_file}")
+    print("\n".join(lines), file=stream, flush=True)
 
 
 def do_valid(cfg, args):
     """Evaluates a checkpoint as the original's valid.py: ``TEST.MODEL_FILE`` (or the run's
-    ``final_state.pth.tar``).
+    ``final_state.pth.tar``). Everything it writes (config, log, results, predictions, drawings)
+    goes to its own folder, ``<run folder>/valid/<checkpoint>_<time>/``, so it may run beside the
+    training and never replaces the training's files; it ends by printing the AP table of every
+    head and the paths of the results and the log.
 
     Returns:
-        ``validate``'s results dict.
+        ``validate``'s results dict (plus ``output_dir``).
     """
     from semipose.dataset.build import build_dataset
+    from semipose.engine.checks import check_config
+    from semipose.engine.defaults import run_output_dir
     from semipose.methods import build_method
 
-    ctx = setup(cfg, args, "valid")
-    method = build_method(cfg)
-    model = method.build_model(is_train=False)
-    model_file = cfg.TEST.MODEL_FILE or os.path.join(ctx.output_dir, "final_state.pth.tar")
+    check_config(cfg, "valid")
+    model_file = cfg.TEST.MODEL_FILE or os.path.join(
+        run_output_dir(cfg, getattr(args, "cfg", None)), "final_state.pth.tar")
     if not os.path.isfile(model_file):
         raise FileNotFoundError(
             f"no model to evaluate: {model_file} does not exist "
             "(set TEST.MODEL_FILE or --model-file)"
         )
-    logger.info(f"=> loading model from {model_file}")
-    load_eval_weights(model, method, model_file)
+    method = build_method(cfg)
+    model = method.build_model(is_train=False)
+    load_eval_weights(model, method, model_file)  # a wrong file is refused before any writing
+    ctx = setup(cfg, args, "valid", subdir=valid_subdir(model_file))
+    logger.info(f"=> loaded model from {model_file}")
     model = model.to(ctx.device)
     if cfg.TRAIN.CHANNELS_LAST:
         model = model.to(memory_format=torch.channels_last)
@@ -242,7 +352,8 @@ def do_valid(cfg, args):
     results = _evaluation(cfg, model, method, dataset, ctx)(None)
     if getattr(args, "vis", 0) > 0:
         _save_vis(cfg, method, results, ctx.output_dir, args.vis)
-    return results
+    print_valid_summary(results, model_file, ctx.output_dir, ctx.log_file)
+    return {**results, "output_dir": ctx.output_dir}
 
 
 def _save_vis(cfg, method, results, output_dir, num_images):

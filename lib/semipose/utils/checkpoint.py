@@ -259,18 +259,73 @@ def extract_net(state_dict, prefix="resnet."):
     return out
 
 
-def load_model_state(model, state_dict, strict=True):
+#: the network prefixes of the multi-network models, in their order
+_NET_PREFIXES = ("resnet", "resnet2", "final_resnet")
+_RESNET_DEPTHS = {(2, 2, 2, 2, False): 18, (3, 4, 6, 3, False): 34, (3, 4, 6, 3, True): 50,
+                  (3, 4, 23, 3, True): 101, (3, 8, 36, 3, True): 152}
+
+
+def _network_kind(keys):
+    """What one network's keys (no prefix) look like, e.g. ``'a ResNet-18 PoseResNet'``."""
+    keys = list(keys)
+    if any(k.startswith("transition1.") for k in keys):
+        return "an HRNet"
+    if any(k.startswith("lateral.") for k in keys) and any(k.startswith("stem.") for k in keys):
+        return "a PoseLite"
+    if any(k.startswith("layer1.") for k in keys):
+        blocks = tuple(len({k.split(".")[1] for k in keys if k.startswith(f"layer{i}.")})
+                       for i in range(1, 5))
+        depth = _RESNET_DEPTHS.get(blocks + (any(".conv3." in k for k in keys),))
+        head = "PoseResNet" if any(k.startswith("deconv_layers.") for k in keys) else "ResNet"
+        return f"a ResNet-{depth} {head}" if depth else f"a {head}"
+    return "an unknown network"
+
+
+def describe_state(keys):
+    """What a state_dict's keys look like: how many networks under which prefixes, and of which
+    kind, e.g. ``'two networks (resnet., resnet2.: a ResNet-18 PoseResNet each), as pose_dual
+    saves them'``.
+
+    Args:
+        keys: the state_dict's keys (``module.`` already stripped).
+    """
+    keys = list(keys)
+    nets = [p for p in _NET_PREFIXES if any(k.startswith(p + ".") for k in keys)]
+    if not nets:
+        return f"a single network ({_network_kind(keys)}), as pose_resnet / pose_hrnet save it"
+    kinds = [_network_kind(k[len(p) + 1:] for k in keys if k.startswith(p + ".")) for p in nets]
+    if len(set(kinds)) == 1:
+        kind = kinds[0] + (" each" if len(nets) > 1 else "")
+    else:
+        kind = "; ".join(f"{p}. {k}" for p, k in zip(nets, kinds))
+    names = ", ".join(p + "." for p in nets)
+    model = {1: "pose_cons", 2: "pose_dual", 3: "sspcm"}[len(nets)]
+    count = {1: "one network", 2: "two networks", 3: "three networks"}[len(nets)]
+    return f"{count} ({names}: {kind}), as {model} saves them"
+
+
+def _some(keys, limit=10):
+    shown = ", ".join(keys[:limit])
+    return shown + (f" and {len(keys) - limit} more" if len(keys) > limit else "")
+
+
+def load_model_state(model, state_dict, strict=True, source=None):
     """Loads ``state_dict`` into ``model`` after checking names and shapes.
 
     Only a missing ``num_batches_tracked`` is tolerated (very old checkpoints lack it). With
     ``strict``, any other missing or unexpected key, or a shape mismatch, raises before anything is
     loaded; without it they are logged and the matching entries are loaded.
 
+    Args:
+        source: the file the state_dict came from, named in the error.
+
     Returns:
         ``(missing, unexpected)`` key lists (empty after a strict load).
 
     Raises:
-        StateDictMismatchError: the message lists the offending keys by name.
+        StateDictMismatchError: one line naming ``source``, what its keys look like and what the
+            model is (``describe_state``), and at most 10 keys of each kind with the count of the
+            rest.
     """
     state_dict = unwrap_state_dict(state_dict)
     own = model.state_dict()
@@ -284,13 +339,15 @@ def load_model_state(model, state_dict, strict=True):
     if mismatched or (strict and (missing or unexpected)):
         parts = []
         if missing:
-            parts.append(f"missing keys ({len(missing)}): {missing}")
+            parts.append(f"{len(missing)} missing keys: {_some(missing)}")
         if unexpected:
-            parts.append(f"unexpected keys ({len(unexpected)}): {unexpected}")
+            parts.append(f"{len(unexpected)} unexpected keys: {_some(unexpected)}")
         if mismatched:
-            parts.append(f"shape mismatches ({len(mismatched)}): {mismatched}")
+            parts.append(f"{len(mismatched)} shape mismatches: {_some(mismatched)}")
+        what = source or "the state_dict"
         raise StateDictMismatchError(
-            f"state_dict does not match {type(model).__name__}: " + "; ".join(parts),
+            f"{what} does not fit the model: it holds {describe_state(state_dict)}; the config "
+            f"builds {describe_state(own)} ({type(model).__name__}). " + "; ".join(parts),
             missing,
             unexpected,
             mismatched,

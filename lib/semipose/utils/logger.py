@@ -3,6 +3,7 @@
 The original's ``create_logger`` (lib/utils/utils.py, MIT).
 """
 import logging
+import sys
 import os
 import time
 from pathlib import Path
@@ -45,7 +46,8 @@ def output_subdirs(cfg, cfg_path, model_name=None):
     return dataset, model, cfg_name
 
 
-def create_logger(cfg, cfg_path, phase="train", rank=0, model_name=None):
+def create_logger(cfg, cfg_path, phase="train", rank=0, model_name=None, subdir="",
+                  on_folder=None):
     """Creates the output and TensorBoard folders and configures the root logger.
 
     ``final_output_dir = OUTPUT_DIR/<dataset>/<model>/<cfg_name>`` holds the log file
@@ -54,37 +56,62 @@ def create_logger(cfg, cfg_path, phase="train", rank=0, model_name=None):
     Only rank 0 writes the log file and logs at INFO; other ranks log warnings and errors only.
     ``model_name`` is required (see ``output_subdirs``).
 
+    Args:
+        subdir: a folder below the run's output folder that this phase writes into instead (e.g.
+            ``valid/<checkpoint>_<time>``, so an evaluation never replaces a training's files).
+        on_folder: ``callable(folder)`` called on rank 0 once the output folder exists and before
+            anything is written into it (the run lock).
+
     Returns:
         ``(logger, final_output_dir: str, tb_log_dir: str)``.
     """
     dataset, model, cfg_name = output_subdirs(cfg, cfg_path, model_name)
     root_output = Path(cfg.OUTPUT_DIR or "output")
     final_output_dir = root_output / dataset / model / cfg_name
+    if subdir:
+        final_output_dir = final_output_dir / subdir
     final_output_dir.mkdir(parents=True, exist_ok=True)
+    if on_folder is not None and rank == 0:
+        on_folder(str(final_output_dir))
     time_str = time.strftime("%Y-%m-%d-%H-%M")
     tb_log_dir = Path(cfg.LOG_DIR or "log") / dataset / model / f"{cfg_name}_{time_str}"
 
+    detach_logger()
     root = logging.getLogger()
-    for handler in list(root.handlers):
-        if getattr(handler, "_semipose", False):
-            root.removeHandler(handler)
-            handler.close()
     formatter = logging.Formatter(LOG_FORMAT)
-    console = logging.StreamHandler()
+    console = _Console()
     console.setFormatter(formatter)
     console._semipose = True
     root.addHandler(console)
     if rank == 0:
-        tb_log_dir.mkdir(parents=True, exist_ok=True)
+        if phase == "train":
+            tb_log_dir.mkdir(parents=True, exist_ok=True)
         log_file = final_output_dir / f"{cfg_name}_{time_str}_{phase}.log"
         file_handler = logging.FileHandler(log_file)
         file_handler.setFormatter(formatter)
         file_handler._semipose = True
+        file_handler._semipose_path = str(log_file)
         root.addHandler(file_handler)
         root.setLevel(logging.INFO)
     else:
         root.setLevel(logging.WARNING)
     return logging.getLogger("semipose"), str(final_output_dir), str(tb_log_dir)
+
+
+class _Console(logging.StreamHandler):
+    """A console handler that writes to whatever ``sys.stderr`` is at each record (not the stream
+    of the moment it was made), so a redirected or replaced stderr never gets a closed stream."""
+
+    def __init__(self):
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value):
+        pass
 
 
 class AverageMeter:
@@ -113,3 +140,22 @@ def log_to_file(name, message, *args):
     for handler in logging.getLogger().handlers:
         if isinstance(handler, logging.FileHandler) and getattr(handler, "_semipose", False):
             handler.handle(record)
+
+
+def detach_logger():
+    """Removes and closes the handlers ``create_logger`` attached (the console and the log file),
+    as a run ends, so a later run or library call in the same process starts clean."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if getattr(handler, "_semipose", False):
+            root.removeHandler(handler)
+            handler.close()
+
+
+def log_file_path():
+    """The path of the run's log file (``create_logger``'s), or None."""
+    for handler in logging.getLogger().handlers:
+        path = getattr(handler, "_semipose_path", None)
+        if path:
+            return path
+    return None
