@@ -448,6 +448,7 @@ class Run:
     metrics: Path = None
     epochs: list = field(default_factory=list)
     skipped: bool = False
+    digest: str = ""
 
     @property
     def label(self):
@@ -474,7 +475,27 @@ class Run:
         return "ok"
 
     def manifest(self):
-        return {"cfg": str(self.row.cfg), "opts": [o for o in self.opts]}
+        return {"cfg": str(self.row.cfg), "opts": [o for o in self.opts], "config": self.digest}
+
+
+# Keys that say where a run writes or how long it goes on, not what it trains.
+_PLACE_KEYS = ("OUTPUT_DIR", "LOG_DIR", "TRAIN.RESUME", "TRAIN.END_EPOCH")
+
+
+def config_digest(cfg):
+    """A hash of the merged config without ``_PLACE_KEYS``: two runs with equal digests train the
+    same thing, whatever the base YAML's text or the overrides' spelling."""
+    import hashlib
+
+    tree = cfg.clone()
+    tree.defrost()
+    for key in _PLACE_KEYS:
+        node = tree
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node[part]
+        node[leaf] = None
+    return hashlib.sha256(tree.dump(sort_keys=True).encode("utf-8")).hexdigest()[:16]
 
 
 def plan_runs(study, rows, seeds, output, epochs=0, extra=(), fresh=False):
@@ -493,7 +514,8 @@ def plan_runs(study, rows, seeds, output, epochs=0, extra=(), fresh=False):
             opts = run_opts(row, out_dir, seed, epochs, extra, fresh)
             cfg = load_config(str(REPO / row.cfg), opts)
             run = Run(row=row, seed=seed, out_dir=out_dir, opts=opts,
-                      folder=run_folder(cfg, row.cfg), end_epoch=cfg.TRAIN.END_EPOCH)
+                      folder=run_folder(cfg, row.cfg), end_epoch=cfg.TRAIN.END_EPOCH,
+                      digest=config_digest(cfg))
             run.cmd = run_command(row.cfg, opts)
             runs.append(run.refresh())
     return runs
@@ -506,11 +528,15 @@ def check_manifest(run, fresh):
     if path.is_file() and not fresh:
         have = json.loads(path.read_text(encoding="utf-8"))
         strip = {"TRAIN.RESUME", "TRAIN.END_EPOCH"}  # a longer budget continues the run
-        if _comparable(have, strip) != _comparable(want, strip):
+        same = _comparable(have, strip) == _comparable(want, strip)
+        if have.get("config") and have["config"] != want["config"]:
+            same = False  # the base YAML (or a default) changed since that run
+        if not same:
             raise StudyError(
                 f"{run.label}: {run.out_dir} holds a run with other settings ({path}: cfg "
-                f"{have.get('cfg')}, opts {have.get('opts')}); delete the folder or pass --fresh "
-                f"to retrain it")
+                f"{have.get('cfg')}, opts {have.get('opts')}, config digest "
+                f"{have.get('config') or '-'} against {want['config']}); delete the folder or "
+                f"pass --fresh to retrain it")
     from semipose.common.io import atomic_write_json
 
     Path(run.out_dir).mkdir(parents=True, exist_ok=True)

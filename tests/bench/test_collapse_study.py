@@ -229,7 +229,8 @@ def test_paper_rows_differ_only_by_their_method(study):
     for cfg in cfgs.values():  # one data set, one start, one budget
         assert cfg.DATASET.ROOT == "data/synthetic_paper/" and cfg.DATASET.TRAIN_LEN == 64
         assert cfg.MODEL.PRETRAINED == str(s.pretrain["file"]) and cfg.MODEL.INIT_WEIGHTS
-        assert (cfg.TRAIN.END_EPOCH, cfg.TRAIN.MAX_ITERS) == (150, 4)
+        assert (cfg.TRAIN.END_EPOCH, cfg.TRAIN.MAX_ITERS, cfg.TRAIN.BATCH_SIZE) == (15, 8, 8)
+        assert cfg.MODEL.EXTRA.PRETRAINED_LAYERS == ["*"]
         assert cfg.DATASET.SYNTHETIC.PRESET == "hard"
     assert cfgs["supervised"].DATASET.TRAIN_DATASET == "coco"
     assert cfgs["posedual_jc"].MASK_JOINT_NUM == 5 and cfgs["posedual"].MASK_JOINT_NUM == 0
@@ -385,6 +386,13 @@ def test_study_refuses_a_folder_trained_otherwise(study, tmp_path, tiny_opts, sy
     longer = study.plan_runs(s, ["sup"], [3], tmp_path / "runs", epochs=5,
                              extra=["TRAIN.LR", "0.5"])[0]
     study.check_manifest(longer, fresh=False)
+    # an edit of the base YAML changes what the same command trains: refused as well
+    (tmp_path / "base.yaml").write_text("MODEL:\n  NAME: pose_dual\nTRAIN:\n  WD: 0.5\n")
+    edited = study.plan_runs(s, ["sup"], [3], tmp_path / "runs", epochs=5,
+                             extra=["TRAIN.LR", "0.5"])[0]
+    assert edited.opts == longer.opts and edited.digest != longer.digest
+    with pytest.raises(study.StudyError, match="config digest"):
+        study.check_manifest(edited, fresh=False)
 
 
 def test_report_from_two_seeds(study, tmp_path, tiny_opts, synth_root):

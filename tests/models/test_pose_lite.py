@@ -85,3 +85,38 @@ def test_pretrained_file_initialises_the_encoder_only(tmp_path):
     decoder.init_weights(str(path), pretrained_layers=["stem", "lateral"])
     assert torch.equal(decoder.lateral[0].weight, trained.lateral[0].weight)
     assert not torch.equal(decoder.stage1[0].conv1.weight, trained.stage1[0].conv1.weight)
+
+
+def test_pair_file_starts_each_network_of_pose_dual_from_its_own_half(tmp_path):
+    """The collapse study's pair start: two single PoseLite files joined under resnet. / resnet2.
+    (bench/collapse_study.py pair_state) give PoseDual two different, fully initialised networks;
+    a single-network config takes net 1's."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "collapse_study", Path(__file__).resolve().parents[2] / "bench" / "collapse_study.py")
+    study = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(study)
+    torch.manual_seed(0)
+    singles = []
+    for i in range(2):
+        net = PoseLite(24, width=8, decoder_width=16)
+        for p in net.parameters():
+            p.data.normal_()
+        torch.save(net.state_dict(), tmp_path / f"single{i}.pth")
+        singles.append(net.state_dict())
+    pair = tmp_path / "pair.pth"
+    torch.save(study.pair_state(tmp_path / "single0.pth", tmp_path / "single1.pth"), pair)
+    opts = ["MODEL.BACKBONE", "lite", "MODEL.EXTRA.BASE_WIDTH", 8,
+            "MODEL.EXTRA.NUM_DECONV_FILTERS", "[16, 16, 16]", "MODEL.INIT_WEIGHTS", True,
+            "MODEL.NUM_JOINTS", 24,
+            "MODEL.PRETRAINED", str(pair), "MODEL.EXTRA.PRETRAINED_LAYERS", "['*']"]
+    dual = build_model(load_config(None, ["MODEL.NAME", "pose_dual", *opts]), is_train=True)
+    for net, theirs in ((dual.resnet, singles[0]), (dual.resnet2, singles[1])):
+        for key, value in net.state_dict().items():
+            key = key.replace("final_layer_1", "final_layer")
+            assert torch.equal(value, theirs[key]), key
+    single = build_model(load_config(None, ["MODEL.NAME", "pose_resnet", *opts]), is_train=True)
+    for key, value in single.state_dict().items():
+        assert torch.equal(value, singles[0][key]), key
