@@ -521,6 +521,24 @@ def plan_runs(study, rows, seeds, output, epochs=0, extra=(), fresh=False):
     return runs
 
 
+def check_settings(runs):
+    """Checks every run's merged config as ``train.py`` will, before any run starts, so a bad
+    value stops the study at once rather than each run after its start-up.
+
+    Raises:
+        StudyError: naming the run and the config error.
+    """
+    from semipose.common.errors import UserError
+    from semipose.config import load_config
+    from semipose.engine.checks import check_config
+
+    for run in runs:
+        try:
+            check_config(load_config(str(REPO / run.row.cfg), run.opts), "train")
+        except UserError as exc:
+            raise StudyError(f"{run.label}: {exc}") from None
+
+
 def check_manifest(run, fresh):
     """Refuses a run folder trained with other settings (unless ``fresh``); writes this run's."""
     path = Path(run.out_dir) / MANIFEST
@@ -1131,6 +1149,7 @@ def main(argv=None):
                 check_manifest(run, args.fresh)
             pretrain = ensure_pretrain(study, args.output, args.verbose, jobs=args.jobs)
             todo = [r for r in runs if not r.finished]
+            check_settings(todo)
             print(f"[study] {study.name}: {len(runs)} runs ({len(args.rows)} rows x "
                   f"{len(args.seeds)} seeds), {len(runs) - len(todo)} finished before, "
                   f"{len(todo)} to train, {args.jobs} at a time", flush=True)

@@ -419,3 +419,12 @@ def test_report_from_two_seeds(study, tmp_path, tiny_opts, synth_root):
 
     img = cv2.imread(str(study.write_spread_plot(s, runs, tmp_path / "spread.png")))
     assert img.shape == (440, 1500, 3) and (img < 250).any(axis=2).mean() > 0.02
+
+
+def test_bad_settings_stop_the_study_before_any_run(study, tmp_path, tiny_opts, synth_root):
+    s = study.load_study(str(_tiny_study(tmp_path, tiny_opts, synth_root)))
+    runs = study.plan_runs(s, ["sup", "dual"], [3], tmp_path / "runs",
+                           extra=["MODEL.IMAGE_SIZE", "[40, 64]"])
+    with pytest.raises(study.StudyError, match=r"sup/seed3: MODEL.IMAGE_SIZE \[40, 64\]"):
+        study.check_settings(runs)
+    study.check_settings(study.plan_runs(s, ["sup", "dual"], [3], tmp_path / "runs"))
