@@ -4,10 +4,11 @@ For each preset of the embedded synthetic set (``DATASET.SYNTHETIC.PRESET``: ``h
 set, and ``easy``) and each input / heatmap size, the validation pipeline of the config
 (``build_dataset(cfg, is_train=False)``: GT boxes, no augmentation) renders every person's ground
 truth as the target heatmaps at that size and sigma. These targets are decoded exactly as a
-network's output is in ``engine/evaluator.py:validate`` (``get_final_preds`` through its
-``_Predictions`` helper, ``post_type`` shift and DARK) and scored by the dataset's COCO evaluator
-(rescoring, OKS-NMS, ``COCOeval``). Joints with weight 0 (unlabeled, or off the crop) have empty
-targets and are decoded like any empty heatmap (score 0); ``COCOeval`` ignores unlabeled joints.
+network's output is in ``engine/evaluator.py:validate`` (the heatmap codec of ``build_codec(cfg)``,
+``post_type`` shift and DARK, through the evaluator's ``_Predictions`` helper) and scored by the
+dataset's COCO evaluator (rescoring, OKS-NMS, ``COCOeval``). Joints with weight 0 (unlabeled, or
+off the crop) have empty targets and are decoded like any empty heatmap (score 0); ``COCOeval``
+ignores unlabeled joints.
 
 The set is generated with the config's ``DATASET.SYNTHETIC`` parameters (seed, image size) except
 ``NUM_VAL`` (``--num-val``) and ``NUM_TRAIN`` (1: only the val split is used). Val images are a
@@ -22,7 +23,6 @@ Usage: ``python bench/ceiling.py [--preset hard|easy|both] [--num-val 100] [--si
 """
 
 import argparse
-import dataclasses
 import logging
 import os
 import sys
@@ -31,9 +31,10 @@ import time
 
 import torch
 
+from semipose.codecs import build_codec
 from semipose.config import load_config
 from semipose.dataset.build import build_dataset, ensure_synthetic
-from semipose.engine.evaluator import TestOptions, _Predictions
+from semipose.engine.evaluator import _Predictions
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_CFG = os.path.join(REPO, "experiments", "synthetic", "96x64_SYN_PoseDual_JointCut.yaml")
@@ -115,12 +116,11 @@ def ceiling(cfg, output_dir, post_types=POST_TYPES, batch_size=64):
     """
     dataset = build_dataset(cfg, is_train=False)
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False)
-    base = TestOptions.from_config(cfg)
-    options = {pt: dataclasses.replace(base, post_type=pt) for pt in post_types}
+    codecs = {pt: build_codec(cfg, post_type=pt) for pt in post_types}
     stores = {pt: _Predictions(len(dataset), dataset.num_joints, ("gt",)) for pt in post_types}
     for _, target, _, meta in loader:
         for pt in post_types:
-            stores[pt].add({"gt": target}, meta, options[pt])
+            stores[pt].add({"gt": target}, meta, codecs[pt])
     tables = {}
     for pt in post_types:
         store = stores[pt]

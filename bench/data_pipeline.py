@@ -27,7 +27,6 @@ Usage: ``python bench/data_pipeline.py [--section small|coco|both] [--root data/
 """
 
 import argparse
-import contextlib
 import copy
 import glob
 import os
@@ -41,7 +40,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, default_collate
 
-from semipose.dataset import gpu_pipeline, joints_dataset
+from semipose.codecs import MSRAHeatmap
+from semipose.dataset import gpu_pipeline
 from semipose.dataset.build import IMAGENET_MEAN, IMAGENET_STD, default_transform
 from semipose.dataset.coco import COCODataset
 from semipose.dataset.mixed import MixedCOCOCOCODataset
@@ -81,10 +81,9 @@ def patch_target(joints, joints_vis, image_size, heatmap_size, sigma, target_typ
 
 def _empty_target(joints, joints_vis, image_size, heatmap_size, sigma):
     """Zero (K, h, w) targets, each joint's stamp window and the weights (0 for a window off the
-    heatmap), from the library's ``target_windows``: the references differ only in the stamping."""
-    window, weight = joints_dataset.target_windows(
-        joints, joints_vis, image_size, heatmap_size, sigma
-    )
+    heatmap), from the codec's ``windows``: the references differ only in the stamping."""
+    codec = MSRAHeatmap(image_size=image_size, heatmap_size=heatmap_size, sigma=sigma)
+    window, weight = codec.windows(joints, joints_vis)
     w, h = int(heatmap_size[0]), int(heatmap_size[1])
     return np.zeros((len(window), h, w), dtype=np.float32), window, weight
 
@@ -106,10 +105,14 @@ class ReferenceCOCO(COCODataset):
     target_fn = staticmethod(loop_target)
     fold_flip_into_affine = False  # mirror the whole image, as the original
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.codec = _ReferenceCodec(self.target_fn, image_size=self.image_size,
+                                     heatmap_size=self.heatmap_size, sigma=self.sigma)  # fmt: skip
+
     def __getitem__(self, idx, rot_angle=None, scale=None, flip=None):
         rec = copy.deepcopy(self.db[idx])
-        with _swap_target(self.target_fn):
-            inp, target, weight, meta = super().__getitem__(idx, rot_angle, scale, flip)
+        inp, target, weight, meta = super().__getitem__(idx, rot_angle, scale, flip)
         meta["mask_target"] = mask_target(rec, meta, self.image_size)
         return inp, target, weight, meta
 
@@ -118,14 +121,15 @@ class ReferencePatchCOCO(ReferenceCOCO):
     target_fn = staticmethod(patch_target)
 
 
-@contextlib.contextmanager
-def _swap_target(fn):
-    saved = joints_dataset.generate_target
-    joints_dataset.generate_target = fn
-    try:
-        yield
-    finally:
-        joints_dataset.generate_target = saved
+class _ReferenceCodec(MSRAHeatmap):
+    """The heatmap codec with a reference target function in place of ``encode``."""
+
+    def __init__(self, target_fn, **kwargs):
+        super().__init__(**kwargs)
+        self.target_fn = target_fn
+
+    def encode(self, joints, joints_vis):
+        return self.target_fn(joints, joints_vis, self.image_size, self.heatmap_size, self.sigma)
 
 
 def _rate_single(ds, n):

@@ -4,7 +4,7 @@ On a synthetic COCO-format validation set (generated into a temporary directory,
 ``--root`` when it already holds ``coco/annotations/person_keypoints_val2017.json``; an existing set
 is never regenerated), it times, separately:
 
-  * **decode**: ``get_final_preds`` on random (N, 24, 64, 48) heatmaps, N = all predictions, in
+  * **decode**: ``MSRAHeatmap.decode`` on random (N, 24, 64, 48) heatmaps, N = all predictions, in
     batches of ``--decode-batch`` as ``validate`` does (``--post-type`` shift, dark or both);
   * **evaluate**: ``COCODataset.evaluate`` (the dataset built by ``build_dataset`` from a config
     with GT boxes, OKS_THRE 0.9, IN_VIS_THRE 0.2) on predictions = the GT keypoints jittered by
@@ -32,8 +32,8 @@ import time
 
 import numpy as np
 
+from semipose.codecs import MSRAHeatmap
 from semipose.config import load_config
-from semipose.core.inference import get_final_preds
 from semipose.dataset.build import build_dataset
 from semipose.evaluation import coco as coco_eval_module
 from semipose.evaluation.coco import COCOKeypointEvaluator
@@ -124,13 +124,11 @@ def time_decode(n, batch, post_type, rng):
     center = rng.uniform(50, 250, (batch, 2))
     scale = rng.uniform(0.5, 2.0, (batch, 2))
     rotation = np.zeros(batch)
+    codec = MSRAHeatmap(post_process=True, post_type=post_type)
     t0 = time.perf_counter()
     for start in range(0, n, batch):
         m = min(batch, n - start)
-        get_final_preds(
-            heatmaps[:m], center[:m], scale[:m], rotation[:m], post_process=True,
-            post_type=post_type,
-        )  # fmt: skip
+        codec.decode(heatmaps[:m], center[:m], scale[:m], rotation[:m])
     return time.perf_counter() - t0
 
 

@@ -32,7 +32,7 @@ nproc >>"$OUT/gpu.txt"
 run equivalence_cuda 120 python - <<'PY'
 import numpy as np, torch
 from semipose.dataset import gpu_pipeline as gp
-from semipose.dataset.joints_dataset import gaussian_patch
+from semipose.codecs import MSRAHeatmap
 rng = np.random.default_rng(0)
 img = rng.integers(0, 255, (480, 640, 3), np.uint8)
 crops, windows = [], []
@@ -45,12 +45,13 @@ for _ in range(64):
     windows.append(gp.DeferredTarget(rng.integers(-8, 60, (24, 4)).astype(np.int32),
                                      rng.random(24) > 0.3))
 cb, tb = gp.CropBatch.stack(crops), gp.TargetBatch.stack(windows)
-stamp = torch.from_numpy(gaussian_patch(2).astype(np.float32))
+codec = MSRAHeatmap(image_size=(192, 256), heatmap_size=(48, 64), sigma=2)
 cpu = gp.render_crops(cb, (192, 256))
 gpu = gp.render_crops(cb.to("cuda"), (192, 256)).cpu()
 print("crop max diff cuda vs cpu (levels):", float((cpu - gpu).abs().max() * 255))
-t_cpu = gp.render_targets(tb, (48, 64), stamp)
-t_gpu = gp.render_targets(tb.to("cuda"), (48, 64), stamp.cuda()).cpu()
+t_cpu = codec.batch_encode(tb.window, tb.active)
+tgb = tb.to("cuda")
+t_gpu = codec.batch_encode(tgb.window, tgb.active).cpu()
 print("targets identical:", bool(torch.equal(t_cpu, t_gpu)))
 r = gp.DeviceRenderer((192, 256), (48, 64), 2, [0.485, 0.456, 0.406], [0.229, 0.224, 0.225],
                       "cuda")

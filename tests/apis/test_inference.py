@@ -138,7 +138,8 @@ def test_api_matches_engine_validation(synth_root, dual_checkpoint, tmp_path, ca
              "OUTPUT_DIR", str(tmp_path / "out"), "TEST.BATCH_SIZE", "1", *extra]  # fmt: skip
     cfg = _tiny_cfg(opts, extra)
     engine = _engine_do_valid()(cfg, types.SimpleNamespace(cfg="tiny.yaml", distributed=False))
-    res_dir = Path(cfg.OUTPUT_DIR) / "mix_coco_coco" / "pose_dual_18" / "tiny" / "results"
+    run_dir = Path(cfg.OUTPUT_DIR) / "mix_coco_coco" / "pose_dual_18" / "tiny"
+    (res_dir,) = run_dir.glob("valid/*/results")  # valid.py: <run>/valid/<ckpt>_<time>/results
 
     source = make_source(synth_root)
     for head in heads:

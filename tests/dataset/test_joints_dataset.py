@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
+from semipose.codecs import MSRAHeatmap
 from semipose.dataset.build import default_transform
 from semipose.dataset.coco import COCODataset
 from semipose.dataset.joints import COCO_TRAINED, FLIP_PAIRS
-from semipose.dataset.joints_dataset import gaussian_patch, generate_target
 
 
 def _reference_target(joints, vis, image_size, heatmap_size, sigma):
@@ -35,6 +35,10 @@ def _reference_target(joints, vis, image_size, heatmap_size, sigma):
     return target, weight
 
 
+def _codec(sigma):
+    return MSRAHeatmap(image_size=(192, 256), heatmap_size=(48, 64), sigma=sigma)
+
+
 @pytest.mark.parametrize("sigma", [2, 3])
 def test_generate_target_matches_pixel_loop(sigma):
     rng = np.random.default_rng(1)
@@ -45,7 +49,7 @@ def test_generate_target_matches_pixel_loop(sigma):
     joints[1, :2] = [191.0, 255.0]
     vis = np.ones((24, 3))
     vis[5] = 0
-    target, weight = generate_target(joints, vis, (192, 256), (48, 64), sigma)
+    target, weight = _codec(sigma).encode(joints, vis)
     ref_t, ref_w = _reference_target(joints, vis, (192, 256), (48, 64), sigma)
     assert target.dtype == np.float32 and target.shape == (24, 64, 48)
     assert weight.dtype == np.float32 and weight.shape == (24, 1)
@@ -61,14 +65,14 @@ def test_generate_target_peak_and_bounds():
     joints[2, :2] = [-20.0, 10.0]  # mu.x = -4 -> partially inside
     vis = np.zeros((24, 3))
     vis[:3] = 1
-    target, weight = generate_target(joints, vis, (192, 256), (48, 64), 2)
+    target, weight = _codec(2).encode(joints, vis)
     assert np.unravel_index(target[0].argmax(), target[0].shape) == (22, 10)
     assert target[0, 22, 10] == pytest.approx(1.0)
     assert target[0, 22, 11] == pytest.approx(np.exp(-1 / 8))
     assert weight[1, 0] == 0 and target[1].max() == 0
     assert weight[2, 0] == 1 and target[2].max() == pytest.approx(np.exp(-16 / 8))
     assert weight[3:].sum() == 0
-    assert gaussian_patch(2).shape == (13, 13)
+    assert _codec(2).stamp().shape == (13, 13)
 
 
 def test_item_shapes_dtypes(tiny_coco, tiny_kwargs):

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
+from semipose.codecs import MSRAHeatmap
 from semipose.dataset import gpu_pipeline as gp
 from semipose.dataset.build import IMAGENET_MEAN, IMAGENET_STD, default_transform
 from semipose.dataset.coco import COCODataset
 from semipose.dataset.crop_cache import CropCache, crop_region
-from semipose.dataset.joints_dataset import gaussian_patch, generate_target
 from semipose.dataset.mixed import MixedCOCOCOCODataset
 from semipose.utils import image_io
 from semipose.utils.optim import get_optimizer
@@ -44,10 +44,6 @@ def _item(ds, idx, seed):
     np.random.seed(seed)
     random.seed(seed)
     return ds[idx]
-
-
-def _stamp(sigma=2):
-    return torch.from_numpy(gaussian_patch(sigma).astype(np.float32))
 
 
 def test_jpeg_size_and_reduction_factor():
@@ -161,20 +157,20 @@ def test_crop_cache_is_keyed_by_parameters(root, tmp_path):
     assert cache.path(a, a.db[0]) != cache.path(a, a.db[1])
 
 
-def test_device_targets_identical_to_generate_target():
+def test_device_targets_identical_to_host_targets():
     rng = np.random.default_rng(0)
     for sigma in (2, 3, 1.5):
+        codec = MSRAHeatmap(image_size=(48, 64), heatmap_size=(12, 16), sigma=sigma)
+        renderer = gp.DeviceRenderer((48, 64), (12, 16), sigma)
         items = []
         refs = []
         for _ in range(6):
             joints = rng.uniform(-30, 90, (24, 3))
             vis = (rng.random((24, 3)) > 0.3).astype(float)
-            from semipose.dataset.joints_dataset import target_windows
-
-            window, weight = target_windows(joints, vis, (48, 64), (12, 16), sigma)
+            window, weight = codec.windows(joints, vis)
             items.append(gp.DeferredTarget(window.astype(np.int32), weight[:, 0] > 0.5))
-            refs.append(generate_target(joints, vis, (48, 64), (12, 16), sigma))
-        out = gp.render_targets(gp.TargetBatch.stack(items), (12, 16), _stamp(sigma))
+            refs.append(codec.encode(joints, vis))
+        out = renderer(gp.TargetBatch.stack(items))
         for k, (target, _) in enumerate(refs):
             assert torch.equal(out[k], torch.from_numpy(target))
 

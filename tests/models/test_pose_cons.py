@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from semipose.core.inference import get_max_preds_tensor
+from semipose.codecs import get_max_preds_tensor
 from semipose.core.loss import PoseDisLoss
 from semipose.models.hard_augment import get_batch_affine_transform, mask_joint, warp
 from semipose.models.pose_cons import PoseCons

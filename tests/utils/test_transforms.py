@@ -9,7 +9,6 @@ from semipose.utils.transforms import (
     affine_transform,
     cvt_MToTheta,
     cvt_ThetaToM,
-    flip_back,
     fliplr_joints,
     get_affine_transform,
     transform_preds,
@@ -87,19 +86,6 @@ def test_transform_preds_maps_heatmap_to_image():
     fwd = get_affine_transform(c, s, 25.0, hm)
     back = np.stack([affine_transform(p, fwd) for p in out_r])
     np.testing.assert_allclose(back, coords, atol=1e-3)
-
-
-def test_flip_back_values_and_involution():
-    rng = np.random.default_rng(0)
-    hm = rng.random((2, 6, 5, 7)).astype(np.float32)
-    pairs = [[1, 4], [2, 5]]
-    out = flip_back(hm, pairs)
-    np.testing.assert_array_equal(out[:, 1], hm[:, 4, :, ::-1])
-    np.testing.assert_array_equal(out[:, 4], hm[:, 1, :, ::-1])
-    np.testing.assert_array_equal(out[:, 0], hm[:, 0, :, ::-1])
-    np.testing.assert_array_equal(flip_back(out, pairs), hm)
-    with pytest.raises(ValueError):
-        flip_back(hm[0], pairs)
 
 
 def test_fliplr_joints_values_and_involution():

@@ -2,8 +2,8 @@
 
 Each person box is cropped, normalised, run through the network and decoded exactly as the
 validation does (``JointsDataset`` crop with the aspect-ratio padding and 1.25 margin, ImageNet
-normalisation of the BGR crop, optional flip test, ``get_final_preds`` with 'shift' or 'dark'), so a
-model scores the same here as in ``valid.py`` on the same boxes.
+normalisation of the BGR crop, optional flip test, the heatmap codec's decode with 'shift' or
+'dark'), so a model scores the same here as in ``valid.py`` on the same boxes.
 """
 import logging
 import os
@@ -14,9 +14,9 @@ import numpy as np
 import torch
 from yacs.config import CfgNode
 
+from semipose.codecs import MSRAHeatmap
 from semipose.common.errors import DataFileError
 from semipose.common.joints import FLIP_PAIRS
-from semipose.core.inference import flip_test_heatmap, get_final_preds
 from semipose.utils.layouts import KeypointLayout, layout_for_dataset
 from semipose.utils.transforms import get_affine_transform
 
@@ -185,6 +185,13 @@ class TopDownPoseModel(torch.nn.Module):
     def aspect_ratio(self):
         return self.image_size[0] / self.image_size[1]
 
+    @property
+    def codec(self):
+        """The heatmap codec of the current decoding and flip-test settings."""
+        return MSRAHeatmap(image_size=self.image_size, post_process=self.post_process,
+                           post_type=self.post_type, blur_kernel=self.blur_kernel,
+                           shift_heatmap=self.shift_heatmap)  # fmt: skip
+
     def _outputs(self, x):
         return tuple(o.float() for o in self.method.net_heatmaps(self.network(x)))
 
@@ -196,8 +203,7 @@ class TopDownPoseModel(torch.nn.Module):
         """
         outs = self._outputs(x)
         if self.flip_test:
-            flipped = flip_test_heatmap(self._outputs, x, self.flip_pairs, self.shift_heatmap)
-            outs = tuple((o + f) * 0.5 for o, f in zip(outs, flipped))
+            outs = self.codec.merge_flip(outs, self._outputs(torch.flip(x, [3])), self.flip_pairs)
         return self.method.eval_heatmaps(outs)[self.head]
 
     def preprocess(self, crops):
@@ -373,14 +379,8 @@ def inference_topdown(model, image, boxes=None, *, batch_size=None, image_name=N
             [crop_person(img, centers[n], scales[n], model.image_size) for n in range(start, stop)]
         )
         heatmaps = model(model.preprocess(crops)).cpu().numpy()
-        preds, maxvals = get_final_preds(
-            heatmaps,
-            centers[start:stop],
-            scales[start:stop],
-            np.zeros(stop - start),
-            post_process=model.post_process,
-            post_type=model.post_type,
-            blur_kernel=model.blur_kernel,
+        preds, maxvals = model.codec.decode(
+            heatmaps, centers[start:stop], scales[start:stop], np.zeros(stop - start)
         )
         out = np.zeros((stop - start, preds.shape[1], 3), dtype=np.float32)
         out[:, :, 0:2] = preds[:, :, 0:2]

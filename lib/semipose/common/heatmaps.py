@@ -1,6 +1,7 @@
 """Heatmap argmax (numpy), below every layer so that drawing code and decoding code share it.
 
-``semipose.core.inference`` re-exports ``get_max_preds`` under its original name and place.
+The heatmap codec (``semipose.codecs.MSRAHeatmap.argmax``) decodes with it; ``semipose.codecs``
+re-exports it.
 """
 
 import numpy as np

@@ -6,7 +6,7 @@ original's.
 """
 import numpy as np
 
-from semipose.core.inference import get_max_preds
+from semipose.common.heatmaps import get_max_preds
 
 __all__ = ["calc_dists", "dist_acc", "accuracy"]
 

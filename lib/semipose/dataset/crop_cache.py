@@ -11,8 +11,9 @@ Layout: ``<folder>/<Dataset>_<image_set>_<digest>/<key[:2]>/<key>.crop``, where 
 everything that sets the regions (scale and rotation factors, the crop aspect, the half-body
 settings, the format) and ``key`` the record (image path, centre, scale and, with half-body crops,
 the joints). Each file is a 40-byte header of ten int32 (magic, format, region x0, y0, height,
-width, image width, height, two zeros) followed by the payload. Files are written to a temporary
-name and renamed, so concurrent DataLoader workers may fill the cache together.
+width, image width, height, two zeros) followed by the payload. Files are written atomically
+(``semipose.common.io``: a temporary name, then a rename), so concurrent DataLoader workers may fill
+the cache together.
 """
 
 import hashlib
@@ -20,11 +21,11 @@ import json
 import logging
 import math
 import os
-import uuid
 
 import cv2
 import numpy as np
 
+from semipose.common.io import atomic_write_bytes, atomic_write_json
 from semipose.utils import image_io
 
 __all__ = ["CropCache", "crop_region", "FORMATS"]
@@ -223,20 +224,14 @@ class CropCache:
         return region, (x0, y0), (img_w, img_h)
 
     def _write(self, path, blob):
+        """Writes a region file and, once per folder, its ``params.json`` (both atomically, through
+        ``semipose.common.io``); a failure is a warning and training goes on uncached."""
         folder = os.path.dirname(path)
-        os.makedirs(folder, exist_ok=True)
         params_file = os.path.join(os.path.dirname(folder), "params.json")
-        tmp = f"{path}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
         try:
-            with open(tmp, "wb") as f:
-                f.write(blob)
-            os.replace(tmp, path)
+            atomic_write_bytes(path, blob)
             if not os.path.exists(params_file):
-                ptmp = f"{params_file}.{uuid.uuid4().hex[:8]}.tmp"
-                with open(ptmp, "w") as f:
-                    json.dump(self._dir_params.get(os.path.dirname(folder), {}), f, indent=1)
-                os.replace(ptmp, params_file)
+                atomic_write_json(params_file, self._dir_params.get(os.path.dirname(folder), {}),
+                                  indent=1)  # fmt: skip
         except OSError as exc:  # a read-only or full disk: train on, uncached
             logger.warning("=> could not write the crop cache file %s: %s", path, exc)
-            if os.path.exists(tmp):
-                os.remove(tmp)

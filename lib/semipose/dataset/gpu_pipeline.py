@@ -5,15 +5,17 @@ the augmentation and computes the crop affine as usual, then hands over the sour
 needs (``DeferredCrop``) and each joint's heatmap window (``DeferredTarget``). ``collate`` pads them
 into batches (``CropBatch``, ``TargetBatch``) and ``DeviceBatchLoader`` renders them where the step
 runs: the crops with one ``grid_sample`` per batch (bilinear, zeros outside the image, rounded to
-integers as cv2's uint8 output, then ToTensor + Normalize), the targets by gathering from the
-float32 Gaussian stamp, so they equal ``generate_target``'s bit for bit. Every function takes its
-device from its inputs: the same code runs on CPU tensors (tests) and on a GPU.
+integers as cv2's uint8 output, then ToTensor + Normalize), the targets with the heatmap codec's
+``MSRAHeatmap.batch_encode``, so they equal its host ``encode`` bit for bit. Every function takes
+its device from its inputs: the same code runs on CPU tensors (tests) and on a GPU.
 """
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.data import default_collate
+
+from semipose.codecs import MSRAHeatmap
 
 __all__ = [
     "CropBatch",
@@ -24,7 +26,6 @@ __all__ = [
     "TargetBatch",
     "collate",
     "render_crops",
-    "render_targets",
 ]
 
 
@@ -82,7 +83,7 @@ class DeferredCrop:
 
 
 class DeferredTarget:
-    """One sample's heatmap windows (``generate_target``'s ``ul``/``br``) and active joints.
+    """One sample's heatmap windows (``MSRAHeatmap.windows``' ``ul``/``br``) and active joints.
 
     Args:
         window: (K, 4) int32 ``[ul_x, ul_y, br_x, br_y]`` of each joint's stamp (end exclusive).
@@ -198,37 +199,10 @@ def render_crops(batch, output_size, mean=None, std=None):
     return out
 
 
-def render_targets(batch, heatmap_size, stamp):
-    """Gaussian heatmap targets of a ``TargetBatch`` on its device (``generate_target``'s values).
-
-    Args:
-        batch: a ``TargetBatch``.
-        heatmap_size: ``(w, h)``.
-        stamp: (S, S) float32 tensor, ``gaussian_patch(sigma)`` cast to float32, on the device.
-
-    Returns:
-        (N, K, h, w) float32.
-    """
-    window, active = batch.window.long(), batch.active
-    device = window.device
-    hm_w, hm_h = int(heatmap_size[0]), int(heatmap_size[1])
-    size = stamp.shape[0]
-    xs = torch.arange(hm_w, device=device)
-    ys = torch.arange(hm_h, device=device)
-    ul_x, ul_y = window[..., 0:1], window[..., 1:2]
-    in_x = (xs >= ul_x) & (xs < window[..., 2:3])  # (N, K, w)
-    in_y = (ys >= ul_y) & (ys < window[..., 3:4])  # (N, K, h)
-    ix = (xs - ul_x).clamp_(0, size - 1)
-    iy = (ys - ul_y).clamp_(0, size - 1)
-    values = stamp[iy.unsqueeze(-1), ix.unsqueeze(-2)]  # (N, K, h, w)
-    mask = in_y.unsqueeze(-1) & in_x.unsqueeze(-2) & active[..., None, None]
-    return torch.where(mask, values, torch.zeros((), dtype=values.dtype, device=device))
-
-
 class DeviceRenderer:
     """Turns a collated device-path batch into the usual ``(inputs, targets, weights, meta)`` on
-    ``device``: every ``CropBatch`` becomes normalised crops, every ``TargetBatch`` heatmaps, and
-    every other tensor is moved (non-blocking).
+    ``device``: every ``CropBatch`` becomes normalised crops, every ``TargetBatch`` heatmaps (the
+    codec's ``batch_encode``), and every other tensor is moved (non-blocking).
 
     Args:
         output_size: crop ``(W, H)``.
@@ -237,17 +211,21 @@ class DeviceRenderer:
         mean: (3,) Normalize mean (None: crops in [0, 1]).
         std: (3,) Normalize std.
         device: where the batches are rendered.
+        codec: the heatmap codec rendering the targets; None -> ``MSRAHeatmap`` of
+            ``output_size``, ``heatmap_size`` and ``sigma``.
     """
 
-    def __init__(self, output_size, heatmap_size, sigma, mean=None, std=None, device="cpu"):
+    def __init__(self, output_size, heatmap_size, sigma, mean=None, std=None, device="cpu",
+                 codec=None):  # fmt: skip
         self.output_size = tuple(int(v) for v in output_size)
         self.heatmap_size = tuple(int(v) for v in heatmap_size)
         self.device = torch.device(device)
         self.mean = mean
         self.std = std
-        from semipose.dataset.joints_dataset import gaussian_patch  # joints_dataset imports us
-
-        self.stamp = torch.from_numpy(gaussian_patch(sigma).astype(np.float32)).to(self.device)
+        if codec is None:
+            codec = MSRAHeatmap(image_size=self.output_size, heatmap_size=self.heatmap_size,
+                                sigma=sigma)  # fmt: skip
+        self.codec = codec
 
     def __call__(self, batch):
         non_blocking = self.device.type == "cuda"
@@ -255,8 +233,8 @@ class DeviceRenderer:
             return render_crops(batch.to(self.device, non_blocking), self.output_size, self.mean,
                                 self.std)  # fmt: skip
         if isinstance(batch, TargetBatch):
-            return render_targets(batch.to(self.device, non_blocking), self.heatmap_size,
-                                  self.stamp)  # fmt: skip
+            batch = batch.to(self.device, non_blocking)
+            return self.codec.batch_encode(batch.window, batch.active)
         if isinstance(batch, (list, tuple)):
             return [self(b) for b in batch]
         if isinstance(batch, dict):

@@ -1,4 +1,5 @@
-"""Base class of the top-down keypoint datasets: crop, augment, and build Gaussian heatmap targets.
+"""Base class of the top-down keypoint datasets: records, and the per-sample pipeline that crops,
+augments and builds the heatmap targets (``semipose.dataset.transforms`` with the heatmap codec).
 
 Ported from the original's lib/dataset/JointsDataset.py (MIT). The unused mask target and the bbox /
 polygon warping of the original (spec §9.18) are dropped; everything else follows spec §5.1.
@@ -7,17 +8,16 @@ polygon warping of the original (spec §9.18) are dropped; everything else follo
 import copy
 import logging
 import os
-import random
 
 import cv2
 import numpy as np
-import torch
 from torch.utils.data import Dataset
 
+from semipose.codecs import MSRAHeatmap
 from semipose.common.errors import DataFileError
 from semipose.common.io import read_json
+from semipose.dataset import transforms as T
 from semipose.dataset.crop_cache import CropCache
-from semipose.dataset.gpu_pipeline import DeferredCrop, DeferredTarget
 from semipose.dataset.joints import (
     FLIP_PAIRS,
     LOWER_BODY_IDS,
@@ -26,104 +26,16 @@ from semipose.dataset.joints import (
     do_mapping,
 )
 from semipose.utils import image_io
-from semipose.utils.transforms import fliplr_joints, get_affine_transform
 
 __all__ = [
     "JointsDataset",
-    "generate_target",
-    "gaussian_patch",
     "make_record",
     "native_joints",
-    "target_windows",
 ]
 
 logger = logging.getLogger(__name__)
 
 _READ_FLAGS = cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
-_PLACEHOLDER_BOX = np.array([1.0, 1.0, 2.0, 2.0], dtype=np.float32)
-_PATCH_CACHE = {}
-
-
-def gaussian_patch(sigma):
-    """The unnormalised Gaussian stamp of side ``2 * 3 * sigma + 1`` with value 1 at its centre.
-
-    Args:
-        sigma: standard deviation in heatmap pixels.
-
-    Returns:
-        (S, S) float64 array, ``S = len(np.arange(0, 6 * sigma + 1))``.
-    """
-    key = float(sigma)
-    patch = _PATCH_CACHE.get(key)
-    if patch is None:
-        size = 2 * (sigma * 3) + 1
-        x = np.arange(0, size, 1, dtype=np.float64)
-        y = x[:, None]
-        x0 = y0 = size // 2
-        patch = np.exp(-((x - x0) ** 2 + (y - y0) ** 2) / (2 * sigma**2))
-        patch.setflags(write=False)
-        _PATCH_CACHE[key] = patch
-    return patch
-
-
-def target_windows(joints, joints_vis, image_size, heatmap_size, sigma):
-    """Where ``generate_target`` pastes each joint's stamp, and the joint weights.
-
-    The joint centre on the heatmap is ``mu = int(x / stride + 0.5)``; the stamp covers
-    ``ul = int(mu - 3 sigma)`` to ``br = int(mu + 3 sigma + 1)`` (end exclusive; ``int`` truncates
-    toward zero, as the original). A window lying completely outside the heatmap sets the joint's
-    weight to 0.
-
-    Args:
-        joints: (K, >=2) joint coordinates in input-image pixels.
-        joints_vis: (K, >=1) visibilities; column 0 is the weight.
-        image_size: input ``(W, H)``.
-        heatmap_size: heatmap ``(w, h)``.
-        sigma: Gaussian sigma in heatmap pixels.
-
-    Returns:
-        ``(window, target_weight)``: (K, 4) int64 ``[ul_x, ul_y, br_x, br_y]`` and (K, 1) float32.
-    """
-    joints = np.asarray(joints, dtype=np.float64)
-    target_weight = np.asarray(joints_vis, dtype=np.float32)[:, :1].copy()
-    hm_w, hm_h = int(heatmap_size[0]), int(heatmap_size[1])
-    stride = np.asarray(image_size, dtype=np.float64) / np.asarray(heatmap_size, dtype=np.float64)
-    tmp_size = sigma * 3
-    # int() truncates toward zero, as the original's int(x / stride + 0.5).
-    mu = np.trunc(joints[:, :2] / stride + 0.5)
-    ul = np.trunc(mu - tmp_size).astype(np.int64)
-    br = np.trunc(mu + tmp_size + 1).astype(np.int64)
-    outside = (ul[:, 0] >= hm_w) | (ul[:, 1] >= hm_h) | (br[:, 0] < 0) | (br[:, 1] < 0)
-    target_weight[outside, 0] = 0.0
-    return np.concatenate([ul, br], axis=1), target_weight
-
-
-def generate_target(joints, joints_vis, image_size, heatmap_size, sigma, target_type="gaussian"):
-    """Gaussian heatmap targets and per-joint weights (spec §5.1 step 8).
-
-    The stamp of radius ``3 * sigma`` (``gaussian_patch``) is pasted at each joint's window
-    (``target_windows``), clipped to the heatmap, only for joints whose weight is > 0.5. A stamp
-    lying completely outside the heatmap sets the joint's weight to 0.
-
-    Args:
-        joints, joints_vis, image_size, heatmap_size, sigma: as ``target_windows``.
-        target_type: only ``'gaussian'``.
-
-    Returns:
-        ``(target, target_weight)``: (K, h, w) float32 and (K, 1) float32.
-    """
-    if target_type != "gaussian":
-        raise ValueError(f"only the 'gaussian' target type is supported, got {target_type!r}")
-    window, target_weight = target_windows(joints, joints_vis, image_size, heatmap_size, sigma)
-    hm_w, hm_h = int(heatmap_size[0]), int(heatmap_size[1])
-    target = np.zeros((window.shape[0], hm_h, hm_w), dtype=np.float32)
-    patch = gaussian_patch(sigma)
-    for j in np.flatnonzero(target_weight[:, 0] > 0.5):
-        x0, y0, x1, y1 = window[j]
-        ix0, ix1 = max(0, x0), min(x1, hm_w)
-        iy0, iy1 = max(0, y0), min(y1, hm_h)
-        target[j, iy0:iy1, ix0:ix1] = patch[iy0 - y0 : iy1 - y0, ix0 - x0 : ix1 - x0]
-    return target, target_weight
 
 
 def native_joints(num_joints, xy=None, vis=None):
@@ -187,7 +99,7 @@ class JointsDataset(Dataset):
         num_joints_half_body: visible joints needed for the half-body crop.
         prob_half_body: probability of the half-body crop.
         data_format: ``'jpg'`` (files) or ``'zip'`` (``<archive>.zip@/<member>`` paths).
-        target_type: only ``'gaussian'``.
+        target_type: only ``'gaussian'`` (the ``codec``'s).
         select_data: apply SimpleBaseline's record filter (``select_data``) while training.
         reduced_decode: decode a JPEG at 1/2, 1/4 or 1/8 resolution when the crop samples it at
             least that coarsely (the largest such reduction; the crop affine is scaled to match).
@@ -199,12 +111,16 @@ class JointsDataset(Dataset):
             step's device; ``transform`` is then not applied (the renderer normalises).
 
     Attributes:
+        codec: the ``semipose.codecs.MSRAHeatmap`` encoding the targets.
+        pipeline: the per-sample transforms (``build_pipeline``, ``insert_transform``).
         fold_flip_into_affine: when True (default) the horizontal flip is folded into the crop
             affine instead of mirroring the whole image first (same crop up to bilinear rounding, no
             full-image copy); False mirrors the image as the original.
     """
 
     fold_flip_into_affine = True
+    #: ``(where, class name, transform)`` entries added by ``insert_transform``
+    extra_transforms = ()
 
     def __init__(
         self,
@@ -231,8 +147,6 @@ class JointsDataset(Dataset):
     ):
         if data_format not in ("jpg", "png", "zip"):
             raise ValueError(f"data_format must be 'jpg' or 'zip', got {data_format!r}")
-        if target_type != "gaussian":
-            raise ValueError(f"only the 'gaussian' target type is supported, got {target_type!r}")
         self.num_joints = NUM_UNION_JOINTS
         self.pixel_std = 200
         self.flip_pairs = [list(p) for p in FLIP_PAIRS]
@@ -247,6 +161,8 @@ class JointsDataset(Dataset):
         self.heatmap_size = np.array(heatmap_size, dtype=np.int64)
         self.aspect_ratio = float(self.image_size[0]) / float(self.image_size[1])
         self.sigma = sigma
+        self.codec = MSRAHeatmap(image_size=image_size, heatmap_size=heatmap_size, sigma=sigma,
+                                 target_type=target_type)  # fmt: skip
         self.scale_factor = scale_factor
         self.rotation_factor = rotation_factor
         self.flip = flip
@@ -284,11 +200,8 @@ class JointsDataset(Dataset):
         return self._xywh2cs(x, y, w, h)
 
     def half_body_transform(self, joints, joints_vis):
-        """Centre and scale of a crop around the upper or the lower body's visible joints.
-
-        Upper is chosen when ``np.random.randn() < 0.5`` (a normal draw, inherited, spec §9.8) and
-        more than 2 upper joints are visible; otherwise lower when more than 2 are visible, else
-        upper.
+        """Centre and scale of a crop around the upper or the lower body's visible joints
+        (``transforms.select_half_body``, one ``np.random.randn`` draw, then ``_half_body_box``).
 
         Args:
             joints: (24, 3) joints in image pixels.
@@ -298,35 +211,11 @@ class JointsDataset(Dataset):
             ``(center (2,), scale (2,))`` float32, or ``(None, None)`` when fewer than 2 joints
             qualify.
         """
-        visible = np.asarray(joints_vis)[:, 0] > 0
-        ids = np.arange(self.num_joints)
-        upper_mask = visible & np.isin(ids, self.upper_body_ids)
-        lower_mask = visible & ~np.isin(ids, self.upper_body_ids)
-        upper = np.asarray(joints)[upper_mask]
-        lower = np.asarray(joints)[lower_mask]
-        if np.random.randn() < 0.5 and len(upper) > 2:
-            selected = upper
-        else:
-            selected = lower if len(lower) > 2 else upper
-        return self._half_body_box(selected)
+        return self._half_body_box(T.select_half_body(joints, joints_vis, self.upper_body_ids))
 
     def _half_body_box(self, selected):
-        """Centre and 1.5x aspect-padded scale of the joints ``selected`` ((n, >=2)); ``(None,
-        None)`` when fewer than 2."""
-        if len(selected) < 2:
-            return None, None
-        selected = selected.astype(np.float32)
-        center = selected.mean(axis=0)[:2]
-        left_top = selected.min(axis=0)
-        right_bottom = selected.max(axis=0)
-        w = right_bottom[0] - left_top[0]
-        h = right_bottom[1] - left_top[1]
-        if w > self.aspect_ratio * h:
-            h = w * 1.0 / self.aspect_ratio
-        elif w < self.aspect_ratio * h:
-            w = h * self.aspect_ratio
-        scale = np.array([w * 1.0 / self.pixel_std, h * 1.0 / self.pixel_std], dtype=np.float32)
-        return center, scale * 1.5
+        """``transforms.half_body_box`` with this dataset's aspect ratio."""
+        return T.half_body_box(selected, self.aspect_ratio, self.pixel_std)
 
     def half_body_reachable(self):
         """True when a training item of this set can take the half-body crop."""
@@ -456,7 +345,7 @@ class JointsDataset(Dataset):
                            "image(s) skipped so far in this process")
 
     def _get_item(self, idx, rot_angle=None, scale=None, flip=None):
-        """One cropped, augmented person.
+        """One cropped, augmented person: ``initial_sample`` run through ``pipeline``.
 
         Args:
             idx: record index.
@@ -472,106 +361,91 @@ class JointsDataset(Dataset):
             (24, 3) float32, ``center`` (2,) float32, ``scale`` (2,) float32, ``scale_ratio``,
             ``rotation``, ``score`` (floats) and ``raw_box`` (4,) float32.
         """
+        sample = self.pipeline(self.initial_sample(idx, rot_angle, scale, flip))
+        return sample["input"], sample["target"], sample["target_weight"], sample["meta"]
+
+    def initial_sample(self, idx, rot_angle=None, scale=None, flip=None):
+        """The sample dict the pipeline starts from (keys: ``semipose.dataset.transforms``)."""
         rec = self.db[idx]
-        image_file = rec["image"]
-
-        joints = np.array(rec["joints_3d"], dtype=np.float64, copy=True)
-        joints_vis = np.array(rec["joints_3d_vis"], dtype=np.float64, copy=True)
-        c = np.array(rec["center"], dtype=np.float64, copy=True)
-        s = np.array(rec["scale"], dtype=np.float64, copy=True)
-        score = rec.get("score", 1)
-        r = 0.0
-        scale_ratio = 1.0
-        do_flip = False
-
-        if self.is_train:
-            if (
-                "unlabel" not in self.image_set
-                and np.sum(joints_vis[:, 0]) > self.num_joints_half_body
-                and np.random.rand() < self.prob_half_body
-            ):
-                c_half, s_half = self.half_body_transform(joints, joints_vis)
-                if c_half is not None:
-                    c, s = c_half.astype(np.float64), s_half.astype(np.float64)
-
-            sf = self.scale_factor
-            rf = self.rotation_factor
-            if scale is None:
-                scale = np.clip(np.random.randn() * sf + 1, 1 - sf, 1 + sf)
-            scale_ratio = float(scale)
-            s = s * scale_ratio
-            if rot_angle is None:
-                r = (
-                    np.clip(np.random.randn() * rf, -rf * 2, rf * 2)
-                    if random.random() <= 0.6
-                    else 0
-                )
-            else:
-                r = rot_angle
-            if flip is None:
-                flip = random.random() <= 0.5
-            do_flip = bool(self.flip and flip)
-        r = float(r)
-
-        # The source is read after the draws (reading consumes no random numbers): a reduced
-        # decode depends on the drawn scale.
-        data_numpy, to_full, (width, _) = self._load_source(rec, s)
-        mirror = None
-        if do_flip:
-            joints, joints_vis = fliplr_joints(joints, joints_vis, width, self.flip_pairs)
-            c[0] = width - c[0] - 1
-            mirror = np.array([[-1.0, 0.0, width - 1.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
-
-        trans = get_affine_transform(c, s, r, self.image_size)
-        warp = trans
-        if to_full is not None:
-            # A reduced decode or a cached region: sample it through trans (@ mirror) @ to_full.
-            warp = trans @ (to_full if mirror is None else mirror @ to_full)
-        elif mirror is not None:
-            if self.fold_flip_into_affine:
-                # Sampling the mirrored image through trans == sampling the image through trans @
-                # mirror.
-                warp = trans @ mirror
-            else:
-                data_numpy = np.ascontiguousarray(data_numpy[:, ::-1, :])
-        out_size = (int(self.image_size[0]), int(self.image_size[1]))
-        if self.device_warp:
-            inp = DeferredCrop.from_warp(data_numpy, warp, out_size)
-        else:
-            crop = cv2.warpAffine(data_numpy, warp, out_size, flags=cv2.INTER_LINEAR)
-            inp = self.transform(crop) if self.transform is not None else crop
-
-        vis = joints_vis[:, 0] > 0
-        joints[vis, :2] = joints[vis, :2] @ trans[:, :2].T + trans[:, 2]
-
-        if self.device_warp:
-            window, target_weight = target_windows(
-                joints, joints_vis, self.image_size, self.heatmap_size, self.sigma
-            )
-            target = DeferredTarget(window.astype(np.int32), target_weight[:, 0] > 0.5)
-        else:
-            target, target_weight = generate_target(
-                joints, joints_vis, self.image_size, self.heatmap_size, self.sigma,
-                self.target_type,
-            )
-            target = _as_tensor(target)
-        raw_box = rec.get("raw_box")
-        raw_box = _PLACEHOLDER_BOX.copy() if raw_box is None else np.asarray(raw_box, np.float32)
-
-        meta = {
-            "image": image_file,
-            "filename": rec.get("filename", ""),
-            "imgnum": rec.get("imgnum", 0),
-            "joints": joints.astype(np.float32),
-            "joints_vis": joints_vis.astype(np.float32),
-            "center": c.astype(np.float32),
-            "scale": s.astype(np.float32),
-            "scale_ratio": scale_ratio,
-            "rotation": r,
-            "score": float(score),
-            "raw_box": raw_box[:4].copy(),
+        return {
+            "record": rec,
+            "joints": np.array(rec["joints_3d"], dtype=np.float64, copy=True),
+            "joints_vis": np.array(rec["joints_3d_vis"], dtype=np.float64, copy=True),
+            "center": np.array(rec["center"], dtype=np.float64, copy=True),
+            "scale": np.array(rec["scale"], dtype=np.float64, copy=True),
+            "score": rec.get("score", 1),
+            "rotation": 0.0,
+            "scale_ratio": 1.0,
+            "flip": False,
+            "force_scale": scale,
+            "force_rotation": rot_angle,
+            "force_flip": flip,
         }
-        return inp, target, _as_tensor(target_weight), meta
+
+    # ------------------------------------------------------------------ pipeline
+    def build_pipeline(self):
+        """The per-sample transforms of this dataset, in order (the one place that decides them).
+
+        Training: ``RandomHalfBody`` (not for unlabeled sets), ``RandomScaleRotation``,
+        ``RandomFlip``; always: ``LoadImage``, ``TopdownAffine``, ``ApplyTransform`` (when there
+        is a ``transform`` and the crop is not deferred), ``GenerateTarget``, ``PackMeta``; then
+        the transforms added with ``insert_transform``.
+
+        Returns:
+            ``transforms.Compose``.
+        """
+        steps = []
+        if self.is_train:
+            if "unlabel" not in self.image_set:
+                steps.append(T.RandomHalfBody(self.num_joints_half_body, self.prob_half_body,
+                                              self.upper_body_ids, self.aspect_ratio,
+                                              self.pixel_std))  # fmt: skip
+            steps.append(T.RandomScaleRotation(self.scale_factor, self.rotation_factor))
+            steps.append(T.RandomFlip(self.flip))
+        steps.append(T.LoadImage(self._load_source))
+        steps.append(T.TopdownAffine(self.image_size, self.flip_pairs,
+                                     self.fold_flip_into_affine, self.device_warp))  # fmt: skip
+        if self.transform is not None and not self.device_warp:
+            steps.append(T.ApplyTransform(self.transform))
+        steps.append(T.GenerateTarget(self.codec, self.device_warp))
+        steps.append(T.PackMeta())
+        for anchor, name, transform in self.extra_transforms:
+            names = [type(t).__name__ for t in steps]
+            if name not in names:
+                raise ValueError(f"insert_transform: no {name!r} in the pipeline {names}")
+            steps.insert(names.index(name) + (anchor == "after"), transform)
+        return T.Compose(steps)
+
+    @property
+    def pipeline(self):
+        """The ``Compose`` of ``build_pipeline``, rebuilt when a setting it depends on changes
+        (``is_train``, ``transform``, ``fold_flip_into_affine``, ``device_warp``, ``flip``, the
+        jitter and half-body settings, ``extra_transforms``; copies build their own)."""
+        key = (id(self), self.is_train, self.transform, self.fold_flip_into_affine,
+               self.device_warp, self.flip, self.scale_factor, self.rotation_factor,
+               self.prob_half_body, self.num_joints_half_body,
+               self.extra_transforms)  # fmt: skip
+        cached = self.__dict__.get("_pipeline_cache")
+        if cached is None or cached[0] != key:
+            cached = (key, self.build_pipeline())
+            self.__dict__["_pipeline_cache"] = cached
+        return cached[1]
+
+    def insert_transform(self, transform, *, before=None, after=None):
+        """Adds ``transform`` (a callable ``sample -> sample``) to this dataset's pipeline, right
+        before or after the first transform of the class named ``before``/``after`` (e.g.
+        ``after="TopdownAffine"``). Copies made afterwards (e.g. the mixed sets' views) keep it;
+        earlier copies do not.
+
+        Raises:
+            ValueError: neither or both of ``before`` and ``after`` given; an unknown name is
+                reported when the pipeline is next built.
+        """
+        if (before is None) == (after is None):
+            raise ValueError("insert_transform needs exactly one of before= or after=")
+        entry = ("before", before, transform) if before is not None else ("after", after, transform)
+        self.extra_transforms = tuple(self.extra_transforms) + (entry,)
+        self.build_pipeline()  # reports an unknown name now
 
     def _load_source(self, rec, scale):
         """The pixels an item samples, their map to full-image coordinates, and the image size.
@@ -608,6 +482,3 @@ class JointsDataset(Dataset):
         other.transform = transform
         return other
 
-
-def _as_tensor(array):
-    return torch.from_numpy(array)

@@ -112,6 +112,15 @@ class MixedDataset(Dataset):
     def __len__(self):
         return self.group_size
 
+    def insert_transform(self, transform, *, before=None, after=None):
+        """``JointsDataset.insert_transform`` on every set of the pair (labeled, unlabeled and the
+        RandAugment view); a set shared by several slots gets it once."""
+        done = set()
+        for ds in self.sets:
+            if id(ds) not in done:
+                done.add(id(ds))
+                ds.insert_transform(transform, before=before, after=after)
+
     def _shared_draw(self):
         sf = self.unlabeled.scale_factor
         rf = self.unlabeled.rotation_factor

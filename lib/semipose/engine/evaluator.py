@@ -5,12 +5,13 @@ import logging
 import os
 from collections import OrderedDict
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import torch
 
+from semipose.codecs import MSRAHeatmap
 from semipose.core.evaluate import accuracy
-from semipose.core.inference import flip_test_heatmap, get_final_preds
 from semipose.core.loss import JointsMSELoss
 from semipose.engine.train_loop import autocast_context, to_device
 from semipose.utils.logger import AverageMeter, log_to_file
@@ -63,6 +64,28 @@ class TestOptions:
             full_arch_name=get_model_name(cfg)[1],
         )
 
+    @cached_property
+    def codec(self):
+        """The heatmap codec decoding and flip-merging with these options."""
+        return MSRAHeatmap(post_process=self.post_process, post_type=self.post_type,
+                           blur_kernel=self.blur_kernel, shift_heatmap=self.shift_heatmap)
+
+
+def flip_test_heatmap(model_fn, input, flip_pairs, shift_heatmap=True):
+    """Heatmaps of the mirrored input brought back to the input's frame (``MSRAHeatmap.flip_back``).
+
+    Args:
+        model_fn: callable returning a tuple of (N, K, H, W) heatmaps for an input batch.
+        input: (N, 3, H_in, W_in) batch.
+        flip_pairs: ``[left, right]`` channel pairs.
+        shift_heatmap: ``TEST.SHIFT_HEATMAP``.
+
+    Returns:
+        tuple of flipped-back heatmaps, one per network.
+    """
+    codec = MSRAHeatmap(shift_heatmap=shift_heatmap)
+    return codec.flip_back(model_fn(torch.flip(input, [3])), flip_pairs)
+
 
 def format_name_value(name_value, full_arch_name):
     """The original's markdown results table: a header row, a separator and one row of values."""
@@ -106,17 +129,16 @@ class _Predictions:
         self.image_path = []
         self.idx = 0
 
-    def add(self, heatmaps, meta, opts):
+    def add(self, heatmaps, meta, codec):
+        """Decodes one batch's heatmaps (head -> (N, K, H, W) tensor) with ``codec`` and stores
+        them with the batch's boxes."""
         n = meta["center"].shape[0]
         c = meta["center"].numpy()
         s = meta["scale"].numpy()
         r = meta["rotation"].numpy() if "rotation" in meta else np.zeros(n)
         i = self.idx
         for head, ht in heatmaps.items():
-            preds, maxvals = get_final_preds(
-                ht.cpu().numpy(), c, s, r, post_process=opts.post_process,
-                post_type=opts.post_type, blur_kernel=opts.blur_kernel,
-            )
+            preds, maxvals = codec.decode(ht.cpu().numpy(), c, s, r)
             self.preds[head][i:i + n, :, 0:2] = preds[:, :, 0:2]
             self.preds[head][i:i + n, :, 2:3] = maxvals
         self.boxes[i:i + n, 0:2] = c[:, 0:2]
@@ -140,8 +162,7 @@ def predict_heatmaps(model, method, input, flip_pairs, opts, device):
 
     outs = forward(input)
     if opts.flip_test:
-        flipped = flip_test_heatmap(forward, input, flip_pairs, opts.shift_heatmap)
-        outs = tuple((o + f) * 0.5 for o, f in zip(outs, flipped))
+        outs = opts.codec.merge_flip(outs, forward(torch.flip(input, [3])), flip_pairs)
     return method.eval_heatmaps(outs)
 
 
@@ -178,7 +199,7 @@ def validate(model, method, loader, dataset, device, opts, output_dir, debug_hoo
         losses.update(criterion(net1, target, target_weight).item(), n)
         _, avg_acc, cnt, _ = accuracy(net1.cpu().numpy(), target.cpu().numpy())
         acc.update(avg_acc, cnt)
-        store.add(heatmaps, meta, opts)
+        store.add(heatmaps, meta, opts.codec)
         if opts.print_freq > 0 and i % opts.print_freq == 0:
             logger.info(
                 f"Test: [{i}/{len(loader)}]\tLoss {losses.val:.4f} ({losses.avg:.4f})\t"

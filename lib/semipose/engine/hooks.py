@@ -236,7 +236,7 @@ class CollapseMonitorHook(HookBase):
 def save_debug_pictures(debug, prefix, image, meta, target, heatmap):
     """The original's debug pictures (DEBUG.*) of one batch, predictions taken at the heatmap
     argmax and scaled to input pixels."""
-    from semipose.core.inference import get_max_preds
+    from semipose.codecs import get_max_preds
     from semipose.utils.vis import save_debug_images
 
     heatmap = heatmap.detach().float()

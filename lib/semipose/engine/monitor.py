@@ -7,6 +7,7 @@ heatmaps have a maximum below a threshold on every trained joint, and the mean m
 import torch
 import torch.distributed as dist
 
+from semipose.codecs import MSRAHeatmap
 from semipose.utils.comm import is_dist
 
 
@@ -37,7 +38,7 @@ class CollapseMonitor:
         n_trained = trained.sum(1).clamp(min=1)
         for label, heat in teachers.items():
             heat = heat.detach().float()
-            peak = heat.flatten(2).amax(2)  # (N, K)
+            peak = MSRAHeatmap.peak_values(heat)  # (N, K)
             below = (peak < self.threshold) | ~trained
             collapsed = below.all(1).float().sum()
             mean_max = ((peak * trained).sum(1) / n_trained).sum()

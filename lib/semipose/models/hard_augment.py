@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from semipose.core.inference import get_max_preds_tensor
+from semipose.codecs import get_max_preds_tensor
 from semipose.models.augment_ops import (
     HardAugSettings,
     build_hard_augment,

@@ -13,7 +13,7 @@ import copy
 
 import torch
 
-from semipose.core.inference import get_max_preds_tensor
+from semipose.codecs import get_max_preds_tensor
 from semipose.models.hard_augment import HardViewModel
 from semipose.models.pose_dual import split_inputs
 

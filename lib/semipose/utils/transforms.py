@@ -7,7 +7,6 @@ import cv2
 import numpy as np
 
 __all__ = [
-    "flip_back",
     "fliplr_joints",
     "transform_preds",
     "get_affine_transform",
@@ -19,24 +18,6 @@ __all__ = [
     "cvt_MToTheta",
     "cvt_ThetaToM",
 ]
-
-
-def flip_back(output_flipped, matched_parts):
-    """Undoes a horizontal flip of heatmaps: mirror the width axis, then swap the paired channels.
-
-    Args:
-        output_flipped: (N, K, H, W) numpy heatmaps predicted on the flipped image.
-        matched_parts: list of ``[left, right]`` channel pairs.
-
-    Returns:
-        (N, K, H, W) numpy array (a new array).
-    """
-    if output_flipped.ndim != 4:
-        raise ValueError("flip_back expects (batch, joints, height, width) heatmaps")
-    out = output_flipped[:, :, :, ::-1].copy()
-    for a, b in matched_parts:
-        out[:, [a, b]] = out[:, [b, a]]
-    return out
 
 
 def fliplr_joints(joints, joints_vis, width, matched_parts):

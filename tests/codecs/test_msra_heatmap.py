@@ -1,12 +1,14 @@
-"""Tests of semipose.core.inference: argmax, 'shift' and 'dark' decoding, and the map back."""
+"""Tests of the heatmap codec: argmax, 'shift' and 'dark' decoding, the map back, the flip merge,
+the builder."""
 import cv2
 import numpy as np
 import pytest
 import torch
 
-from semipose.core.inference import (
+from semipose.codecs import (
+    MSRAHeatmap,
+    build_codec,
     gaussian_blur,
-    get_final_preds,
     get_max_preds,
     get_max_preds_tensor,
     taylor,
@@ -14,6 +16,11 @@ from semipose.core.inference import (
 from semipose.utils.transforms import transform_preds
 
 H, W = 64, 48
+
+
+def get_final_preds(hm, center, scale, rotation, **decode_kwargs):
+    """The codec's decode with the given settings (the original's ``get_final_preds`` form)."""
+    return MSRAHeatmap(**decode_kwargs).decode(hm, center, scale, rotation)
 
 
 def _gaussian(cx, cy, sigma=2.0, h=H, w=W, peak=1.0):
@@ -221,7 +228,7 @@ def test_bad_types_raise():
     hm = np.zeros((1, 1, 8, 8), dtype=np.float32)
     c, s = np.zeros((1, 2)), np.ones((1, 2))
     with pytest.raises(ValueError, match="gaussian"):
-        get_final_preds(hm, c, s, np.zeros(1), hm_type="integral")
+        get_final_preds(hm, c, s, np.zeros(1), target_type="integral")
     with pytest.raises(ValueError, match="post_type"):
         get_final_preds(hm, c, s, np.zeros(1), post_type="median")
 
@@ -264,3 +271,67 @@ def test_dark_equals_the_map_by_map_rule():
     center, scale, rot = _identity_meta(2)
     preds, _ = get_final_preds(hm, center, scale, rot, post_type="dark")
     np.testing.assert_allclose(preds, ref, atol=1e-4)
+
+
+def test_mirror_values_and_involution():
+    rng = np.random.default_rng(0)
+    hm = rng.random((2, 6, 5, 7)).astype(np.float32)
+    pairs = [[1, 4], [2, 5]]
+    out = MSRAHeatmap.mirror(hm, pairs)
+    np.testing.assert_array_equal(out[:, 1], hm[:, 4, :, ::-1])
+    np.testing.assert_array_equal(out[:, 4], hm[:, 1, :, ::-1])
+    np.testing.assert_array_equal(out[:, 0], hm[:, 0, :, ::-1])
+    np.testing.assert_array_equal(MSRAHeatmap.mirror(out, pairs), hm)
+    t_out = MSRAHeatmap.mirror(torch.from_numpy(hm), pairs)
+    np.testing.assert_array_equal(t_out.numpy(), out)
+    with pytest.raises(ValueError):
+        MSRAHeatmap.mirror(hm[0], pairs)
+
+
+def test_flip_back_and_merge():
+    rng = np.random.default_rng(4)
+    hm = torch.from_numpy(rng.random((2, 4, 6, 8)).astype(np.float32))
+    flipped = torch.from_numpy(rng.random((2, 4, 6, 8)).astype(np.float32))
+    pairs = [[1, 2]]
+    codec = MSRAHeatmap()
+    (back,) = codec.flip_back((flipped,), pairs)
+    mirrored = MSRAHeatmap.mirror(flipped, pairs)
+    # One pixel to the right; column 0 keeps the mirrored map's own value.
+    assert torch.equal(back[..., 1:], mirrored[..., :-1])
+    assert torch.equal(back[..., 0], mirrored[..., 0])
+    (merged,) = codec.merge_flip((hm,), (flipped,), pairs)
+    assert torch.equal(merged, (hm + back) * 0.5)
+    # Without the shift: a 0.75 px bilinear move right (interior columns interpolate).
+    (soft,) = MSRAHeatmap(shift_heatmap=False).flip_back((flipped,), pairs)
+    expected = 0.25 * mirrored[..., 2:-1] + 0.75 * mirrored[..., 1:-2]
+    torch.testing.assert_close(soft[..., 2:-1], expected, atol=1e-5, rtol=0)
+
+
+def test_batch_encode_equals_encode():
+    rng = np.random.default_rng(6)
+    codec = MSRAHeatmap(image_size=(48, 64), heatmap_size=(12, 16), sigma=2)
+    joints = rng.uniform(-20, 80, (3, 24, 3))
+    vis = (rng.random((3, 24, 3)) > 0.3).astype(float)
+    windows, active, refs = [], [], []
+    for j, v in zip(joints, vis):
+        window, weight = codec.windows(j, v)
+        windows.append(window)
+        active.append(weight[:, 0] > 0.5)
+        refs.append(codec.encode(j, v)[0])
+    out = codec.batch_encode(torch.from_numpy(np.stack(windows)),
+                             torch.from_numpy(np.stack(active)))  # fmt: skip
+    assert out.dtype == torch.float32 and out.shape == (3, 24, 16, 12)
+    assert torch.equal(out, torch.from_numpy(np.stack(refs)))
+
+
+def test_build_codec_reads_the_config():
+    from semipose.config import load_config
+
+    cfg = load_config(None, ["MODEL.IMAGE_SIZE", "[96, 128]", "MODEL.EXTRA.HEATMAP_SIZE",
+                             "[24, 32]", "MODEL.EXTRA.SIGMA", "3", "TEST.POST_TYPE", "dark",
+                             "TEST.SHIFT_HEATMAP", "False"])  # fmt: skip
+    codec = build_codec(cfg)
+    assert list(codec.image_size) == [96, 128] and list(codec.heatmap_size) == [24, 32]
+    assert codec.sigma == 3 and codec.post_type == "dark" and not codec.shift_heatmap
+    assert codec.stamp().shape == (19, 19)
+    assert build_codec(cfg, post_type="shift").post_type == "shift"
