@@ -12,6 +12,7 @@ count and the first record) or a refusal (``AnnotationError``: one line naming t
 and the first record). ``docs/RELIABILITY.md`` lists the rules.
 """
 
+import contextlib
 import logging
 import os
 from collections import OrderedDict
@@ -27,10 +28,14 @@ __all__ = [
     "check_coco",
     "check_image_files",
     "check_mpii",
+    "collect_reports",
     "drop_images",
 ]
 
 logger = logging.getLogger(__name__)
+
+# The reports of the loaders inside ``collect_reports`` (None outside it).
+_COLLECTED = None
 
 _IGNORED_BOX = "kept as an ignored (crowd) person in the evaluation, no training record"
 
@@ -137,7 +142,11 @@ class AnnotationReport:
             raise AnnotationError(self.line(refused[0]))
 
     def finish(self, log=None):
-        """``raise_refusals`` then ``warn``: what a loader calls after the checks."""
+        """``raise_refusals`` then ``warn``: what a loader calls after the checks. Inside
+        ``collect_reports`` the report is only collected (nothing raised or logged)."""
+        if _COLLECTED is not None:
+            _COLLECTED.append(self)
+            return self
         self.raise_refusals()
         self.warn(log)
         return self
@@ -151,6 +160,22 @@ class AnnotationReport:
         if not self.found:
             lines.append("  clean")
         return lines
+
+
+@contextlib.contextmanager
+def collect_reports():
+    """Collects the reports of the loaders run inside it instead of raising / logging them (for
+    ``semipose.tools.check_dataset``, which builds the datasets to list every defect).
+
+    Yields:
+        the list the reports are appended to.
+    """
+    global _COLLECTED
+    saved, _COLLECTED = _COLLECTED, []
+    try:
+        yield _COLLECTED
+    finally:
+        _COLLECTED = saved
 
 
 def box_problem(box, width, height):
