@@ -276,9 +276,9 @@ def _check_keypoints(ann, name, report, num_joints, size):
                        f"{width:g}x{height:g} image")  # fmt: skip
             kps[3 * j : 3 * j + 3] = [0, 0, 0]
     stated = ann.get("num_keypoints")
-    if stated != labelled or not _is_number(stated):
-        report.add("num_keypoints", f"{name}: num_keypoints {stated!r}, {labelled} labelled")
     now = sum(1 for v in kps[2::3] if v > 0)
+    if not _is_number(stated) or stated not in (labelled, now):
+        report.add("num_keypoints", f"{name}: num_keypoints {stated!r}, {labelled} labelled")
     if stated != now:
         ann["num_keypoints"] = now
 
@@ -473,19 +473,19 @@ def check_aic(anno, *, path, num_joints, keypoints=True):
         report.add("not_list", f"the file holds a {type(anno).__name__}")
         report.raise_refusals()
     kept = OrderedDict()
-    for index, record in enumerate(anno):
-        fields = ("image_id", "keypoint_annotations", "human_annotations")
+    fields = ("image_id", "keypoint_annotations", "human_annotations")
+    for index, record in enumerate(anno):  # duplicates first: compared before any repair
         if not (isinstance(record, dict) and all(f in record for f in fields)) or not all(
             isinstance(record[f], dict) for f in fields[1:]
         ):
             report.add("bad_record", f"record {index}")
-            continue
-        if record["image_id"] in kept:
+        elif record["image_id"] in kept:
             same = kept[record["image_id"]] == record
             report.add("duplicate_image" if same else "image_conflict",
                        f"image id {record['image_id']} (record {index})")  # fmt: skip
-            continue
-        kept[record["image_id"]] = record
+        else:
+            kept[record["image_id"]] = record
+    for record in kept.values():
         for key in list(record["keypoint_annotations"]):
             if not _aic_person(record, key, report, num_joints, keypoints):
                 del record["keypoint_annotations"][key]
