@@ -105,6 +105,10 @@ def _missing_area(d):
     del d["annotations"][1]["area"]
 
 
+def _zero_area(d):
+    d["annotations"][1]["area"] = 0
+
+
 REPAIRS = [
     (_dup_ann_id, "duplicate_ann_id", "annotation id 1 (index 2) of image 2, given id 3",
      "annotations without an id or whose id is already used"),
@@ -123,6 +127,7 @@ REPAIRS = [
     (_tiny, "box_tiny", "is at most 1x1 pixel", "boxes of at most 1x1 pixel"),
     (_box_outside, "box_outside", "lies outside the 100x80 image", "boxes that lie outside"),
     (_missing_area, "missing_area", "area None", "area set to the box's w * h"),
+    (_zero_area, "missing_area", "area 0", "without a positive numeric area"),
 ]  # fmt: skip
 
 

@@ -57,8 +57,8 @@ RULES = OrderedDict(
         ("keypoints_length", ("refuse", "annotations whose keypoints list does not hold 3 numbers "
                               "per joint", "refused")),
         ("bad_box", ("refuse", "annotations without a bbox of 4 numbers", "refused")),
-        ("missing_area", ("repair", "annotations without a numeric area",
-                          "area set to the box's w * h")),
+        ("missing_area", ("repair", "annotations without a positive numeric area (COCOeval "
+                          "divides by it)", "area set to the box's w * h")),
         ("origin_joint", ("repair", "joints labelled visible at (0, 0)",
                           "set unlabelled (v = 0; 3 in AI Challenger)")),
         ("negative_joint", ("repair", "labelled joints at negative coordinates",
@@ -289,9 +289,11 @@ def _check_box(ann, name, report, size):
     if not (isinstance(box, list) and len(box) >= 4 and all(_is_number(v) for v in box[:4])):
         report.add("bad_box", f"{name}: bbox {box!r}")
         return
-    if not _is_number(ann.get("area")):
-        report.add("missing_area", f"{name}: area {ann.get('area')!r}")
-        ann["area"] = float(box[2] * box[3])
+    area = ann.get("area")
+    if not _is_number(area) or area <= 0:
+        if box[2] > 0 and box[3] > 0:
+            report.add("missing_area", f"{name}: area {area!r}")
+            ann["area"] = float(box[2] * box[3])
     if ann.get("iscrowd", 0):
         return
     problem = box_problem(box, *size)
@@ -314,7 +316,9 @@ def _renumber(anns, report):
         seen.add(ann["id"])
 
 
-def check_coco(data, *, path, num_joints=None, category_id=None, keypoints=True):
+def check_coco(
+    data, *, path, num_joints=None, category_id=None, keypoints=True, boxes=True, ids=True
+):
     """Checks (and repairs in place) a COCO keypoint annotation dict.
 
     Args:
@@ -324,6 +328,9 @@ def check_coco(data, *, path, num_joints=None, category_id=None, keypoints=True)
             multiple of 3.
         category_id: the set's category; None: the category named ``person``, else the first.
         keypoints: False for files whose annotations are boxes only (no keypoint checks).
+        boxes: False leaves the boxes to the caller (inference skips and counts unusable boxes
+            with ``box_problem``'s wording).
+        ids: False leaves duplicate or missing annotation ids alone (files read for their boxes).
 
     Returns:
         ``AnnotationReport``; call its ``finish()`` to raise the refusals and log the repairs.
@@ -352,10 +359,12 @@ def check_coco(data, *, path, num_joints=None, category_id=None, keypoints=True)
             kept.append(ann)
             if keypoints:
                 _check_keypoints(ann, name, report, num_joints, sizes[ann["image_id"]])
-            _check_box(ann, name, report, sizes[ann["image_id"]])
+            if boxes:
+                _check_box(ann, name, report, sizes[ann["image_id"]])
     if len(kept) != len(anns):
         data["annotations"] = kept
-    _renumber(kept, report)
+    if ids:
+        _renumber(kept, report)
     report.records = len(kept)
     return report
 
