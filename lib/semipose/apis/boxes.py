@@ -190,8 +190,9 @@ class AnnotationBoxes(_JsonBoxes):
     annotation has keypoints) are dropped; boxes without area, of at most 1x1 pixel or outside the
     image (``semipose.dataset.annotations.box_problem``, the rule of the dataset loaders) are
     passed on unchanged, so that inference skips them with a warning and counts them; the file
-    goes through the loaders' other checks (duplicate images, unknown image ids, categories,
-    duplicate ids: repaired with a warning; malformed entries refused); a box ``x, y, w, h``
+    goes through the loaders' other checks when it lists its ``images`` (duplicate images,
+    annotations of unlisted image ids, other categories: repaired with a warning; conflicting
+    image entries refused); a box ``x, y, w, h``
     becomes
     ``x1 = max(0, x)``, ``y1 = max(0, y)``, ``x2 = min(W - 1, x1 + max(0, w - 1))``, ``y2``
     likewise, then ``(x1, y1, x2 - x1, y2 - y1)``, with score 1. ``W, H`` come from the json's
@@ -217,11 +218,12 @@ class AnnotationBoxes(_JsonBoxes):
         cats = data.get("categories") or []
         person = [c["id"] for c in cats if c.get("name") == "person"]
         self.person_id = person[0] if person else (cats[0]["id"] if cats else 1)
-        # the loaders' checks (duplicate images, unknown image ids, other categories); unusable
-        # boxes are left to inference, which skips and counts them
-        check_coco(
-            data, path=path, category_id=self.person_id, keypoints=False, boxes=False, ids=False
-        ).finish(logger)
+        if data.get("images"):
+            # the loaders' checks (duplicate images, unknown image ids, other categories); unusable
+            # boxes are left to inference, which skips and counts them
+            check_coco(
+                data, path=path, category_id=self.person_id, keypoints=False, boxes=False, ids=False
+            ).finish(logger)
         raw = {}
         bad = 0
         for ann in data["annotations"]:
