@@ -211,7 +211,7 @@ def _ann_name(ann, index):
     return f"annotation id {ann.get('id')} (index {index}) of image {ann.get('image_id')}"
 
 
-def _check_images(data, report, path):
+def _check_images(data, report):
     """Duplicate / id-less ``images`` entries; returns ``{id: (width, height)}``."""
     images = data.get("images") if isinstance(data, dict) else None
     if not isinstance(images, list):
@@ -339,7 +339,7 @@ def check_coco(
         AnnotationError: the file has no ``images`` list.
     """
     report = AnnotationReport(path)
-    sizes = _check_images(data, report, path)
+    sizes = _check_images(data, report)
     anns = data.get("annotations")
     if not isinstance(anns, list):
         return report
