@@ -188,16 +188,20 @@ def test_empty_detection_file(tiny_coco, tmp_path):
         COCODataset(root, "val", False, bbox_file=str(tmp_path / "nope.json"), **KW)
 
 
-def test_malformed_annotation_skipped(tiny_coco, caplog):
+def test_keypoints_of_wrong_length_are_refused(tiny_coco):
+    """A keypoints list that is not 3 x 17 numbers: refused (it made COCOeval crash when the
+    record was only skipped); the error names the file, the count and the first annotation."""
     root, data = tiny_coco
     path = Path(root) / "coco/annotations/person_keypoints_train2017.json"
     bad = json.loads(path.read_text())
     bad["annotations"][0]["keypoints"] = [1, 2, 2]  # wrong length
     path.write_text(json.dumps(bad))
-    with caplog.at_level("WARNING"):
-        ds = COCODataset(root, "train", True, **KW)
-    assert len(ds.db) == 3
-    assert "skipped 1 malformed" in caplog.text
+    with pytest.raises(DataFileError) as err:
+        COCODataset(root, "train", True, **KW)
+    assert str(err.value) == (
+        f"{path}: 1 annotations whose keypoints list does not hold 3 numbers per joint (first: "
+        "annotation id 1 (index 0) of image 100: 3 values, expected 3 x 17 = 51); refused"
+    )
 
 
 @pytest.mark.parametrize(

@@ -25,6 +25,7 @@ import numpy as np
 
 from semipose.common.detections import person_detection
 from semipose.common.errors import DataFileError
+from semipose.dataset.annotations import box_problem, check_coco
 
 __all__ = [
     "AnnotationBoxes",
@@ -186,8 +187,12 @@ class AnnotationBoxes(_JsonBoxes):
     """Ground-truth person boxes of a COCO annotation json, cleaned as the COCO dataset's GT mode.
 
     Crowd annotations, other categories and persons whose keypoints are all zero (when the
-    annotation has keypoints) are dropped; boxes without area or outside the image are passed on
-    unchanged, so that inference skips them with a warning and counts them; a box ``x, y, w, h``
+    annotation has keypoints) are dropped; boxes without area, of at most 1x1 pixel or outside the
+    image (``semipose.dataset.annotations.box_problem``, the rule of the dataset loaders) are
+    passed on unchanged, so that inference skips them with a warning and counts them; the file
+    goes through the loaders' other checks when it lists its ``images`` (duplicate images,
+    annotations of unlisted image ids, other categories: repaired with a warning; conflicting
+    image entries refused); a box ``x, y, w, h``
     becomes
     ``x1 = max(0, x)``, ``y1 = max(0, y)``, ``x2 = min(W - 1, x1 + max(0, w - 1))``, ``y2``
     likewise, then ``(x1, y1, x2 - x1, y2 - y1)``, with score 1. ``W, H`` come from the json's
@@ -213,6 +218,12 @@ class AnnotationBoxes(_JsonBoxes):
         cats = data.get("categories") or []
         person = [c["id"] for c in cats if c.get("name") == "person"]
         self.person_id = person[0] if person else (cats[0]["id"] if cats else 1)
+        if data.get("images"):
+            # the loaders' checks (duplicate images, unknown image ids, other categories); unusable
+            # boxes are left to inference, which skips and counts them
+            check_coco(
+                data, path=path, category_id=self.person_id, keypoints=False, boxes=False, ids=False
+            ).finish(logger)
         raw = {}
         bad = 0
         for ann in data["annotations"]:
@@ -252,9 +263,9 @@ class AnnotationBoxes(_JsonBoxes):
             x1, y1 = max(0.0, x), max(0.0, y)
             x2 = min(width - 1.0, x1 + max(0.0, w - 1.0))
             y2 = min(height - 1.0, y1 + max(0.0, h - 1.0))
-            if w > 0 and h > 0 and x2 >= x1 and y2 >= y1:
+            if box_problem((x, y, w, h), width, height) is None and x2 >= x1 and y2 >= y1:
                 out.append((x1, y1, x2 - x1, y2 - y1, 1.0))
-            else:  # no area, or outside the image: passed on as it is, for inference to report
+            else:  # unusable (box_problem): passed on as it is, for inference to report
                 out.append((x, y, w, h, 1.0))
         return np.asarray(out, dtype=np.float64).reshape(-1, 5)
 

@@ -17,6 +17,7 @@ from yacs.config import CfgNode
 from semipose.codecs import MSRAHeatmap
 from semipose.common.errors import DataFileError
 from semipose.common.joints import FLIP_PAIRS
+from semipose.dataset.annotations import box_problem
 from semipose.utils.layouts import KeypointLayout, layout_for_dataset
 from semipose.utils.transforms import get_affine_transform
 
@@ -310,15 +311,11 @@ def _as_boxes(boxes, image):
 
 
 def _box_problem(box, width, height):
-    """Why a box cannot be used (no area, not finite, outside the image), or None."""
-    x, y, w, h = box[:4]
+    """Why a box cannot be used (not finite, no area, at most 1x1 pixel, outside the image), or
+    None."""
     if not np.isfinite(box[:5]).all():
         return "is not finite"
-    if w <= 0 or h <= 0:
-        return "has no area (w or h <= 0)"
-    if x >= width or y >= height or x + w <= 0 or y + h <= 0:
-        return f"lies outside the {width}x{height} image"
-    return None
+    return box_problem(box, width, height)  # the rule of the annotation checks
 
 
 def _rescore(native, box_score, in_vis_thre):

@@ -10,6 +10,7 @@ from collections import OrderedDict
 
 import numpy as np
 
+from semipose.dataset.annotations import check_aic, check_image_files
 from semipose.dataset.joints import AIC_JOINTS, AIC_SU, AIC_TRAINED, AIC_U2A
 from semipose.dataset.joints_dataset import JointsDataset, make_record, native_joints
 from semipose.evaluation.aic import AICKeypointEvaluator, aic_keypoint_ap, aic_oks, aic_pckh
@@ -64,6 +65,7 @@ class AIDataset(JointsDataset):
         )
         image_dir = self._image_folder("ai_challenger", self.image_set)
         num_native = len(self.actual_joints)
+        anno = self._checked(anno, image_dir)
         gt_db = []
         for img_anno in anno:
             try:
@@ -98,6 +100,22 @@ class AIDataset(JointsDataset):
                     make_record(image_path, center, scale, joints_3d, joints_3d_vis, raw_box=box)
                 )
         return gt_db
+
+    def _checked(self, anno, image_dir):
+        """``anno`` after the checks of ``semipose.dataset.annotations`` (repairs logged, refusals
+        raised; training drops the images whose file is missing)."""
+        report = check_aic(
+            anno,
+            path=self.ann_file,
+            num_joints=len(self.actual_joints),
+            keypoints=self.image_set != "test",
+        )
+        if self.data_format != "zip":
+            files = [(rec["image_id"], f"{rec['image_id']}.jpg") for rec in anno]
+            missing = check_image_files(report, files, image_dir, train=self.is_train)
+            anno = [rec for rec in anno if rec["image_id"] not in missing]
+        report.finish(logger)
+        return anno
 
     def image_id_from_path(self, path):
         """The AIC image id of ``path`` (loading map, else the file name without extension)."""

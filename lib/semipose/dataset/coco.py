@@ -4,21 +4,19 @@ evaluator of ``semipose.evaluation.coco``.
 Ported from the original's lib/dataset/coco.py (MIT); spec §5.2.
 """
 
-import contextlib
-import io
 import logging
 import os
 
 import json_tricks as json
 import numpy as np
-from pycocotools.coco import COCO
 
 from semipose.common.detections import person_detection
 from semipose.common.errors import DataFileError
-from semipose.common.io import atomic_write_text
+from semipose.common.io import atomic_write_text, read_json
+from semipose.dataset.annotations import check_coco, check_image_files, drop_images
 from semipose.dataset.joints import COCO_JOINTS, COCO_SIGMAS, COCO_SU, COCO_TRAINED, COCO_U2A
 from semipose.dataset.joints_dataset import JointsDataset, make_record, native_joints
-from semipose.evaluation.coco import STATS_NAMES, COCOKeypointEvaluator, rescore
+from semipose.evaluation.coco import STATS_NAMES, COCOKeypointEvaluator, as_coco, rescore
 
 # STATS_NAMES, rescore and atomic_write_text are re-exported for code that imported them from here.
 __all__ = ["COCODataset", "STATS_NAMES", "atomic_write_text", "has_ground_truth", "rescore"]
@@ -83,16 +81,15 @@ def load_detections(path):
     return data
 
 
-def _load_coco(path):
+def _read_coco(path):
     if not os.path.isfile(path):
         raise FileNotFoundError(
             f"COCO annotation file not found: {path}; expected {_EXPECTED_LAYOUT}"
         )
-    try:
-        with contextlib.redirect_stdout(io.StringIO()):
-            return COCO(path)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ValueError(f"malformed COCO annotation file {path}: {exc!r}") from exc
+    data = read_json(path, "COCO annotation file")
+    if isinstance(data, dict) and not data.get("categories"):
+        raise DataFileError(f"COCO annotation file {path} has no 'categories'")
+    return data
 
 
 class COCODataset(JointsDataset):
@@ -158,9 +155,7 @@ class COCODataset(JointsDataset):
         self.u2a_mapping = COCO_U2A
 
         self.ann_file = self._get_ann_file_keypoint()
-        self.coco = _load_coco(self.ann_file)
-        if not self.coco.dataset.get("categories"):
-            raise ValueError(f"COCO annotation file {self.ann_file} has no 'categories'")
+        self.coco = self._load_checked(is_train)
         cat_ids = self.coco.getCatIds()
         cats = [c["name"] for c in self.coco.loadCats(cat_ids)]
         self.classes = ["__background__"] + cats
@@ -196,19 +191,46 @@ class COCODataset(JointsDataset):
         prefix = "person_keypoints" if has_ground_truth(self.image_set) else "image_info"
         return os.path.join(self.root, "coco", "annotations", f"{prefix}_{self.image_set}.json")
 
-    def image_path_from_index(self, index):
-        """Image path of id ``index``: the annotation ``file_name``, else ``%012d.jpg``."""
-        img = self.coco.imgs.get(index)
+    def _load_checked(self, is_train):
+        """Reads the annotation file, applies the checks of ``semipose.dataset.annotations``
+        (repairs logged, refusals raised) and indexes the result: training, the GT-box records
+        and ``COCOeval`` all see the repaired annotations."""
+        data = _read_coco(self.ann_file)
+        first_cat = data["categories"][0] if isinstance(data, dict) else None
+        report = check_coco(
+            data,
+            path=self.ann_file,
+            num_joints=len(self.actual_joints),
+            category_id=first_cat.get("id") if isinstance(first_cat, dict) else None,
+        )
+        if self.data_format != "zip":
+            files = [(img["id"], self._file_name(img["id"], img)) for img in data["images"]]
+            missing = check_image_files(report, files, self._image_dir(), train=is_train)
+            drop_images(data, missing)
+        report.finish(logger)
+        return as_coco(data)
+
+    def _file_name(self, index, img):
+        """The file name of image ``index``: its ``file_name``, else ``%012d.jpg``."""
         file_name = img.get("file_name") if img else None
         if not file_name:
             file_name = f"{index:012d}.jpg"
             if "2014" in self.image_set:
                 file_name = f"COCO_{self.image_set}_{file_name}"
+        return file_name
+
+    def _image_dir(self):
+        folder = "test2017" if "test" in self.image_set else self.image_set
+        return os.path.join(self.root, "coco", "images", folder)
+
+    def image_path_from_index(self, index):
+        """Image path of id ``index``: the annotation ``file_name``, else ``%012d.jpg``."""
+        file_name = self._file_name(index, self.coco.imgs.get(index))
         folder = "test2017" if "test" in self.image_set else self.image_set
         if self.data_format == "zip":
             path = os.path.join(self.root, "coco", "images", f"{folder}.zip@", folder, file_name)
         else:
-            path = os.path.join(self.root, "coco", "images", folder, file_name)
+            path = os.path.join(self._image_dir(), file_name)
         self.path_to_id[path] = index
         return path
 

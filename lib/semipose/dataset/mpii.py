@@ -9,6 +9,7 @@ import os
 
 import numpy as np
 
+from semipose.dataset.annotations import check_image_files, check_mpii
 from semipose.dataset.joints import MPII_JOINTS, MPII_SU, MPII_TRAINED, MPII_U2A
 from semipose.dataset.joints_dataset import JointsDataset, make_record, native_joints
 from semipose.evaluation.pckh import MPIIPCKhEvaluator, pckh_from_gt
@@ -48,6 +49,7 @@ class MPIIDataset(JointsDataset):
         )
         num_native = len(self.actual_joints)
         image_dir = self._image_folder("mpii")
+        anno = self._checked(anno, image_dir)
         gt_db = []
         for k, a in enumerate(anno):
             try:
@@ -76,6 +78,24 @@ class MPIIDataset(JointsDataset):
                 make_record(os.path.join(image_dir, image_name), c, s, joints_3d, joints_3d_vis)
             )
         return gt_db
+
+    def _checked(self, anno, image_dir):
+        """``anno`` after the checks of ``semipose.dataset.annotations`` (refusals raised; training
+        drops the records whose image file is missing, with a warning)."""
+        report = check_mpii(
+            anno,
+            path=self.ann_file,
+            num_joints=len(self.actual_joints),
+            joints=self.image_set != "test",
+        )
+        if self.data_format != "zip":
+            names = sorted({rec["image"] for rec in anno if isinstance(rec, dict)})
+            missing = check_image_files(
+                report, [(n, n) for n in names], image_dir, train=self.is_train
+            )
+            anno = [rec for rec in anno if rec.get("image") not in missing]
+        report.finish(logger)
+        return anno
 
     def evaluate(self, preds, output_dir, all_boxes=None, img_path=None, *args, prefix=None):
         """PCKh@0.5 against ``<root>/mpii/annot/gt_<image_set>.mat`` (``MPIIPCKhEvaluator``).

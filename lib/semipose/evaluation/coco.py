@@ -14,8 +14,9 @@ import numpy as np
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from semipose.common.io import atomic_write, atomic_write_json
+from semipose.common.io import atomic_write, atomic_write_json, read_json
 from semipose.common.joints import COCO_SIGMAS
+from semipose.dataset.annotations import check_coco
 from semipose.nms.nms import oks_nms
 
 __all__ = ["COCOKeypointEvaluator", "STATS_NAMES", "as_coco", "rescore"]
@@ -65,12 +66,25 @@ def as_coco(gt):
     return coco
 
 
+def _checked(gt, num_joints, category_id):
+    """A COCO-format dict (or the json file ``gt``) after the annotation checks."""
+    path = "the ground truth given to the evaluator"
+    if isinstance(gt, (str, os.PathLike)):
+        path = os.fspath(gt)
+        gt = read_json(path, "COCO annotation file")
+    check_coco(gt, path=path, num_joints=num_joints, category_id=category_id).finish(logger)
+    return gt
+
+
 class COCOKeypointEvaluator:
     """OKS keypoint AP of person predictions against COCO-format ground truth.
 
     Args:
-        coco: the ground truth, a ``pycocotools.coco.COCO`` or a COCO-format dict (for a set
-            without keypoint annotations, its images and categories are enough).
+        coco: the ground truth, a ``pycocotools.coco.COCO`` (used as it is: the datasets pass the
+            one they checked), or a COCO-format dict or json path, which first goes through the
+            checks of ``semipose.dataset.annotations`` (repairs logged and applied to the dict in
+            place, refusals raised) with ``K = len(sigmas)`` joints. For a set without keypoint
+            annotations, its images and categories are enough.
         image_set: the set's name, used in the file names (e.g. ``'val2017'``).
         oks_thre: OKS-NMS threshold (``TEST.OKS_THRE``); above 1 keeps every pose.
         in_vis_thre: joint-score threshold of the rescoring (``TEST.IN_VIS_THRE``).
@@ -85,6 +99,8 @@ class COCOKeypointEvaluator:
         self, coco, image_set, *, oks_thre=0.5, in_vis_thre=0.0, save_result=True,
         has_ground_truth=True, sigmas=COCO_SIGMAS, category_id=None,
     ):  # fmt: skip
+        if not isinstance(coco, COCO):
+            coco = _checked(coco, len(sigmas), category_id)
         self.coco = as_coco(coco)
         self.image_set = image_set
         self.oks_thre = oks_thre
