@@ -72,8 +72,10 @@ def test_annotation_boxes_cleaned_as_the_coco_gt_mode(tmp_path):
     }  # fmt: skip
     src = AnnotationBoxes(_write(tmp_path / "gt.json", ann))
     # x1 = max(0, -5) = 0, x2 = min(99, 0 + 49) = 49; y2 = min(79, 10 + 199) = 79.
-    assert src(IMAGE, file_name="a.jpg").tolist() == [[0, 10, 49, 69, 1.0]]
-    assert len(src) == 1 and "1 persons" in src.describe()
+    # The last person's area field is 0 but its box is usable: the area is repaired to w * h (the
+    # annotation checks' rule), so it is a box too; crowds and persons without labels are not.
+    assert src(IMAGE, file_name="a.jpg").tolist() == [[0, 10, 49, 69, 1.0], [30, 5, 9, 9, 1.0]]
+    assert len(src) == 1 and "2 persons" in src.describe()  # one image, two persons
     with pytest.raises(BoxSourceError, match="no 'annotations' list"):
         AnnotationBoxes(_write(tmp_path / "x.json", [1, 2]))
 
