@@ -17,7 +17,8 @@ from yacs.config import CfgNode
 from semipose.common.errors import DataFileError
 from semipose.common.joints import FLIP_PAIRS
 from semipose.core.inference import flip_test_heatmap, get_final_preds
-from semipose.utils.layouts import KeypointLayout, layout_for_dataset
+from semipose.dataset.build import dataset_layout
+from semipose.utils.layouts import LAYOUTS, KeypointLayout, layout_for_dataset
 from semipose.utils.transforms import get_affine_transform
 
 __all__ = [
@@ -537,7 +538,8 @@ def init_model(
     if isinstance(layout, KeypointLayout):
         kp_layout = layout
     else:
-        kp_layout = layout_for_dataset(layout or cfg.DATASET.TEST_DATASET)
+        kp_layout = (layout_for_dataset(layout) if layout in LAYOUTS
+                     else dataset_layout(cfg, layout or None))
     model = TopDownPoseModel(
         network,
         head=head,
@@ -549,7 +551,7 @@ def init_model(
         post_process=cfg.TEST.POST_PROCESS,
         post_type=post_type or cfg.TEST.POST_TYPE,
         blur_kernel=cfg.TEST.BLUR_KERNEL,
-        flip_pairs=FLIP_PAIRS,
+        flip_pairs=FLIP_PAIRS if kp_layout.flip_pairs is None else kp_layout.flip_pairs,
         in_vis_thre=cfg.TEST.IN_VIS_THRE,
         oks_thre=cfg.TEST.OKS_THRE,
         color_rgb=cfg.DATASET.COLOR_RGB,
