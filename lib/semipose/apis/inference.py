@@ -18,8 +18,8 @@ from semipose.common.errors import DataFileError
 from semipose.common.joints import FLIP_PAIRS
 from semipose.core.inference import flip_test_heatmap, get_final_preds
 from semipose.dataset.build import dataset_layout
-from semipose.utils.layouts import LAYOUTS, KeypointLayout, layout_for_dataset
 from semipose.utils.transforms import get_affine_transform
+from semipose.utils.vis import LAYOUTS, KeypointLayout, layout_for_dataset
 
 __all__ = [
     "HEADS",

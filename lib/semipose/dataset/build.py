@@ -15,7 +15,7 @@ from semipose.dataset.custom import CustomDataset, MixedCustomDataset
 from semipose.dataset.mixed import MixedCOCOCOCODataset, MixedMPIIAIDataset
 from semipose.dataset.mpii import MPIIDataset
 from semipose.dataset.synthetic import generate, is_generated, preset_kwargs
-from semipose.utils.layouts import KeypointLayout, layout_from_metainfo
+from semipose.utils.vis import KeypointLayout, layout_from_metainfo
 
 __all__ = [
     "DATASETS",

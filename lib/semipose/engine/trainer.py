@@ -360,7 +360,7 @@ def _save_vis(cfg, method, results, output_dir, num_images):
     """``valid.py --vis N``: the first N val images with the predicted skeletons drawn (the
     ensemble for a two-network method, else net 1) under ``<output>/vis/``."""
     from semipose.dataset.build import dataset_layout
-    from semipose.utils.visualize import save_drawn_predictions
+    from semipose.utils.vis import save_drawn_predictions
 
     head = "ensemble" if "ensemble" in method.heads else method.heads[0]
     p = results["predictions"]
