@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from semipose.apis import LAYOUTS, draw_predictions, save_drawn_predictions
-from semipose.utils.draw import COCO_LIMB_COLORS, COCO_SKELETON, draw_pose, side_colors
+from semipose.utils.vis import COCO_LIMB_COLORS, COCO_SKELETON, draw_pose, side_colors
 
 
 def _pose():

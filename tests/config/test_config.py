@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from semipose.config import ConfigError, get_cfg, get_model_name, load_config, update_config
+from semipose.dataset.build import dataset_num_joints
 from semipose.methods import build_method
 
 REPO = Path(__file__).resolve().parents[2]
@@ -49,7 +50,9 @@ def test_experiments_exist():
 def test_every_experiment_loads(path):
     cfg = update_config(get_cfg(), _args(path))
     assert cfg.is_frozen()
-    assert cfg.MODEL.NUM_JOINTS == 24
+    # The joint count is the dataset's: 24 for the union-layout sets, the metainfo's for 'custom'.
+    assert cfg.MODEL.NUM_JOINTS == dataset_num_joints(cfg, cfg.DATASET.TRAIN_DATASET)
+    assert cfg.MODEL.NUM_JOINTS == dataset_num_joints(cfg, cfg.DATASET.TEST_DATASET)
     assert len(cfg.MODEL.IMAGE_SIZE) == 2 and len(cfg.MODEL.EXTRA.HEATMAP_SIZE) == 2
     # Heatmaps are a quarter of the input.
     assert [4 * v for v in cfg.MODEL.EXTRA.HEATMAP_SIZE] == list(cfg.MODEL.IMAGE_SIZE)

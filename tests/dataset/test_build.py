@@ -24,7 +24,9 @@ def _cfg(root, **over):
 
 
 def test_registry_names():
-    assert sorted(DATASETS) == ["ai_challenger", "coco", "mix_coco_coco", "mix_mpii_ai", "mpii"]
+    assert sorted(DATASETS) == [
+        "ai_challenger", "coco", "custom", "mix_coco_coco", "mix_mpii_ai", "mpii"
+    ]  # fmt: skip
 
 
 def test_unknown_name_lists_registry(tmp_path):

@@ -19,8 +19,7 @@ from semipose.apis.inference import (
     init_model,
     oks_nms_poses,
 )
-from semipose.utils.layouts import LAYOUTS, KeypointLayout
-from semipose.utils.visualize import draw_predictions, save_drawn_predictions
+from semipose.utils.vis import LAYOUTS, KeypointLayout, draw_predictions, save_drawn_predictions
 
 __all__ = [
     "AnnotationBoxes",

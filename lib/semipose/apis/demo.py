@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from semipose.common.io import read_json
-from semipose.utils.draw import COCO_SKELETON, draw_poses
+from semipose.utils.vis import COCO_SKELETON, draw_poses
 
 logger = logging.getLogger(__name__)
 

@@ -18,8 +18,9 @@ from semipose.codecs import MSRAHeatmap
 from semipose.common.errors import DataFileError
 from semipose.common.joints import FLIP_PAIRS
 from semipose.dataset.annotations import box_problem
-from semipose.utils.layouts import KeypointLayout, layout_for_dataset
+from semipose.dataset.build import dataset_layout
 from semipose.utils.transforms import get_affine_transform
+from semipose.utils.vis import LAYOUTS, KeypointLayout, layout_for_dataset
 
 __all__ = [
     "HEADS",
@@ -534,7 +535,8 @@ def init_model(
     if isinstance(layout, KeypointLayout):
         kp_layout = layout
     else:
-        kp_layout = layout_for_dataset(layout or cfg.DATASET.TEST_DATASET)
+        kp_layout = (layout_for_dataset(layout) if layout in LAYOUTS
+                     else dataset_layout(cfg, layout or None))
     model = TopDownPoseModel(
         network,
         head=head,
@@ -546,7 +548,7 @@ def init_model(
         post_process=cfg.TEST.POST_PROCESS,
         post_type=post_type or cfg.TEST.POST_TYPE,
         blur_kernel=cfg.TEST.BLUR_KERNEL,
-        flip_pairs=FLIP_PAIRS,
+        flip_pairs=FLIP_PAIRS if kp_layout.flip_pairs is None else kp_layout.flip_pairs,
         in_vis_thre=cfg.TEST.IN_VIS_THRE,
         oks_thre=cfg.TEST.OKS_THRE,
         color_rgb=cfg.DATASET.COLOR_RGB,

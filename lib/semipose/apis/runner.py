@@ -31,7 +31,7 @@ from semipose.apis.boxes import (
 from semipose.apis.inference import HEADS, inference_topdown, init_model, oks_nms_poses, read_image
 from semipose.common.errors import UserError
 from semipose.common.io import atomic_write_json
-from semipose.utils.visualize import draw_predictions, unique_output_path
+from semipose.utils.vis import draw_predictions, unique_output_path
 
 __all__ = [
     "IMAGE_EXTENSIONS",

@@ -1,10 +1,14 @@
 """Joint tables: the 24-joint union layout, each dataset's native order, mappings, flip pairs and
 OKS sigmas.
 
-Facts from the original's lib/dataset/{JointsDataset,coco,mpii,ai_challenger}.py (MIT). Data only
-(numpy), so every layer may read them; ``semipose.dataset.joints`` re-exports this module.
+The tables are read from the built-in metainfo files (``semipose/dataset/metainfo/*.yaml``, see
+``semipose.common.metainfo``); facts from the original's
+lib/dataset/{JointsDataset,coco,mpii,ai_challenger}.py (MIT). Data only (numpy), so every layer may
+read them; ``semipose.dataset.joints`` re-exports this module.
 """
 import numpy as np
+
+from semipose.common.metainfo import builtin_metainfo
 
 __all__ = [
     "UNION_JOINTS", "NUM_UNION_JOINTS", "UPPER_BODY_IDS", "LOWER_BODY_IDS", "FLIP_PAIRS",
@@ -14,48 +18,31 @@ __all__ = [
     "COCO_TRAINED", "MPII_TRAINED", "AIC_TRAINED",
 ]  # fmt: skip
 
-#: The union joint order shared by every dataset (index -> name).
-UNION_JOINTS = {
-    0: "root", 1: "rhip", 2: "rkne", 3: "rank", 4: "lhip", 5: "lkne", 6: "lank", 7: "belly",
-    8: "thorax", 9: "neck", 10: "upper neck", 11: "nose", 12: "head", 13: "head top",
-    14: "lsho", 15: "lelb", 16: "lwri", 17: "rsho", 18: "relb", 19: "rwri",
-    20: "reye", 21: "leye", 22: "rear", 23: "lear",
-}  # fmt: skip
-NUM_UNION_JOINTS = 24
+_UNION = builtin_metainfo("union")
+_COCO = builtin_metainfo("coco")
+_MPII = builtin_metainfo("mpii")
+_AIC = builtin_metainfo("ai_challenger")
 
-UPPER_BODY_IDS = tuple(range(7, 24))
-LOWER_BODY_IDS = tuple(range(0, 7))
+#: The union joint order shared by every dataset (index -> name).
+UNION_JOINTS = _UNION.joints
+NUM_UNION_JOINTS = _UNION.num_joints
+
+UPPER_BODY_IDS = _UNION.upper_body_ids
+LOWER_BODY_IDS = _UNION.lower_body_ids
 
 #: Horizontal flip pairs in the union layout (hips, knees, ankles, shoulders, elbows, wrists, eyes,
 #: ears).
-FLIP_PAIRS = [[1, 4], [2, 5], [3, 6], [14, 17], [15, 18], [16, 19], [20, 21], [22, 23]]
+FLIP_PAIRS = [list(p) for p in _UNION.flip_pairs]
 
 #: Native joint orders (native index -> name, names from the union table).
-COCO_JOINTS = {
-    0: "nose", 1: "leye", 2: "reye", 3: "lear", 4: "rear", 5: "lsho", 6: "rsho", 7: "lelb",
-    8: "relb", 9: "lwri", 10: "rwri", 11: "lhip", 12: "rhip", 13: "lkne", 14: "rkne",
-    15: "lank", 16: "rank",
-}  # fmt: skip
-MPII_JOINTS = {
-    0: "rank", 1: "rkne", 2: "rhip", 3: "lhip", 4: "lkne", 5: "lank", 6: "root", 7: "thorax",
-    8: "upper neck", 9: "head top", 10: "rwri", 11: "relb", 12: "rsho", 13: "lsho", 14: "lelb",
-    15: "lwri",
-}  # fmt: skip
-AIC_JOINTS = {
-    0: "rsho", 1: "relb", 2: "rwri", 3: "lsho", 4: "lelb", 5: "lwri", 6: "rhip", 7: "rkne",
-    8: "rank", 9: "lhip", 10: "lkne", 11: "lank", 12: "head top", 13: "neck",
-}  # fmt: skip
+COCO_JOINTS = _COCO.joints
+MPII_JOINTS = _MPII.joints
+AIC_JOINTS = _AIC.joints
 
 #: COCO OKS sigmas (17 joints, native order).
-COCO_SIGMAS = np.array(
-    [0.26, 0.25, 0.25, 0.35, 0.35, 0.79, 0.79, 0.72, 0.72, 0.62, 0.62, 1.07, 1.07, 0.87, 0.87,
-     0.89, 0.89]
-) / 10.0  # fmt: skip
+COCO_SIGMAS = _COCO.sigmas
 #: AI Challenger OKS deltas of the official metric (14 joints, native order), already doubled.
-AIC_SIGMAS = 2.0 * np.array(
-    [0.01388152, 0.01515228, 0.01057665, 0.01417709, 0.01497891, 0.01402144, 0.03909642,
-     0.03686941, 0.01981803, 0.03843971, 0.03412318, 0.02415081, 0.01291456, 0.01236173]
-)  # fmt: skip
+AIC_SIGMAS = _AIC.sigmas
 
 
 def get_mapping(actual_joints):

@@ -117,6 +117,19 @@ _C.DATASET.CROP_CACHE = ""  # (ours) person-crop cache folder: regions cut once,
 _C.DATASET.CROP_CACHE_FORMAT = "raw"  # (ours) crop-cache files: 'raw' (exact) or 'jpg' (lossy)
 _C.DATASET.DEVICE_WARP = False  # (ours) training crops + targets rendered on the device in batch
 
+# (ours) a user's own keypoint set: DATASET.TRAIN_DATASET / TEST_DATASET 'custom'
+# (docs/CUSTOM_DATA.md)
+_C.DATASET.METAINFO = ""  # metainfo YAML (keypoint names, flip pairs, skeleton, sigmas); a bare
+# name (coco, mpii, ai_challenger) is a built-in file; the joint count MODEL.NUM_JOINTS must match
+_C.DATASET.TRAIN_ANN = ""  # labeled COCO-format json (relative to ROOT, or absolute); file_name
+# of its images is relative to ROOT (or absolute)
+_C.DATASET.VAL_ANN = ""  # validation COCO-format json (relative to ROOT, or absolute)
+_C.DATASET.UNLABELED = []  # unlabeled image folders and video files (relative to ROOT or
+# absolute); non-empty: 'custom' training pairs each labeled crop with an unlabeled one
+_C.DATASET.UNLABELED_BOXES = "frame"  # 'frame' (one box: the whole image/frame) or a detection
+# json: [{"file_name": <image path or <video>#<frame>>, "bbox": [x, y, w, h], "score": s}, ...]
+_C.DATASET.VIDEO_FPS = 1.0  # frames per second sampled from each unlabeled video (decoded lazily)
+
 # (ours) embedded synthetic COCO-format set, generated under DATASET.ROOT on first use if ENABLED
 _C.DATASET.SYNTHETIC = CN()
 _C.DATASET.SYNTHETIC.ENABLED = False  # generate <ROOT>/coco procedurally if it is missing
@@ -171,6 +184,9 @@ _C.TEST.MODEL_FILE = ""  # checkpoint evaluated by valid.py
 _C.TEST.IMAGE_THRE = 0.0  # minimum detection score
 _C.TEST.NMS_THRE = 1.0  # (unused) stored by the datasets
 _C.TEST.SAVE_RESULT = True  # write the results json (and the COCOeval pickle)
+_C.TEST.METRIC = "oks"  # (ours) 'custom' sets: 'oks' (COCOeval AP with the metainfo's sigmas)
+# or 'pck' (PCK@TEST.PCK_THRESHOLD of the GT box's longer side; needs TEST.USE_GT_BBOX)
+_C.TEST.PCK_THRESHOLD = 0.2  # (ours) PCK distance threshold, a fraction of the box's longer side
 _C.TEST.SELECT_BY = "net1"  # (ours) model_best by 'net1', 'mean' (of the nets) or 'ensemble'
 
 # ---------------------------------------------------------------- debug images

@@ -81,7 +81,8 @@ def _check_training(cfg):
 
 
 def _check_model(cfg):
-    from semipose.dataset.build import DATASETS, dataset_num_joints
+    from semipose.common.joints import NUM_UNION_JOINTS
+    from semipose.dataset.build import DATASETS, dataset_metainfo, dataset_num_joints
     from semipose.methods.registry import method_names
 
     if cfg.MODEL.NAME not in method_names():
@@ -94,8 +95,10 @@ def _check_model(cfg):
     for key in ("DATASET.TRAIN_DATASET", "DATASET.TEST_DATASET"):
         joints = dataset_num_joints(cfg, _get(cfg, key))
         if joints is not None and joints != cfg.MODEL.NUM_JOINTS:
-            raise _bad(cfg, "MODEL.NUM_JOINTS", cfg.MODEL.NUM_JOINTS,
-                       f"{joints}, the joints of {key} {_get(cfg, key)!r}")
+            source = f"the joints of {key} {_get(cfg, key)!r}"
+            if joints != NUM_UNION_JOINTS or cfg.DATASET.METAINFO:
+                source += f" (metainfo {dataset_metainfo(cfg, _get(cfg, key)).path})"
+            raise _bad(cfg, "MODEL.NUM_JOINTS", cfg.MODEL.NUM_JOINTS, f"{joints}, {source}")
     width, height = cfg.MODEL.IMAGE_SIZE
     hm_w, hm_h = cfg.MODEL.EXTRA.HEATMAP_SIZE
     multiple = INPUT_MULTIPLE.get(cfg.MODEL.BACKBONE)

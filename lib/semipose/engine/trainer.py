@@ -359,14 +359,14 @@ def do_valid(cfg, args):
 def _save_vis(cfg, method, results, output_dir, num_images):
     """``valid.py --vis N``: the first N val images with the predicted skeletons drawn (the
     ensemble for a two-network method, else net 1) under ``<output>/vis/``."""
-    from semipose.utils.layouts import layout_for_dataset
-    from semipose.utils.visualize import save_drawn_predictions
+    from semipose.dataset.build import dataset_layout
+    from semipose.utils.vis import save_drawn_predictions
 
     head = "ensemble" if "ensemble" in method.heads else method.heads[0]
     p = results["predictions"]
     written = save_drawn_predictions(
         p["image_path"], p["preds"][head], p["boxes"], output_dir, num_images,
-        layout=layout_for_dataset(cfg.DATASET.TEST_DATASET), in_vis_thre=cfg.TEST.IN_VIS_THRE,
+        layout=dataset_layout(cfg), in_vis_thre=cfg.TEST.IN_VIS_THRE,
     )
     logger.info(f"=> drew {head} predictions on {len(written)} images in "
                 f"{os.path.join(output_dir, 'vis')}")

@@ -201,6 +201,8 @@ class COCOKeypointEvaluator:
             coco_dt = self.coco.loadRes(dets)
             coco_eval = COCOeval(self.coco, coco_dt, "keypoints")
             coco_eval.params.useSegm = None
+            # The evaluator's sigmas (COCO's are COCOeval's own defaults; a custom set has its own).
+            coco_eval.params.kpt_oks_sigmas = np.asarray(self.sigmas, dtype=np.float64)
             coco_eval.evaluate()
             coco_eval.accumulate()
         buf = io.StringIO()

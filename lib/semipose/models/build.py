@@ -7,7 +7,7 @@ lib/models/pose_{resnet,hrnet,dual,cons}.py (MIT). The model classes never see t
 
 import logging
 
-from semipose.common.joints import COCO_TRAINED, MPII_TRAINED
+from semipose.dataset.build import dataset_trained_joints
 from semipose.models.pose_hrnet import PoseHighResolutionNet
 from semipose.models.pose_lite import PoseLite
 from semipose.models.pose_resnet import PoseResNet
@@ -17,7 +17,6 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "BACKBONES",
-    "TRAINED_JOINTS",
     "build_backbone",
     "compile_networks",
     "hrnet_kwargs",
@@ -27,16 +26,6 @@ __all__ = [
     "resnet_kwargs",
     "semi_kwargs",
 ]
-
-# TRAIN_DATASET -> union channels the labeled dataset trains (the fix of MASK_JOINT_FIX draws among
-# them)
-TRAINED_JOINTS = {
-    "coco": COCO_TRAINED,
-    "mix_coco_coco": COCO_TRAINED,
-    "mpii": MPII_TRAINED,
-    "mix_mpii_ai": MPII_TRAINED,
-}
-
 
 def resnet_kwargs(cfg):
     """PoseResNet keyword arguments from MODEL / MODEL.EXTRA."""
@@ -96,7 +85,8 @@ def semi_kwargs(cfg):
         rotation_factor=cfg.DATASET.ROT_FACTOR,
         mask_joint_num=cfg.MASK_JOINT_NUM,
         mask_joint_fix=cfg.MASK_JOINT_FIX,
-        trained_joints=TRAINED_JOINTS.get(cfg.DATASET.TRAIN_DATASET),
+        # the channels the labeled set trains (MASK_JOINT_FIX draws among them), from the registry
+        trained_joints=dataset_trained_joints(cfg),
         unsup_transform=cfg.UNSUP_TRANSFORM,
         cons_rand_aug=cfg.CONS_RAND_AUG,
         same_view=cfg.CONS_SAME_VIEW,

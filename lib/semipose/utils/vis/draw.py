@@ -1,11 +1,14 @@
-"""Drawing person poses on BGR images: limbs, joints, boxes and scores.
+"""Drawing poses on BGR images: limbs, joints, boxes and scores.
 
-The skeletons are given in each dataset's native joint order (0-based). Colours are BGR tuples:
+The skeletons and colours come from the sets' metainfo files (``semipose.common.metainfo``), in
+each set's native joint order (0-based). Colours are BGR tuples:
 left-side limbs are blue, right-side limbs orange, the head and the torso centre green and purple,
 so that a mirrored prediction is visible at a glance.
 """
 import cv2
 import numpy as np
+
+from semipose.common.metainfo import builtin_metainfo, side_colors
 
 __all__ = [
     "COCO_SKELETON",
@@ -18,78 +21,26 @@ __all__ = [
     "draw_poses",
 ]
 
-_LEFT = (235, 140, 30)  # blue
-_RIGHT = (30, 140, 255)  # orange
-_HEAD = (60, 200, 60)  # green
-_TORSO = (200, 60, 200)  # purple
+_COCO = builtin_metainfo("coco")
 
 #: COCO limbs (native 17-joint order: nose, leye, reye, lear, rear, lsho, rsho, lelb, relb, lwri,
-#: rwri, lhip, rhip, lkne, rkne, lank, rank).
-COCO_SKELETON = (
-    (15, 13), (13, 11), (16, 14), (14, 12), (11, 12), (5, 11), (6, 12), (5, 6), (5, 7), (6, 8),
-    (7, 9), (8, 10), (1, 2), (0, 1), (0, 2), (1, 3), (2, 4), (3, 5), (4, 6),
-)  # fmt: skip
+#: rwri, lhip, rhip, lkne, rkne, lank, rank), from the COCO metainfo file.
+COCO_SKELETON = _COCO.skeleton
 
 #: One BGR colour per limb of ``COCO_SKELETON``; the left arm and leg get lighter blues towards
 #: the hand and foot, the right ones lighter oranges, so each segment is told apart.
-COCO_LIMB_COLORS = (
-    (255, 170, 60), (235, 140, 30), (60, 190, 255), (30, 140, 255), (200, 60, 200),
-    (210, 110, 50), (50, 110, 210), (200, 60, 200), (235, 140, 30), (30, 140, 255),
-    (255, 170, 60), (60, 190, 255), (60, 200, 60), (60, 200, 60), (60, 200, 60),
-    (90, 220, 90), (90, 220, 90), (120, 230, 120), (120, 230, 120),
-)  # fmt: skip
+COCO_LIMB_COLORS = _COCO.limb_colors
 
 #: One BGR colour per COCO joint (head green, left blue, right orange).
-COCO_JOINT_COLORS = (
-    (60, 200, 60), (60, 200, 60), (60, 200, 60), (60, 200, 60), (60, 200, 60),
-    (235, 140, 30), (30, 140, 255), (235, 140, 30), (30, 140, 255), (255, 170, 60),
-    (60, 190, 255), (235, 140, 30), (30, 140, 255), (235, 140, 30), (30, 140, 255),
-    (255, 170, 60), (60, 190, 255),
-)  # fmt: skip
+COCO_JOINT_COLORS = _COCO.joint_colors
 
 #: MPII limbs (native 16-joint order: rank, rkne, rhip, lhip, lkne, lank, pelvis, thorax, upper
 #: neck, head top, rwri, relb, rsho, lsho, lelb, lwri).
-MPII_SKELETON = (
-    (0, 1), (1, 2), (2, 6), (3, 6), (3, 4), (4, 5), (6, 7), (7, 8), (8, 9), (10, 11), (11, 12),
-    (12, 7), (13, 7), (13, 14), (14, 15),
-)  # fmt: skip
+MPII_SKELETON = builtin_metainfo("mpii").skeleton
 
 #: AI Challenger limbs (native 14-joint order: rsho, relb, rwri, lsho, lelb, lwri, rhip, rkne,
 #: rank, lhip, lkne, lank, head top, neck).
-AIC_SKELETON = (
-    (0, 1), (1, 2), (3, 4), (4, 5), (6, 7), (7, 8), (9, 10), (10, 11), (12, 13), (13, 0), (13, 3),
-    (0, 6), (3, 9),
-)  # fmt: skip
-
-_HEAD_NAMES = {"nose", "leye", "reye", "lear", "rear", "head", "head top", "upper neck", "neck"}
-
-
-def _side(name):
-    if name in _HEAD_NAMES:
-        return _HEAD
-    if name[:1] == "l":
-        return _LEFT
-    if name[:1] == "r" and name != "root":
-        return _RIGHT
-    return _TORSO
-
-
-def side_colors(joint_names, skeleton):
-    """Joint and limb colours from joint names (left blue, right orange, head green, torso purple).
-
-    Args:
-        joint_names: the J joint names in native order (``'lsho'``, ``'rkne'``, ``'head top'``...).
-        skeleton: pairs of joint indices.
-
-    Returns:
-        ``(joint_colors, limb_colors)``: tuples of BGR colours, J and len(skeleton) long. A limb
-        between the two sides (e.g. shoulder to shoulder) takes the torso colour.
-    """
-    joint_colors = tuple(_side(n) for n in joint_names)
-    limb_colors = tuple(
-        joint_colors[a] if joint_colors[a] == joint_colors[b] else _TORSO for a, b in skeleton
-    )
-    return joint_colors, limb_colors
+AIC_SKELETON = builtin_metainfo("ai_challenger").skeleton
 
 
 def _line_width(image):

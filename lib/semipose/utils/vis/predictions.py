@@ -6,8 +6,8 @@ import os
 import cv2
 import numpy as np
 
-from semipose.utils.draw import draw_poses
-from semipose.utils.layouts import KeypointLayout, layout_for_dataset
+from semipose.utils.vis.draw import draw_poses
+from semipose.utils.vis.layouts import KeypointLayout, layout_for_dataset
 
 __all__ = ["draw_predictions", "save_drawn_predictions", "unique_output_path"]
 

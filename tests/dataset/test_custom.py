@@ -1,0 +1,171 @@
+"""The 'custom' dataset: a user's own keypoints (the 9-point robot arm of toy_shapes) as files and
+YAML keys only: COCO-format json, a metainfo file, an unlabeled folder and a video."""
+import json
+import types
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from semipose.apis import draw_predictions, inference_topdown, init_model
+from semipose.config import ConfigError, get_cfg, update_config
+from semipose.dataset.build import build_dataset, dataset_layout, dataset_trained_joints
+from semipose.dataset.custom import UnlabeledDataset, read_video_frame
+from semipose.dataset.toy_shapes import generate_toy_set
+from semipose.engine import trainer
+from semipose.engine.checks import check_config
+from semipose.engine.cli import parse_valid_args
+
+pytestmark = pytest.mark.usefixtures("single_thread")
+
+REPO = Path(__file__).resolve().parents[2]
+TEMPLATE = REPO / "experiments/custom/res18_256x256_PoseDual_JointCut.yaml"
+
+
+@pytest.fixture(scope="module")
+def arm_set(tmp_path_factory):
+    root = tmp_path_factory.mktemp("arm")
+    paths = generate_toy_set(str(root), num_train=8, num_val=4, num_unlabeled=4,
+                             video_frames=10, image_size=(96, 96), seed=3)  # fmt: skip
+    return root, paths
+
+
+def _opts(root, out, **changes):
+    opts = {
+        "DATASET.ROOT": str(root), "DATASET.METAINFO": "robot_arm.yaml",
+        "OUTPUT_DIR": str(out / "output"), "LOG_DIR": str(out / "log"), "WORKERS": "0",
+        "DEVICE": "cpu", "PRINT_FREQ": "1", "MODEL.INIT_WEIGHTS": "False",
+        "MODEL.PRETRAINED": "", "MODEL.IMAGE_SIZE": "[64, 64]",
+        "MODEL.EXTRA.HEATMAP_SIZE": "[16, 16]", "MODEL.EXTRA.NUM_DECONV_FILTERS": "[16, 16, 16]",
+        "MODEL.EXTRA.SIGMA": "1", "TRAIN.BATCH_SIZE": "2", "TRAIN.END_EPOCH": "1",
+        "TRAIN.LR_STEP": "[1, 2]", "TRAIN.MAX_ITERS": "2", "TEST.BATCH_SIZE": "4",
+        "MASK_JOINT_NUM": "2",
+    }  # fmt: skip
+    opts.update(changes)
+    return [item for pair in opts.items() for item in pair]
+
+
+def _cfg(opts, path=TEMPLATE):
+    args = types.SimpleNamespace(cfg=str(path), opts=list(opts), distributed=False, local_rank=-1)
+    return update_config(get_cfg(), args), args
+
+
+def test_labeled_set_is_native_nine_joints(arm_set, tmp_path):
+    root, paths = arm_set
+    cfg, _ = _cfg(_opts(root, tmp_path))
+    ds = build_dataset(cfg, is_train=False)
+    assert ds.num_joints == 9 and len(ds) == 4 and ds.image_set == "custom_val"
+    assert ds.flip_pairs == [[5, 7], [6, 8]]
+    ann = json.loads(Path(paths["val_ann"]).read_text())["annotations"][0]
+    assert np.allclose(ds.db[0]["joints_3d"][:, :2], np.reshape(ann["keypoints"], (9, 3))[:, :2])
+    inp, target, weight, meta = ds[0]
+    assert tuple(inp.shape) == (3, 64, 64) and tuple(target.shape) == (9, 16, 16)
+    assert float(weight.sum()) == 9.0
+    assert dataset_trained_joints(cfg) == list(range(9))
+
+
+def test_mixed_set_pairs_labeled_with_folder_and_video(arm_set, tmp_path):
+    root, _ = arm_set
+    cfg, _ = _cfg(_opts(root, tmp_path))
+    mixed = build_dataset(cfg, is_train=True)
+    # 4 folder images + 10 frames at 10 fps sampled at 2 per second (frames 0 and 5)
+    assert mixed.sizes == [8, 6] and len(mixed) == 8
+    assert [r["image"].rsplit("#", 1)[-1] for r in mixed.unlabeled.db[4:]] == ["0", "5"]
+    inputs, targets, weights, _ = mixed[5]
+    assert len(inputs) == 2 and tuple(targets[1].shape) == (9, 16, 16)
+    assert float(weights[1].sum()) == 9.0
+
+
+def test_video_frames_decode_by_seeking(arm_set):
+    _, paths = arm_set
+    cap = cv2.VideoCapture(paths["video"])
+    frames = [cap.read()[1] for _ in range(7)]
+    cap.release()
+    assert np.array_equal(read_video_frame(paths["video"], 5), frames[5])
+    assert np.array_equal(read_video_frame(paths["video"], 2), frames[2])
+
+
+def test_unlabeled_detection_boxes(arm_set, tmp_path):
+    root, paths = arm_set
+    dets = [{"file_name": "unlabeled/000001.jpg", "bbox": [10, 10, 40, 50], "score": 0.9},
+            {"file_name": "arm.avi#3", "bbox": [0, 0, 96, 96], "score": 0.8},
+            {"file_name": "unlabeled/000002.jpg", "bbox": [0, 0, 20, 20], "score": 0.1}]
+    det_file = tmp_path / "dets.json"
+    det_file.write_text(json.dumps(dets))
+    cfg, _ = _cfg(_opts(root, tmp_path))
+    ds = UnlabeledDataset(str(root), ["unlabeled"], build_dataset(cfg, False).metainfo, False,
+                          boxes=str(det_file), image_thre=0.5, image_size=(64, 64),
+                          heatmap_size=(16, 16))  # fmt: skip
+    assert len(ds) == 2 and ds.db[1]["video"] == (str(root / "arm.avi"), 3)
+    assert np.allclose(ds.db[0]["center"], [30, 35])
+    crop = ds[1][0]  # no transform: the raw crop of the decoded frame
+    assert crop.shape == (64, 64, 3) and crop.dtype == np.uint8 and crop.std() > 5
+
+
+def test_joint_count_mismatch_names_both(arm_set, tmp_path):
+    root, _ = arm_set
+    cfg, _ = _cfg(_opts(root, tmp_path, **{"MODEL.NUM_JOINTS": "5"}))
+    with pytest.raises(ConfigError) as err:
+        check_config(cfg)
+    text = str(err.value)
+    assert "MODEL.NUM_JOINTS 5" in text and "expected 9" in text and "robot_arm.yaml" in text
+
+
+@pytest.mark.parametrize("metric, key", [("oks", "AP"), ("pck", "PCK")])
+def test_ground_truth_scores_one(arm_set, tmp_path, metric, key):
+    root, _ = arm_set
+    cfg, _ = _cfg(_opts(root, tmp_path, **{"TEST.METRIC": metric}))
+    ds = build_dataset(cfg, is_train=False)
+    preds = np.stack([np.concatenate([r["joints_3d"][:, :2], np.ones((9, 1))], 1) for r in ds.db])
+    boxes = np.zeros((len(ds), 6))
+    boxes[:, :2] = [r["center"] for r in ds.db]
+    boxes[:, 2:4] = [r["scale"] for r in ds.db]
+    boxes[:, 4] = boxes[:, 2] * boxes[:, 3] * 200**2
+    boxes[:, 5] = 1
+    names, perf = ds.evaluate(preds, str(tmp_path), boxes, [r["image"] for r in ds.db])
+    assert perf == pytest.approx(1.0) and names[key] == pytest.approx(1.0)
+    # 6 px off on every joint: the arm's own (small) sigmas cost AP, PCK@0.2 of ~60 px does not
+    names, perf = ds.evaluate(preds + [6, 0, 0], str(tmp_path), boxes, [r["image"] for r in ds.db])
+    assert (perf < 0.9) if metric == "oks" else perf == pytest.approx(1.0)
+
+
+def test_drawing_uses_the_metainfo_skeleton(arm_set, tmp_path):
+    root, paths = arm_set
+    cfg, _ = _cfg(_opts(root, tmp_path))
+    layout = dataset_layout(cfg)
+    assert layout.num_joints == 9 and len(layout.skeleton) == 8
+    kpts = np.array([[10, 80, 1], [10, 60, 1], [40, 60, 1], [70, 60, 1], [80, 60, 1],
+                     [85, 50, 1], [90, 40, 1], [85, 70, 1], [90, 80, 1]], float)  # fmt: skip
+    drawn = draw_predictions(np.zeros((96, 96, 3), np.uint8), [kpts], layout, draw_bbox=False)
+    # the shoulder-elbow limb (index 1) in its metainfo colour, mid-way between the joints
+    assert tuple(int(v) for v in drawn[60, 25]) == layout.limb_colors[1] == (120, 120, 200)
+
+
+def test_train_validate_and_draw_end_to_end(arm_set, tmp_path):
+    root, paths = arm_set
+    opts = _opts(root, tmp_path)
+    cfg, args = _cfg(opts)
+    check_config(cfg)
+    out = trainer.do_train(cfg, args)
+    run = Path(out["output_dir"])
+    assert run.parts[-3:] == ("custom", "pose_dual_18", TEMPLATE.stem)
+    assert {"net1", "net2", "ensemble"} <= set(out["last"])
+    assert list(out["last"]["net1"])[:2] == ["AP", "Ap .5"]
+    final = run / "final_state.pth.tar"
+    vargs, vcfg = parse_valid_args(["--cfg", str(TEMPLATE), "--model-file", str(final), *opts,
+                                    "--vis", "2"])  # fmt: skip
+    res = trainer.do_valid(vcfg, vargs)
+    assert res["ensemble"]["AP"] == pytest.approx(out["last"]["ensemble"]["AP"], abs=1e-9)
+    assert len(list((Path(res["output_dir"]) / "vis").glob("*.jpg"))) == 2
+    model = init_model(str(TEMPLATE), str(final), device="cpu", opts=opts)
+    poses = inference_topdown(model, str(root / "images/val/100001.jpg"), boxes=[[0, 0, 96, 96]])
+    assert len(poses) == 1 and poses[0].keypoints.shape == (9, 3)
+    assert np.all((poses[0].keypoints[:, :2] >= 0) & (poses[0].keypoints[:, :2] < 96))
+    assert model.layout.skeleton == layout_skeleton()
+
+
+def layout_skeleton():
+    from semipose.common.metainfo import load_metainfo
+
+    return load_metainfo("robot_arm").skeleton
