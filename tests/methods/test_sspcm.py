@@ -369,6 +369,40 @@ def test_trains_two_iterations_with_pcm_and_validates(coco_root, tmp_path):
     assert {k.split(".")[0] for k in state} == {"resnet", "resnet2", "final_resnet"}
 
 
+
+def test_train_compile_compiles_all_three_networks(coco_root, tmp_path, monkeypatch):
+    """TRAIN.COMPILE compiles the networks the method declares: A, B and the student C (compile
+    observed, not run), and nothing else of the model."""
+    root, train_dets = coco_root
+    compiled = []
+    monkeypatch.setattr(torch.nn.Module, "compile", lambda self, **kw: compiled.append(self))
+    seen = {}
+    build = SSPCMMethod.build_model
+
+    def keep(self, is_train):
+        seen["model"] = model = build(self, is_train)
+        return model
+
+    monkeypatch.setattr(SSPCMMethod, "build_model", keep)
+    opts = [
+        "OUTPUT_DIR", str(tmp_path / "output"), "LOG_DIR", str(tmp_path / "log"),
+        "WORKERS", "0", "PRINT_FREQ", "1", "DEVICE", "cpu", *SMALL,
+        "MODEL.IMAGE_SIZE", "[64, 96]", "MODEL.EXTRA.HEATMAP_SIZE", "[16, 24]",
+        "MODEL.EXTRA.SIGMA", "1", "DATASET.ROOT", str(root),
+        "DATASET.TRAIN_DATASET", "mix_coco_coco", "DATASET.TEST_DATASET", "coco",
+        "DATASET.TRAIN_SET", "train", "DATASET.TEST_SET", "validation", "DATASET.TRAIN_LEN", "3",
+        "HARD_AUG.OPS", "['SSCO']", "SSPCM.SCORE_THRE", "0.0",
+        "TRAIN.BATCH_SIZE", "2", "TRAIN.END_EPOCH", "1", "TRAIN.MAX_ITERS", "1",
+        "TRAIN.LR_STEP", "[1]", "TEST.BATCH_SIZE", "4", "TEST.USE_GT_BBOX", "True",
+        "TEST.FLIP_TEST", "True", "TEST.COCO_BBOX_FILE", train_dets,
+    ]  # fmt: skip
+    opts += ["TRAIN.COMPILE", "True", "TEST.FLIP_TEST", "False"]
+    _run(None, opts, tmp_path)
+    model = seen["model"]
+    assert [id(m) for m in compiled] == [id(model.resnet), id(model.resnet2),
+                                         id(model.final_resnet)]
+
+
 def test_three_sspcm_yamls_exist():
     assert len(SSPCM_YAMLS) == 3
     for path in SSPCM_YAMLS:

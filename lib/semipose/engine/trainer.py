@@ -256,7 +256,7 @@ def do_train(cfg, args):
                         "is complete, nothing to train (raise TRAIN.END_EPOCH to continue)")
             return {**done, "epochs": 0}
         if t.COMPILE:
-            compile_networks(model)
+            compile_networks(method.networks(model).values())
         wrapped = model
         if ctx.distributed:
             wrapped = torch.nn.parallel.DistributedDataParallel(

@@ -201,6 +201,7 @@ class SSPCMMethod(Method):
     """
 
     nets = ("net1", "net2", "student")
+    network_attrs = ("resnet", "resnet2", "final_resnet")
 
     def __init__(self, cfg):
         best = cfg.SSPCM.BEST_HEAD
@@ -230,7 +231,7 @@ class SSPCMMethod(Method):
         )
         # a PoseDual-style file (e.g. two ImageNet ResNet-18s under resnet. / resnet2.): A and B
         # get their own backbones; the student took the resnet. entries in init_weights
-        load_pair_state(model, state, cfg.MODEL.PRETRAINED,
+        load_pair_state(model, state, cfg.MODEL.PRETRAINED, self.network_attrs[:2],
                         layers=cfg.MODEL.EXTRA.get("PRETRAINED_LAYERS"))
         model.refresh_snapshot()
         return model

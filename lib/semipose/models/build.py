@@ -139,35 +139,38 @@ def pretrained_state(cfg, is_train):
     return unwrap_state_dict(load_checkpoint(cfg.MODEL.PRETRAINED))
 
 
-def load_pair_state(model, state, source, layers=None):
-    """Loads the ``resnet.`` and ``resnet2.`` entries of a two-network initialisation file (e.g.
-    ``resnet18_5c_gluon_posedual.pth``: two different ImageNet ResNet-18s) into ``model`` so that
-    each network gets its own weights; ``.fc.`` entries and keys the model lacks are skipped. A
-    PoseLite network loads the modules ``layers`` of its entries (``MODEL.EXTRA.PRETRAINED_LAYERS``;
-    None: the encoder). Nothing when ``state`` is None or has no ``resnet2.`` network.
+def load_pair_state(model, state, source, names, layers=None):
+    """Loads the two networks of a two-network initialisation file (e.g.
+    ``resnet18_5c_gluon_posedual.pth``: two different ImageNet ResNet-18s, under the keys of the
+    model's networks ``names``) into ``model`` so that each network gets its own weights; ``.fc.``
+    entries and keys the model lacks are skipped. A PoseLite network loads the modules ``layers``
+    of its entries (``MODEL.EXTRA.PRETRAINED_LAYERS``; None: the encoder). Nothing when ``state``
+    is None or holds no entries of the second network.
 
     Args:
-        model: a module with ``resnet`` and ``resnet2`` networks.
+        model: a module with the two networks ``names``.
         state: the loaded MODEL.PRETRAINED state_dict, or None.
         source: the file's name, for the log line.
+        names: the attribute names of the two networks (``Method.network_attrs``), which are
+            also their key prefixes in the file.
         layers: PoseLite's modules to load.
     """
-    if state is None or not any(k.startswith("resnet2.") for k in state):
+    prefixes = tuple(name + "." for name in names)
+    if state is None or not any(k.startswith(prefixes[-1]) for k in state):
         return
-    if isinstance(getattr(model, "resnet", None), PoseLite):
-        for name in ("resnet", "resnet2"):
-            sub = {k[len(name) + 1:]: v for k, v in state.items() if k.startswith(name + ".")}
+    if isinstance(getattr(model, names[0], None), PoseLite):
+        for name, prefix in zip(names, prefixes):
+            sub = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
             getattr(model, name).load_pretrained(sub, layers)
-        logger.info("loaded the resnet. and resnet2. networks of %s into net 1 and net 2", source)
+        logger.info("loaded the %s networks of %s into net 1 and net 2",
+                    " and ".join(prefixes), source)
         return
     own = model.state_dict()
     pair = {
-        k: v
-        for k, v in state.items()
-        if k.startswith(("resnet.", "resnet2.")) and ".fc." not in k and k in own
+        k: v for k, v in state.items() if k.startswith(prefixes) and ".fc." not in k and k in own
     }
     model.load_state_dict(pair, strict=False)
-    logger.info("loaded %d resnet./resnet2. entries from %s", len(pair), source)
+    logger.info("loaded %d %s entries from %s", len(pair), "/".join(prefixes), source)
 
 
 # backbone name -> (network class, keyword arguments from the config)
@@ -226,19 +229,23 @@ def init_network(net, cfg, is_train, state):
         net.init_weights(state if state is not None else "")
 
 
-def compile_networks(model, **options):
-    """Compiles the pose networks of ``model`` in place (``nn.Module.compile``) and returns it.
+def compile_networks(networks, **options):
+    """Compiles each of ``networks`` in place (``nn.Module.compile``).
 
-    For PoseDual and PoseCons only the networks (``resnet``, ``resnet2``) are compiled: the hard
-    augmentation around them draws host random numbers as the original does and stays eager, so the
-    compiled graphs have no breaks. In-place compilation keeps the parameter names, so checkpoints
-    and ``state_dict`` keys are those of the uncompiled model.
+    The caller passes the method's pose networks (``Method.networks(model).values()``): for the
+    semi-supervised models only the networks are compiled, the hard augmentation around them draws
+    host random numbers as the original does and stays eager, so the compiled graphs have no
+    breaks. In-place compilation keeps the parameter names, so checkpoints and ``state_dict`` keys
+    are those of the uncompiled model.
 
     Args:
-        model: a model from ``build_model``.
+        networks: the modules to compile.
         **options: passed to ``torch.compile`` (e.g. ``mode``, ``backend``).
+
+    Returns:
+        The list of the compiled modules.
     """
-    nets = [getattr(model, name) for name in ("resnet", "resnet2") if hasattr(model, name)]
-    for net in nets or [model]:
+    networks = list(networks)
+    for net in networks:
         net.compile(**options)
-    return model
+    return networks

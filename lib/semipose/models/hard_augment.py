@@ -339,9 +339,13 @@ class HardViewModel(nn.Module):
         return hts, trans, paths, theta
 
     # ------------------------------------------------------------------------ external teachers
+    #: the attributes of the networks whose easy-view (teacher) pass ``set_teachers`` may
+    #: replace; each model class names its own
+    teacher_attrs = ()
+
     def teacher_names(self):
         """Names of the networks whose easy-view (teacher) pass ``set_teachers`` may replace."""
-        return tuple(name for name in ("resnet", "resnet2") if hasattr(self, name))
+        return tuple(self.teacher_attrs)
 
     def set_teachers(self, teachers):
         """Runs the teacher pass of network ``name`` through ``teachers[name]`` (e.g. its EMA copy)
