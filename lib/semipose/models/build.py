@@ -7,6 +7,7 @@ lib/models/pose_{resnet,hrnet,dual,cons}.py (MIT). The model classes never see t
 
 import logging
 
+from semipose.common.hard_aug import setting_values
 from semipose.common.joints import COCO_TRAINED, MPII_TRAINED
 from semipose.models.pose_hrnet import PoseHighResolutionNet
 from semipose.models.pose_lite import PoseLite
@@ -90,37 +91,20 @@ def hrnet_kwargs(cfg):
 
 
 def semi_kwargs(cfg):
-    """Hard-augmentation keyword arguments shared by PoseDual and PoseCons."""
+    """Hard-view keyword arguments shared by PoseDual, PoseCons and SSPCM: the view settings, the
+    op sequence (or the multi-path list) and every declared op setting
+    (``semipose.common.hard_aug``, read from its config key)."""
     return dict(
         scale_factor=cfg.DATASET.SCALE_FACTOR,
         rotation_factor=cfg.DATASET.ROT_FACTOR,
-        mask_joint_num=cfg.MASK_JOINT_NUM,
-        mask_joint_fix=cfg.MASK_JOINT_FIX,
         trained_joints=TRAINED_JOINTS.get(cfg.DATASET.TRAIN_DATASET),
         unsup_transform=cfg.UNSUP_TRANSFORM,
         cons_rand_aug=cfg.CONS_RAND_AUG,
         same_view=cfg.CONS_SAME_VIEW,
         hard_teacher=cfg.CONS_HARD_TEACHER,
-        mask_joint_relative=cfg.MASK_JOINT_RELATIVE,
-        **hard_aug_kwargs(cfg.HARD_AUG),
-    )
-
-
-def hard_aug_kwargs(node):
-    """The hard-augmentation sequence (or the multi-path list) and its settings (HARD_AUG) as
-    HardViewModel arguments."""
-    return dict(
-        hard_ops=tuple(node.OPS),
-        jo_joint_num=node.JO_JOINT_NUM,
-        co_holes=node.CO_HOLES,
-        cm_holes=node.CM_HOLES,
-        jccm_cm_holes=node.JCCM_CM_HOLES,
-        mixup_alpha=node.MIXUP_ALPHA,
-        jo_fix=node.JO_FIX,
-        hole_fix=node.HOLE_FIX,
-        joint_pool_fix=node.JOINT_POOL_FIX,
-        box_relative=node.RELATIVE,
-        hard_paths=tuple(tuple(path) for path in node.PATHS),
+        hard_ops=tuple(cfg.HARD_AUG.OPS),
+        hard_paths=tuple(tuple(path) for path in cfg.HARD_AUG.PATHS),
+        **setting_values(cfg),
     )
 
 

@@ -3,8 +3,8 @@
 The original's ``create_logger`` (lib/utils/utils.py, MIT).
 """
 import logging
-import sys
 import os
+import sys
 import time
 from pathlib import Path
 
