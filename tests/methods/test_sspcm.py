@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 import torch
 
+from semipose.checkpoint.files import load_checkpoint, unwrap_state_dict
 from semipose.config import ConfigError, get_cfg, load_config, update_config
-from semipose.engine import trainer
-from semipose.engine.hooks import read_metrics
+from semipose.engine import launch
+from semipose.engine.events import read_metrics
 from semipose.methods import build_method
 from semipose.methods.sspcm import (
     SnapshotHook,
@@ -22,7 +23,6 @@ from semipose.methods.sspcm import (
 )
 from semipose.models.pose_resnet import PoseResNet
 from semipose.models.sspcm import position_inconsistency_correction
-from semipose.utils.checkpoint import load_checkpoint, unwrap_state_dict
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -338,7 +338,7 @@ def _run(cfg_file, opts, tmp_path):
     args = types.SimpleNamespace(cfg=cfg_file, opts=opts, distributed=False, local_rank=-1)
     cfg = update_config(get_cfg(), args)
     args.cfg = cfg_file or "sspcm_tiny.yaml"  # names the run folder
-    return trainer.do_train(cfg, args)
+    return launch.do_train(cfg, args)
 
 
 def test_trains_two_iterations_with_pcm_and_validates(coco_root, tmp_path):

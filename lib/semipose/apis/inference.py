@@ -439,9 +439,9 @@ def load_pose_weights(network, checkpoint, method=None, net="net1"):
     Raises:
         FileNotFoundError: the checkpoint does not exist.
         ValueError: the method cannot read ``net`` out of this checkpoint.
-        semipose.utils.checkpoint.StateDictMismatchError: the keys or shapes do not match.
+        semipose.checkpoint.files.StateDictMismatchError: the keys or shapes do not match.
     """
-    from semipose.utils.checkpoint import load_checkpoint, load_model_state, unwrap_state_dict
+    from semipose.checkpoint.files import load_checkpoint, load_model_state, unwrap_state_dict
 
     state = unwrap_state_dict(load_checkpoint(checkpoint, map_location="cpu"))
     if method is not None:

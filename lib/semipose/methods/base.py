@@ -20,12 +20,13 @@ The engine never tests a method's name: it asks the method for
 - ``checkpoint_prefix(net)``: the state_dict key prefix of a network of its checkpoints;
 - ``eval_state(state_dict, net)``: the part of a checkpoint that its evaluation module loads
   (``net``: which network of a file with several; ``readable_nets`` lists the choices);
-- ``hooks()``: extra training hooks (none by default).
+- ``hooks()``: extra training hooks (``semipose.common.hooks.HookBase`` subclasses; none by
+  default).
 """
 
 from collections import OrderedDict
 
-__all__ = ["SELECT_RULES", "HookBase", "Method", "first"]
+__all__ = ["SELECT_RULES", "Method", "first"]
 
 #: model-selection rules (TEST.SELECT_BY): net 1's main metric, the mean over the nets, the ensemble
 SELECT_RULES = ("net1", "mean", "ensemble")
@@ -35,35 +36,6 @@ def first(x):
     """The labeled part of a batch item: ``x[0]`` of a ``[labeled, unlabeled, ...]`` list, else
     ``x`` itself."""
     return x[0] if isinstance(x, (list, tuple)) else x
-
-
-class HookBase:
-    """A behaviour attached to the engine's ``Trainer``; override any of the six calls.
-
-    ``self.trainer`` is set by ``Trainer.register_hooks``. Hooks run in registration order. It
-    lives here so that a method's ``hooks()`` can subclass it (this layer does not import the
-    engine); ``semipose.engine.train_loop`` exports it too.
-    """
-
-    trainer = None
-
-    def before_train(self):
-        pass
-
-    def after_train(self):
-        pass
-
-    def before_epoch(self):
-        pass
-
-    def after_epoch(self):
-        pass
-
-    def before_step(self):
-        pass
-
-    def after_step(self):
-        pass
 
 
 class Method:
@@ -120,8 +92,8 @@ class Method:
         raise NotImplementedError
 
     def hooks(self):
-        """Extra training hooks the method needs (objects with ``HookBase``'s six calls, e.g. to
-        refresh a snapshot before every epoch), registered after the default ones."""
+        """Extra training hooks the method needs (``semipose.common.hooks.HookBase`` subclasses,
+        e.g. to refresh a snapshot before every epoch), registered after the default ones."""
         return ()
 
     # ----------------------------------------------------------------------------- training

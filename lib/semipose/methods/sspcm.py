@@ -16,9 +16,11 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
+from semipose.checkpoint.files import load_checkpoint, unwrap_state_dict
+from semipose.common.hooks import HookBase
 from semipose.config import ConfigError
 from semipose.core.loss import JointsMSELoss
-from semipose.methods.base import HookBase, Method
+from semipose.methods.base import Method
 from semipose.models.build import (
     build_backbone,
     init_network,
@@ -29,7 +31,6 @@ from semipose.models.build import (
 )
 from semipose.models.pose_resnet import PoseResNet
 from semipose.models.sspcm import SSPCM, argmax_positions
-from semipose.utils.checkpoint import load_checkpoint, unwrap_state_dict
 
 logger = logging.getLogger(__name__)
 

@@ -1,11 +1,11 @@
 """Supervised training of one pose network (SimpleBaseline's PoseResNet, HRNet): the original's
 ``pose_resnet`` and ``pose_hrnet``."""
 
+from semipose.checkpoint.files import extract_net
 from semipose.core.loss import SupervisedLoss
 from semipose.methods.base import Method
 from semipose.methods.pose_dual import PoseDualMethod
 from semipose.models.build import build_backbone, init_network, pretrained_state
-from semipose.utils.checkpoint import extract_net
 
 __all__ = ["Supervised"]
 

@@ -7,12 +7,12 @@ lib/models/pose_{resnet,hrnet,dual,cons}.py (MIT). The model classes never see t
 
 import logging
 
+from semipose.checkpoint.files import load_checkpoint, unwrap_state_dict
 from semipose.common.hard_aug import setting_values
 from semipose.common.joints import COCO_TRAINED, MPII_TRAINED
 from semipose.models.pose_hrnet import PoseHighResolutionNet
 from semipose.models.pose_lite import PoseLite
 from semipose.models.pose_resnet import PoseResNet
-from semipose.utils.checkpoint import load_checkpoint, unwrap_state_dict
 
 logger = logging.getLogger(__name__)
 
