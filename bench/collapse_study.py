@@ -33,7 +33,7 @@ with other settings (``study_run.json`` beside it) is refused unless ``--fresh``
 (the trainer moves the old files to ``previous_<time>/``). The pretrained start, when the study
 has one, is trained first if its file is missing and its final weights copied there.
 
-The results are read from each run's ``metrics.jsonl`` (``semipose.engine.hooks.read_metrics``),
+The results are read from each run's ``metrics.jsonl`` (``semipose.engine.events.read_metrics``),
 never from log text. The report (``--results``): per row mean ± sample std over the seeds of the
 last validation (net 1, net 2, ensemble, the mean of the nets, the collapse monitor), the paired
 per-seed differences of ``head`` against every baseline (mean, standard error, t = mean / SE, how
@@ -289,7 +289,7 @@ def run_folder(cfg, cfg_path):
 
 def read_run(folder):
     """``(path of metrics.jsonl or None, epochs_from_records' list)`` of the run in ``folder``."""
-    from semipose.engine.hooks import read_metrics
+    from semipose.engine.events import read_metrics
 
     path = Path(folder) / METRICS_FILE
     if not path.is_file():
@@ -584,7 +584,7 @@ class MetricsWatch:
 
     def new_epochs(self):
         """The epoch records written since the previous call, oldest first."""
-        from semipose.engine.hooks import read_metrics
+        from semipose.engine.events import read_metrics
 
         try:
             st = self.path.stat()
@@ -704,7 +704,7 @@ def pair_state(first, second):
     """A two-network initialisation file's state_dict from two single networks' files: the first
     under ``resnet.``, the second under ``resnet2.`` (the layout of the published
     ``resnet18_5c_gluon_posedual.pth``). Single-network configs read the ``resnet.`` one."""
-    from semipose.utils.checkpoint import load_checkpoint, unwrap_state_dict
+    from semipose.checkpoint.files import load_checkpoint, unwrap_state_dict
 
     out = {}
     for prefix, path in (("resnet.", first), ("resnet2.", second)):

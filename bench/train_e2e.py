@@ -19,11 +19,12 @@ import time
 
 import torch
 
+from semipose.common.hooks import HookBase
 from semipose.config import load_config
 from semipose.dataset.build import build_dataset, ensure_synthetic
 from semipose.engine.defaults import RunContext, build_train_loader, resolve_amp_dtype
-from semipose.engine.train_loop import HookBase, Trainer
-from semipose.engine.trainer import build_training
+from semipose.engine.launch import build_training
+from semipose.engine.train_loop import Trainer
 
 DEFAULT_CFG = os.path.join("experiments", "synthetic", "96x64_SYN_PoseDual_JointCut.yaml")
 

@@ -166,7 +166,8 @@ def framework_setup(model_name, args, device):
     optimizer = build_optimizer(cfg, model)
     batch = make_batch(args.batch, args.size, device, t.CHANNELS_LAST)
     if t.COMPILE:
-        compile_networks(model)  # as do_train: the networks in place, the augmentation eager
+        # as do_train: the method's networks in place, the augmentation eager
+        compile_networks(method.networks(model).values())
     trainer = Trainer(
         model,
         method,

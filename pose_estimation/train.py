@@ -8,7 +8,7 @@
 import sys
 
 from semipose.engine.cli import parse_train_args, run_cli
-from semipose.engine.trainer import do_train
+from semipose.engine.launch import do_train
 
 
 def main(argv=None):

@@ -5,7 +5,7 @@
 import sys
 
 from semipose.engine.cli import parse_valid_args, run_cli
-from semipose.engine.trainer import do_valid
+from semipose.engine.launch import do_valid
 
 
 def main(argv=None):

@@ -33,7 +33,7 @@ def _tiny_cfg(opts, extra=()):
 
 def _engine_do_valid():
     """The engine's valid.py entry point, wherever the engine keeps it."""
-    for name in ("semipose.engine.trainer", "semipose.engine", "semipose.engine.defaults"):
+    for name in ("semipose.engine.launch", "semipose.engine", "semipose.engine.defaults"):
         try:
             fn = getattr(importlib.import_module(name), "do_valid", None)
         except ImportError:

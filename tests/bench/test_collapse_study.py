@@ -137,7 +137,7 @@ def test_metrics_watch_follows_a_run(study, tmp_path):
 def test_reads_a_real_training_run(study, synth_root, tmp_path, tiny_opts):
     """A one-epoch tiny training: the study finds its folder and reads the AP ``do_train``
     returned, per head, and net 1's collapse share from the run's metrics.jsonl."""
-    from semipose.engine.trainer import do_train
+    from semipose.engine.launch import do_train
 
     opts = tiny_opts(synth_root, tmp_path)  # one epoch of two iterations
     cfg = load_config(None, opts)
@@ -181,7 +181,7 @@ def test_easy_rows_have_configs_and_share_the_budget(study):
 def test_easy_rows_train_one_iteration(study, name, tmp_path, easy_set_opts):
     """The easy study's configs (the plain rows differ from these in keys the demo test and the
     method tests cover) train one iteration and validate on a tiny easy set."""
-    from semipose.engine.trainer import do_train
+    from semipose.engine.launch import do_train
 
     row = study.load_study("easy").rows[name]
     cfg_path = str(REPO / row.cfg)

@@ -13,7 +13,7 @@ from semipose.config import ConfigError, get_cfg, update_config
 from semipose.dataset.build import build_dataset, dataset_layout, dataset_trained_joints
 from semipose.dataset.custom import UnlabeledDataset, read_video_frame
 from semipose.dataset.toy_shapes import generate_toy_set
-from semipose.engine import trainer
+from semipose.engine import launch as trainer
 from semipose.engine.checks import check_config
 from semipose.engine.cli import parse_valid_args
 

@@ -7,7 +7,7 @@ import cv2
 
 from semipose.apis import demo
 from semipose.config import get_cfg, update_config
-from semipose.engine import trainer
+from semipose.engine import launch
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = str(REPO / "experiments/synthetic/demo/128x96_EASY_PoseDual_JointCut.yaml")
@@ -21,7 +21,7 @@ def test_demo_config_trains_quietly_and_draws(tmp_path, caplog, capsys, easy_set
     cfg = update_config(get_cfg(), args)
     assert cfg.DATASET.SYNTHETIC.PRESET == "easy" and cfg.MODEL.BACKBONE == "lite"
     with caplog.at_level("INFO"):
-        out = trainer.do_train(cfg, args)
+        out = launch.do_train(cfg, args)
     console = [r.getMessage() for r in caplog.records]
     assert sum(m.startswith("Epoch ") and " done [" in m for m in console) == 2
     assert not any(m.startswith("Epoch: [") for m in console)  # iteration lines: log file only

@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from semipose.checkpoint import Checkpointer, CheckpointHook
 from semipose.config import ConfigError, get_cfg, load_config, update_config
 from semipose.engine import hooks as H
-from semipose.engine import trainer
+from semipose.engine import launch
 from semipose.engine.train_loop import Trainer
 from semipose.methods import build_method
 
@@ -33,7 +34,7 @@ def run_train(opts):
     args = types.SimpleNamespace(cfg=None, opts=list(opts), distributed=False, local_rank=-1)
     cfg = update_config(get_cfg(), args)
     args.cfg = "tiny_ema"  # names the output folder
-    return cfg, trainer.do_train(cfg, args)
+    return cfg, launch.do_train(cfg, args)
 
 
 EMA = ("EMA.ENABLED", "True", "EMA.DECAY", "0.5", "TEST.SELECT_BY", "mean")
@@ -63,9 +64,9 @@ def test_ema_state_is_checkpointed_and_resumes_exactly(synth_root, tmp_path, sma
     assert ca["select_by"] == "mean"
     # evaluation loads the run's weights strictly, with or without EMA.ENABLED
     method = build_method(cfg)
-    trainer.load_eval_weights(method.build_model(is_train=False),
+    launch.load_eval_weights(method.build_model(is_train=False),
                               method, str(Path(b["output_dir"]) / "checkpoint.pth.tar"))
-    trainer.load_eval_weights(method.build_model(is_train=False),
+    launch.load_eval_weights(method.build_model(is_train=False),
                               method, str(Path(b["output_dir"]) / "model_best.pth.tar"))
 
 
@@ -132,8 +133,8 @@ def test_select_by_picks_its_best_epoch(rule, best_epoch, tmp_path, two_nets):
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, [5], 0.1)
     batches = [(torch.randn(2, 3, 4, 4), torch.rand(2, 2, 4, 4), torch.ones(2, 2, 1), {})]
     t = Trainer(model, method, opt, batches, "cpu")
-    ck = H.Checkpointer(str(tmp_path), model, opt, sched, schedule=(0.1, 0.1, [5]))
-    t.register_hooks([H.CheckpointHook(ck), H.EvalHook(lambda e: EPOCHS[e], ck)])
+    ck = Checkpointer(str(tmp_path), model, opt, sched, schedule=(0.1, 0.1, [5]))
+    t.register_hooks([CheckpointHook(ck), H.EvalHook(lambda e: EPOCHS[e], ck)])
     t.train(0, 3)
     assert ck.best_epoch == best_epoch
     expected = method.selection_metrics(EPOCHS[best_epoch])[rule]

@@ -5,9 +5,12 @@ import json
 import pytest
 import torch
 
+from semipose.checkpoint import BestModelHook, Checkpointer, CheckpointHook
+from semipose.common.hooks import HookBase
 from semipose.config import load_config
 from semipose.engine import hooks as H
-from semipose.engine.train_loop import HookBase, Trainer
+from semipose.engine.events import JSONWriter, MetricsWriter, read_metrics
+from semipose.engine.train_loop import Trainer
 
 
 def toy_batches(n=3, scale=1.0):
@@ -53,7 +56,7 @@ def test_loop_calls_hooks_in_order_and_emits_epoch_records(toy_trainer):
     rec = Recorder()
     records = []
 
-    class Sink(H.MetricsWriter):
+    class Sink(MetricsWriter):
         def write(self, record):
             records.append(record)
 
@@ -86,7 +89,7 @@ def test_run_step_updates_weights_and_stops_on_nan_and_divergence(toy_trainer):
 
 
 def make_checkpointer(tmp_path, trainer, sched, lr=0.1, steps=(1, 2)):
-    return H.Checkpointer(str(tmp_path), trainer.model, trainer.optimizer, sched,
+    return Checkpointer(str(tmp_path), trainer.model, trainer.optimizer, sched,
                           schedule=(lr, 0.1, list(steps)), model_name=("toy", "toy"))
 
 
@@ -98,7 +101,7 @@ def test_checkpoint_is_written_before_a_failing_validation(tmp_path, toy_trainer
         raise ValueError("bad annotation")
 
     trainer.register_hooks(
-        [H.LRScheduler(sched), H.CheckpointHook(ck), H.EvalHook(broken_eval, ck)]
+        [H.LRScheduler(sched), CheckpointHook(ck), H.EvalHook(broken_eval, ck)]
     )
     with pytest.raises(ValueError, match="bad annotation"):
         trainer.train(0, 1)
@@ -112,7 +115,8 @@ def test_best_model_written_on_first_validation_even_at_zero(tmp_path, toy_train
     ck = make_checkpointer(tmp_path, trainer, sched)
     results = {"perf": 0.0, "loss": 0.1, "acc": 0.0, "heads": ("net1",),
                "net1": {"AP": 0.0, "Ap .5": 0.0}}
-    trainer.register_hooks([H.CheckpointHook(ck), H.EvalHook(lambda e: results, ck)])
+    trainer.register_hooks([CheckpointHook(ck), H.EvalHook(lambda e: results, ck),
+                            BestModelHook(ck)])
     trainer.train(0, 2)
     assert (tmp_path / "model_best.pth.tar").is_file()
     saved = torch.load(tmp_path / "checkpoint.pth.tar", weights_only=True)
@@ -125,7 +129,7 @@ def test_best_model_written_on_first_validation_even_at_zero(tmp_path, toy_train
 def test_resume_with_a_lower_lr_uses_the_config(tmp_path, caplog, toy_trainer):
     trainer, sched = toy_trainer(lr=0.1, steps=(1, 5))
     ck = make_checkpointer(tmp_path, trainer, sched, lr=0.1, steps=(1, 5))
-    trainer.register_hooks([H.LRScheduler(sched), H.CheckpointHook(ck)])
+    trainer.register_hooks([H.LRScheduler(sched), CheckpointHook(ck)])
     trainer.train(0, 2)  # epochs 0, 1: one drop at epoch 1 -> lr 0.01
     assert trainer.lr == pytest.approx(0.01)
 
@@ -166,25 +170,25 @@ def test_resume_of_a_checkpoint_without_the_new_keys(tmp_path, toy_trainer):
 
 def test_json_writer_appends_and_reader_keeps_the_last_record(tmp_path):
     path = tmp_path / "metrics.jsonl"
-    w = H.JSONWriter(str(path))
+    w = JSONWriter(str(path))
     w.write({"type": "epoch", "epoch": 0, "iteration": 2, "loss": 1.0, "ap": {"net1": 0.1}})
     w.write({"type": "epoch", "epoch": 1, "iteration": 4, "loss": float("nan")})
     w.after_train()
-    w = H.JSONWriter(str(path))  # a resumed run repeats epoch 1
+    w = JSONWriter(str(path))  # a resumed run repeats epoch 1
     w.write({"type": "epoch", "epoch": 1, "iteration": 4, "loss": 0.5})
     w.write({"type": "iter", "epoch": 2, "iteration": 4, "loss": 0.4})
     w.after_train()
     lines = path.read_text().splitlines()
     assert len(lines) == 4 and json.loads(lines[1])["loss"] is None
     path.write_text(path.read_text() + '{"type": "epo')  # a line cut by a kill
-    epochs = H.read_metrics(str(tmp_path), kind="epoch")
+    epochs = read_metrics(str(tmp_path), kind="epoch")
     assert [(r["epoch"], r["loss"]) for r in epochs] == [(0, 1.0), (1, 0.5)]
     assert epochs[0]["ap"] == {"net1": 0.1}
-    assert len(H.read_metrics(str(path))) == 3
+    assert len(read_metrics(str(path))) == 3
 
 
 def test_a_fresh_run_moves_the_previous_run_aside(tmp_path, caplog):
-    from semipose.engine.trainer import _set_aside_previous_run
+    from semipose.engine.launch import _set_aside_previous_run
 
     (tmp_path / "checkpoint.pth.tar").write_bytes(b"epoch 2")
     (tmp_path / "metrics.jsonl").write_text("{}\n")
@@ -208,7 +212,7 @@ def test_resume_of_a_cosine_run_with_more_epochs_stretches_the_schedule(tmp_path
 
     trainer, _ = toy_trainer()
     sched = cosine(trainer, total=4)
-    ck = H.Checkpointer(str(tmp_path), trainer.model, trainer.optimizer, sched,
+    ck = Checkpointer(str(tmp_path), trainer.model, trainer.optimizer, sched,
                         schedule=(0.1, 0.1, [1, 2]))
     for _ in range(4):
         trainer.optimizer.step()
@@ -217,7 +221,7 @@ def test_resume_of_a_cosine_run_with_more_epochs_stretches_the_schedule(tmp_path
     assert trainer.lr == pytest.approx(0.0)  # the end of the 4-iteration cosine
     longer, _ = toy_trainer()
     sched2 = cosine(longer, total=8)
-    ck2 = H.Checkpointer(str(tmp_path), longer.model, longer.optimizer, sched2,
+    ck2 = Checkpointer(str(tmp_path), longer.model, longer.optimizer, sched2,
                          schedule=(0.1, 0.1, [1, 2]))
     ck2.resume()
     assert sched2.lr_lambdas[0].total == 8 and sched2.last_epoch == 4
@@ -232,7 +236,7 @@ def test_resume_of_a_cosine_run_ignores_multistep_keys(tmp_path, toy_trainer, ca
     def resumed(schedule):
         trainer, _ = toy_trainer()
         sched = torch.optim.lr_scheduler.LambdaLR(trainer.optimizer, WarmupCosine(8))
-        ck = H.Checkpointer(str(tmp_path), trainer.model, trainer.optimizer, sched,
+        ck = Checkpointer(str(tmp_path), trainer.model, trainer.optimizer, sched,
                             schedule=schedule)
         return trainer, sched, ck
 
@@ -251,3 +255,47 @@ def test_resume_of_a_cosine_run_ignores_multistep_keys(tmp_path, toy_trainer, ca
         ck3.resume()
     assert "lr 0.1 -> 0.02" in caplog.text and "lr_step" not in caplog.text
     assert lower.lr == pytest.approx(0.02 * 0.5)
+
+
+@pytest.mark.parametrize("order", [(0, 1, 2, 3), (3, 2, 1, 0), (1, 3, 0, 2), (2, 0, 3, 1)])
+def test_checkpoint_and_best_model_do_not_depend_on_hook_order(tmp_path, toy_trainer,
+                                                               monkeypatch, order):
+    """The checkpoint is written once per epoch with that epoch's best, ``model_best`` holds the
+    weights of the best epoch (1 of 0..2), whatever order the hooks were registered in."""
+    import semipose.checkpoint.checkpointer as C
+
+    saves = []
+    real = C.save_checkpoint
+    monkeypatch.setattr(C, "save_checkpoint",
+                        lambda states, *a, **k: (saves.append(states["epoch"]),
+                                                 real(states, *a, **k)))
+    trainer, sched = toy_trainer()
+    ck = make_checkpointer(tmp_path, trainer, sched)
+    perfs = [0.2, 0.5, 0.4]
+    weights = {}
+
+    def evaluate(epoch):
+        weights[epoch] = trainer.model.weight.detach().clone()
+        return {"perf": perfs[epoch], "loss": 0.1, "acc": 0.0, "heads": ("net1",),
+                "net1": {"AP": perfs[epoch]}}
+
+    records = []
+
+    class Sink(MetricsWriter):
+        def write(self, record):
+            if record["type"] == "epoch":
+                saved = torch.load(tmp_path / "checkpoint.pth.tar", weights_only=True)
+                records.append((record["epoch"], record.get("best_epoch"), saved["epoch"]))
+
+    hooks = [H.EvalHook(evaluate, ck), CheckpointHook(ck), BestModelHook(ck), H.LRScheduler(sched)]
+    trainer.register_hooks([hooks[i] for i in order] + [Sink()])
+    trainer.train(0, 3)
+    assert saves == [1, 2, 3]  # once per epoch
+    saved = torch.load(tmp_path / "checkpoint.pth.tar", weights_only=True)
+    assert saved["best_epoch"] == 1 and saved["perf"] == pytest.approx(0.5)
+    assert saved["last_results"] == {"net1": pytest.approx(0.4)}
+    assert saved["scheduler"]["last_epoch"] == 3
+    best = torch.load(tmp_path / "model_best.pth.tar", weights_only=True)
+    assert torch.equal(best["weight"], weights[1]) and not torch.equal(best["weight"], weights[2])
+    # the epoch record goes out after every after_epoch: its best is the checkpoint's
+    assert [(e, b) for e, b, _ in records] == [(0, 0), (1, 1), (2, 1)]

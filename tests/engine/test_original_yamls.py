@@ -14,7 +14,7 @@ import pytest
 from scipy.io import savemat
 
 from semipose.config import get_cfg, update_config
-from semipose.engine import trainer
+from semipose.engine import launch
 
 REPO = Path(__file__).resolve().parents[2]
 ORIGINAL_YAMLS = sorted(
@@ -113,12 +113,12 @@ def test_original_yaml_trains_one_iteration(yaml_file, request, tmp_path):
     args = types.SimpleNamespace(cfg=str(REPO / yaml_file), opts=opts, distributed=False,
                                  local_rank=-1)
     cfg = update_config(get_cfg(), args)
-    out = trainer.do_train(cfg, args)
+    out = launch.do_train(cfg, args)
     assert out["epochs"] == 1
     assert (Path(out["output_dir"]) / "checkpoint.pth.tar").is_file()
     assert np.isfinite(out["last"]["perf"])
     if yaml_file in MULTIAUGS_YAMLS:  # every path's loss was logged
-        from semipose.engine.hooks import read_metrics
+        from semipose.engine.events import read_metrics
 
         record = read_metrics(out["output_dir"], kind="iter")[-1]
         paths = cfg.HARD_AUG.PATHS

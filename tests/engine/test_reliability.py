@@ -18,7 +18,7 @@ from semipose.common.runlock import LOCK_NAME, RunLock, RunLockedError
 from semipose.config import load_config
 from semipose.engine import hooks as H
 from semipose.engine.cli import parse_train_args, parse_valid_args
-from semipose.engine.trainer import do_train, do_valid
+from semipose.engine.launch import do_train, do_valid
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -173,7 +173,7 @@ def test_valid_prints_tables_and_paths_whatever_print_freq(trained, capsys):
 
 def test_architecture_mismatch_names_file_and_shapes(trained, tmp_path, capsys):
     opts, out, folder = trained
-    from semipose.utils.checkpoint import extract_net
+    from semipose.checkpoint.files import extract_net
 
     state = torch.load(Path(out["output_dir"]) / "final_state.pth.tar", weights_only=True)
     single = tmp_path / "single.pth"

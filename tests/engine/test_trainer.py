@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from semipose.config import get_cfg, update_config
-from semipose.engine import trainer
+from semipose.engine import launch
 from semipose.engine.cli import parse_train_args, parse_valid_args
 
 REPO = Path(__file__).resolve().parents[2]
@@ -25,7 +25,7 @@ def make_cfg(opts, cfg_path=None):
 def run_train(opts, name="tiny.yaml"):
     cfg, args = make_cfg(opts)
     args.cfg = name
-    return cfg, trainer.do_train(cfg, args)
+    return cfg, launch.do_train(cfg, args)
 
 
 @pytest.mark.parametrize("model_name", ["pose_dual", "pose_cons", "pose_resnet"])
@@ -90,7 +90,7 @@ def test_valid_reproduces_trainer_ap(synth_root, tmp_path, tiny_opts):
                                   "--vis", "2"])
     run_dir = Path(out["output_dir"])
     before = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
-    res = trainer.do_valid(cfg, args)
+    res = launch.do_valid(cfg, args)
     for net in ("net1", "net2", "ensemble"):
         assert res[net]["AP"] == pytest.approx(out["last"][net]["AP"], abs=1e-9)
     # everything valid.py wrote is in its own folder; the training run's files are unchanged
@@ -221,7 +221,7 @@ def test_kill_9_mid_training_then_resume(synth_root, tmp_path, tiny_opts):
     assert 1 <= saved["epoch"] < 30
     cfg, args = make_cfg(tiny_opts(synth_root, tmp_path, epochs=saved["epoch"] + 1, iters=2))
     args.cfg = str(cfg_file)
-    out = trainer.do_train(cfg, args)
+    out = launch.do_train(cfg, args)
     assert out["epochs"] == 1
     resumed = torch.load(ckpt_file, weights_only=True)
     assert resumed["epoch"] == saved["epoch"] + 1

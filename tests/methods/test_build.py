@@ -10,7 +10,7 @@ import torch
 
 from semipose.config import load_config
 from semipose.dataset.joints import COCO_TRAINED, MPII_TRAINED
-from semipose.methods import METHODS, build_model
+from semipose.methods import METHODS, build_method, build_model
 from semipose.models.pose_cons import PoseCons
 from semipose.models.pose_dual import PoseDual
 
@@ -279,12 +279,14 @@ def test_compile_networks_keeps_keys_and_outputs(name, tmp_path):
     from semipose.models.build import compile_networks
 
     torch.manual_seed(0)
-    model = build_model(tiny_cfg(name, tmp_path), is_train=True).eval()
+    method = build_method(tiny_cfg(name, tmp_path))
+    model = method.build_model(is_train=True).eval()
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
         before = model(x)
     keys = list(model.state_dict())
-    assert compile_networks(model, backend="eager") is model
+    nets = list(method.networks(model).values())
+    assert compile_networks(nets, backend="eager") == nets
     assert list(model.state_dict()) == keys
     compiled = [m for m in model.modules() if getattr(m, "_compiled_call_impl", None) is not None]
     expected = [model.resnet, model.resnet2] if name == "pose_dual" else [model]

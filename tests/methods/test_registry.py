@@ -9,8 +9,8 @@ from torch import nn
 
 from semipose.config import get_cfg, load_config, update_config
 from semipose.core.loss import JointsMSELoss, PoseCoLoss, PoseDisLoss, SupervisedLoss
-from semipose.engine import trainer
-from semipose.engine.hooks import read_metrics
+from semipose.engine import launch
+from semipose.engine.events import read_metrics
 from semipose.methods import METHODS, Method, build_method, method_names, register_method
 
 SMALL = ["MODEL.EXTRA.NUM_LAYERS", "18", "MODEL.IMAGE_SIZE", "[32, 32]",
@@ -115,7 +115,7 @@ def test_a_method_defined_here_trains_validates_and_writes_metrics(tiny_method, 
     args = types.SimpleNamespace(cfg=None, opts=opts, distributed=False, local_rank=-1)
     cfg = update_config(get_cfg(), args)
     args.cfg = "tiny.yaml"  # names the run folder
-    out = trainer.do_train(cfg, args)
+    out = launch.do_train(cfg, args)
     epochs = read_metrics(out["output_dir"], kind="epoch")
     iters = read_metrics(out["output_dir"], kind="iter")
     assert [r["epoch"] for r in epochs] == [0, 1]

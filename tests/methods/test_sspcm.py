@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 import torch
 
+from semipose.checkpoint.files import load_checkpoint, unwrap_state_dict
 from semipose.config import ConfigError, get_cfg, load_config, update_config
-from semipose.engine import trainer
-from semipose.engine.hooks import read_metrics
+from semipose.engine import launch
+from semipose.engine.events import read_metrics
 from semipose.methods import build_method
 from semipose.methods.sspcm import (
     SnapshotHook,
@@ -22,7 +23,6 @@ from semipose.methods.sspcm import (
 )
 from semipose.models.pose_resnet import PoseResNet
 from semipose.models.sspcm import position_inconsistency_correction
-from semipose.utils.checkpoint import load_checkpoint, unwrap_state_dict
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -338,7 +338,7 @@ def _run(cfg_file, opts, tmp_path):
     args = types.SimpleNamespace(cfg=cfg_file, opts=opts, distributed=False, local_rank=-1)
     cfg = update_config(get_cfg(), args)
     args.cfg = cfg_file or "sspcm_tiny.yaml"  # names the run folder
-    return trainer.do_train(cfg, args)
+    return launch.do_train(cfg, args)
 
 
 def test_trains_two_iterations_with_pcm_and_validates(coco_root, tmp_path):
@@ -367,6 +367,40 @@ def test_trains_two_iterations_with_pcm_and_validates(coco_root, tmp_path):
     assert set(epochs[1]["collapse"]) == {"net1", "net2", "student"}
     state = unwrap_state_dict(load_checkpoint(str(Path(out["output_dir"]) / "final_state.pth.tar")))
     assert {k.split(".")[0] for k in state} == {"resnet", "resnet2", "final_resnet"}
+
+
+
+def test_train_compile_compiles_all_three_networks(coco_root, tmp_path, monkeypatch):
+    """TRAIN.COMPILE compiles the networks the method declares: A, B and the student C (compile
+    observed, not run), and nothing else of the model."""
+    root, train_dets = coco_root
+    compiled = []
+    monkeypatch.setattr(torch.nn.Module, "compile", lambda self, **kw: compiled.append(self))
+    seen = {}
+    build = SSPCMMethod.build_model
+
+    def keep(self, is_train):
+        seen["model"] = model = build(self, is_train)
+        return model
+
+    monkeypatch.setattr(SSPCMMethod, "build_model", keep)
+    opts = [
+        "OUTPUT_DIR", str(tmp_path / "output"), "LOG_DIR", str(tmp_path / "log"),
+        "WORKERS", "0", "PRINT_FREQ", "1", "DEVICE", "cpu", *SMALL,
+        "MODEL.IMAGE_SIZE", "[64, 96]", "MODEL.EXTRA.HEATMAP_SIZE", "[16, 24]",
+        "MODEL.EXTRA.SIGMA", "1", "DATASET.ROOT", str(root),
+        "DATASET.TRAIN_DATASET", "mix_coco_coco", "DATASET.TEST_DATASET", "coco",
+        "DATASET.TRAIN_SET", "train", "DATASET.TEST_SET", "validation", "DATASET.TRAIN_LEN", "3",
+        "HARD_AUG.OPS", "['SSCO']", "SSPCM.SCORE_THRE", "0.0",
+        "TRAIN.BATCH_SIZE", "2", "TRAIN.END_EPOCH", "1", "TRAIN.MAX_ITERS", "1",
+        "TRAIN.LR_STEP", "[1]", "TEST.BATCH_SIZE", "4", "TEST.USE_GT_BBOX", "True",
+        "TEST.FLIP_TEST", "True", "TEST.COCO_BBOX_FILE", train_dets,
+    ]  # fmt: skip
+    opts += ["TRAIN.COMPILE", "True", "TEST.FLIP_TEST", "False"]
+    _run(None, opts, tmp_path)
+    model = seen["model"]
+    assert [id(m) for m in compiled] == [id(model.resnet), id(model.resnet2),
+                                         id(model.final_resnet)]
 
 
 def test_three_sspcm_yamls_exist():

@@ -7,10 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from semipose.common.errors import UserError
-from semipose.models.pose_dual import PoseDual
-from semipose.models.pose_resnet import PoseResNet
-from semipose.utils.checkpoint import (
+from semipose.checkpoint.files import (
     CheckpointError,
     StateDictMismatchError,
     UnsafeCheckpointError,
@@ -21,6 +18,9 @@ from semipose.utils.checkpoint import (
     save_checkpoint,
     unwrap_state_dict,
 )
+from semipose.common.errors import UserError
+from semipose.models.pose_dual import PoseDual
+from semipose.models.pose_resnet import PoseResNet
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 

@@ -351,7 +351,7 @@ class TorchvisionPersonDetector:
             )
         from torchvision.models import get_model
 
-        from semipose.utils.checkpoint import load_checkpoint, load_model_state
+        from semipose.checkpoint.files import load_checkpoint, load_model_state
 
         self.arch = arch
         self.weights = weights

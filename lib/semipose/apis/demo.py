@@ -117,7 +117,7 @@ def learning_curve(metrics_file, out_png, title="", size=(640, 400)):
     Raises:
         ValueError: the run has no validated epoch yet.
     """
-    from semipose.engine.hooks import read_metrics
+    from semipose.engine.events import read_metrics
 
     epochs = read_metrics(metrics_file, kind="epoch")
     seconds = np.cumsum([r.get("elapsed_s", 0.0) for r in epochs])
@@ -168,7 +168,7 @@ def learning_curve(metrics_file, out_png, title="", size=(640, 400)):
 def final_table(metrics_file, arch=""):
     """The AP tables of the last validated epoch of a run (one per evaluated head), as text."""
     from semipose.engine.evaluator import format_name_value
-    from semipose.engine.hooks import read_metrics
+    from semipose.engine.events import read_metrics
 
     epochs = read_metrics(metrics_file, kind="epoch")
     validated = [r for r in epochs if "metrics" in r]

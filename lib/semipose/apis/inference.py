@@ -430,34 +430,25 @@ def load_pose_weights(network, checkpoint, method=None, net="net1"):
     """Loads a checkpoint into ``network`` with strict key checking and safe (weights-only) reading.
 
     The method picks the part of the checkpoint its eval module loads (``eval_state``; as valid.py,
-    a single network reads net 1's ``resnet.`` weights of a PoseDual/PoseCons file). With
-    ``net='net2'`` a bare single network reads net 2's ``resnet2.`` weights instead.
+    a single network reads net 1 of a PoseDual/PoseCons file). A ``net`` the method does not
+    evaluate but can read out of a file (``Method.readable_nets``, e.g. ``'net2'`` for a single
+    network) is passed on, so the single network reads that network's weights instead.
 
     Raises:
         FileNotFoundError: the checkpoint does not exist.
-        ValueError: ``net='net2'`` for a single network and a checkpoint without ``resnet2.``.
-        semipose.utils.checkpoint.StateDictMismatchError: the keys or shapes do not match.
+        ValueError: the method cannot read ``net`` out of this checkpoint.
+        semipose.checkpoint.files.StateDictMismatchError: the keys or shapes do not match.
     """
-    from semipose.utils.checkpoint import (
-        extract_net,
-        load_checkpoint,
-        load_model_state,
-        unwrap_state_dict,
-    )
+    from semipose.checkpoint.files import load_checkpoint, load_model_state, unwrap_state_dict
 
     state = unwrap_state_dict(load_checkpoint(checkpoint, map_location="cpu"))
-    if net == "net2" and _is_bare(network):
-        if not any(k.startswith("resnet2.") for k in state):
-            raise ValueError(f"net='net2': {checkpoint} holds no second network (resnet2.)")
-        state = extract_net(state, "resnet2.")
-    elif method is not None:
-        state = method.eval_state(state)
+    if method is not None:
+        reads = net if net in method.readable_nets and net not in method.heads else None
+        try:
+            state = method.eval_state(state, reads)
+        except ValueError as e:
+            raise ValueError(f"net={net!r}: {checkpoint}: {e}") from None
     load_model_state(network, state, strict=True, source=checkpoint)
-
-
-def _is_bare(network):
-    """True for a single network (no ``resnet.`` sub-module, unlike PoseDual / PoseCons)."""
-    return not any(name.startswith("resnet.") for name in network.state_dict())
 
 
 def _resolve_device(device, cfg_device="auto"):
@@ -518,8 +509,9 @@ def init_model(
 
     method, network = _build_method(cfg)
     heads = tuple(getattr(method, "heads", ("net1",)))
-    # A single network holding net 2's weights is read as its only head.
-    single_net2 = net == "net2" and "net2" not in heads and _is_bare(network)
+    # A network the method does not evaluate but reads out of a checkpoint (a single network
+    # holding net 2's weights) is read as its only head.
+    single_net2 = net not in heads and net in method.readable_nets
     if net == "net2" and "net2" not in heads and not single_net2:
         raise ValueError(f"net='net2' needs a two-network model (pose_dual), got {cfg.MODEL.NAME}")
     checkpoint = checkpoint if checkpoint is not None else (cfg.TEST.MODEL_FILE or None)

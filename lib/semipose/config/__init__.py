@@ -11,6 +11,7 @@ import yaml
 from yacs.config import CfgNode as CN
 
 from semipose.common.errors import UserError
+from semipose.common.hard_aug import config_defaults as hard_aug_config_defaults
 from semipose.config.defaults import _C, EXTRA_KEYS, HRNET_EXTRA
 
 __all__ = [
@@ -67,8 +68,13 @@ class ConfigError(UserError, KeyError):
 
 
 def get_cfg():
-    """Returns a fresh, mutable copy of the default configuration."""
-    return _C.clone()
+    """Returns a fresh, mutable copy of the default configuration (with a ``HARD_AUG`` key for a
+    hard-augmentation setting declared after this module was imported, e.g. by a plug-in op)."""
+    cfg = _C.clone()
+    for key, default in hard_aug_config_defaults().items():
+        if key not in cfg.HARD_AUG:
+            cfg.HARD_AUG[key] = default
+    return cfg
 
 
 def _as_pair(value):

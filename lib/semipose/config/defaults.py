@@ -1,9 +1,12 @@
 """The default configuration tree: every key of the original (lib/core/config.py, MIT) plus ours.
 
-Each key carries a one-line comment. Keys marked "(unused)" are kept so that every original YAML
-loads unchanged; keys marked "(ours)" do not exist in the original.
+Each key carries a one-line comment (the hard-augmentation op settings carry theirs in
+``semipose/common/hard_aug.py``, from which their keys are made). Keys marked "(unused)" are kept
+so that every original YAML loads unchanged; keys marked "(ours)" do not exist in the original.
 """
 from yacs.config import CfgNode as CN
+
+from semipose.common.hard_aug import config_defaults as hard_aug_config_defaults
 
 _C = CN()
 
@@ -205,15 +208,11 @@ _C.MONITOR.COLLAPSE_THRE = 0.1  # teacher collapsed if heatmap max < this on eve
 # MultiAugs / SSPCM's batch augmentations (semipose.models.augment_ops, spec/SUCCESSORS.md §1.3).
 _C.HARD_AUG = CN()
 _C.HARD_AUG.OPS = []  # (ours) op sequence: JC JO SSCO CO CM MU JOCO JCCM; [] = JC if MASK_JOINT_NUM
-_C.HARD_AUG.JO_JOINT_NUM = 2  # (ours) JO/SSCO joint pairs per image (MultiAugs KP_CutMix_JOINT_NUM)
-_C.HARD_AUG.CO_HOLES = 5  # (ours) CutOut boxes per image (MultiAugs MASK_HOLES_NUM_CO)
-_C.HARD_AUG.CM_HOLES = 2  # (ours) CutMix boxes per image (MultiAugs MASK_HOLES_NUM_CM)
-_C.HARD_AUG.JCCM_CM_HOLES = 0  # (ours) CutMix boxes in JCCM (0 = CM_HOLES; MultiAugs' PoseDual: 5)
-_C.HARD_AUG.MIXUP_ALPHA = 0.2  # (ours) MixUp lambda ~ Beta(a, a); image weight 1 - 0.25 * lambda
-_C.HARD_AUG.JO_FIX = False  # (ours) centre JO boxes on the joints (published: x, y transposed)
-_C.HARD_AUG.HOLE_FIX = False  # (ours) CutOut/CutMix centres and clamps with the right H/W
-_C.HARD_AUG.RELATIVE = False  # (ours) JO/CO/CM half-sizes (and JO jitter) x input width / 192
-_C.HARD_AUG.JOINT_POOL_FIX = False  # (ours) JC/JO joints among trained channels, no replacement
+# (ours) the op settings: one key per setting declared in semipose/common/hard_aug.py, with its
+# default and meaning there (JO_JOINT_NUM, CO_HOLES, CM_HOLES, JCCM_CM_HOLES, MIXUP_ALPHA, JO_FIX,
+# HOLE_FIX, RELATIVE, JOINT_POOL_FIX)
+for _key, _default in hard_aug_config_defaults().items():
+    _C.HARD_AUG[_key] = _default
 _C.HARD_AUG.PATHS = []  # (ours) multi-path: list of op lists, one student pass each; [] = OPS
 _C.HARD_AUG.PATH_REDUCTION = "sum"  # (ours) per-path consistency losses: 'sum' (MultiAugs), 'mean'
 

@@ -1,6 +1,8 @@
 """The training loop (after detectron2's ``engine/train_loop.py``): a ``Trainer`` whose ``run_step``
-is the training step and whose loop calls hooks; every other behaviour (schedule, checkpoints,
-evaluation, metrics, the collapse monitor, progress) is a hook in ``semipose.engine.hooks``."""
+is the training step and whose loop calls hooks (``semipose.common.hooks.HookBase``); every other
+behaviour (schedule, evaluation, the collapse monitor, progress) is a hook in
+``semipose.engine.hooks``, the checkpoints are hooks of ``semipose.checkpoint`` and the metrics
+writers of ``semipose.engine.events``."""
 
 import contextlib
 import logging
@@ -10,12 +12,13 @@ import time
 import torch
 
 from semipose.common.errors import UserError
-from semipose.methods.base import HookBase, first
+from semipose.engine.events import emit, epoch_record
+from semipose.methods.base import first
 from semipose.utils import comm
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["HookBase", "Preempted", "RecordingSampler", "Trainer", "autocast_context",
+__all__ = ["Preempted", "RecordingSampler", "Trainer", "autocast_context",
            "epoch_order", "to_device"]
 
 
@@ -156,11 +159,8 @@ class Trainer:
                 self.hooks.append(hook)
 
     def emit(self, record):
-        """Sends one metrics record to every hook that writes metrics (``write(record)``)."""
-        for hook in self.hooks:
-            write = getattr(hook, "write", None)
-            if write is not None:
-                write(record)
+        """Sends one metrics record to every ``RecordHook`` (the writers, the checkpoint hooks)."""
+        emit(self.hooks, record)
 
     def _call(self, name):
         for hook in self.hooks:
@@ -219,7 +219,8 @@ class Trainer:
 
     def run_epoch(self, skip=0, restore=None, order=None):
         """One epoch: ``before_epoch``, the steps (from the ``skip``-th), ``after_epoch``, then
-        the epoch's record."""
+        the epoch's record (``events.epoch_record``), emitted also when an ``after_epoch``
+        raises (with ``error``; the exception then propagates)."""
         self._check_stop(skip)  # a stop asked for during the last epoch's end
         self.model.train()
         self.epoch_stats = {}
@@ -241,9 +242,12 @@ class Trainer:
                 self._check_stop(i + 1)
             end = time.perf_counter()
         self.epoch_stats["elapsed_s"] = time.perf_counter() - start
-        self._call("after_epoch")
-        self.emit({"type": "epoch", "epoch": self.epoch, "iteration": self.global_iter,
-                   **self.epoch_stats})
+        try:
+            self._call("after_epoch")
+        except Exception as error:  # e.g. a failing validation: the epoch's training is saved
+            self.emit(epoch_record(self, error))
+            raise
+        self.emit(epoch_record(self))
         comm.synchronize()
 
     def run_step(self, batch):

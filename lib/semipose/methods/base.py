@@ -13,14 +13,20 @@ The engine never tests a method's name: it asks the method for
   outputs in ``heads`` order (e.g. net 1, net 2 and their ensemble);
 - ``selection_metric(results)``: the number that selects ``model_best`` (TEST.SELECT_BY: net 1's
   main metric, the mean of the nets' or the ensemble's), ``selection_metrics`` all three;
-- ``teacher_nets(model)``: the networks whose teacher pass an EMA copy may take (EMA.ENABLED);
-- ``eval_state(state_dict)``: the part of a checkpoint that its evaluation module loads;
-- ``hooks()``: extra training hooks (none by default).
+- ``networks(model)``: its pose networks by attribute name (what ``TRAIN.COMPILE`` compiles),
+  ``student_nets(model)`` / ``teacher_nets(model)``: the trained networks and those whose teacher
+  pass an EMA copy may take (EMA.ENABLED), all read from the class attributes ``network_attrs``
+  and ``teacher_attrs``;
+- ``checkpoint_prefix(net)``: the state_dict key prefix of a network of its checkpoints;
+- ``eval_state(state_dict, net)``: the part of a checkpoint that its evaluation module loads
+  (``net``: which network of a file with several; ``readable_nets`` lists the choices);
+- ``hooks()``: extra training hooks (``semipose.common.hooks.HookBase`` subclasses; none by
+  default).
 """
 
 from collections import OrderedDict
 
-__all__ = ["SELECT_RULES", "HookBase", "Method", "first"]
+__all__ = ["SELECT_RULES", "Method", "first"]
 
 #: model-selection rules (TEST.SELECT_BY): net 1's main metric, the mean over the nets, the ensemble
 SELECT_RULES = ("net1", "mean", "ensemble")
@@ -30,35 +36,6 @@ def first(x):
     """The labeled part of a batch item: ``x[0]`` of a ``[labeled, unlabeled, ...]`` list, else
     ``x`` itself."""
     return x[0] if isinstance(x, (list, tuple)) else x
-
-
-class HookBase:
-    """A behaviour attached to the engine's ``Trainer``; override any of the six calls.
-
-    ``self.trainer`` is set by ``Trainer.register_hooks``. Hooks run in registration order. It
-    lives here so that a method's ``hooks()`` can subclass it (this layer does not import the
-    engine); ``semipose.engine.train_loop`` exports it too.
-    """
-
-    trainer = None
-
-    def before_train(self):
-        pass
-
-    def after_train(self):
-        pass
-
-    def before_epoch(self):
-        pass
-
-    def after_epoch(self):
-        pass
-
-    def before_step(self):
-        pass
-
-    def after_step(self):
-        pass
 
 
 class Method:
@@ -71,11 +48,20 @@ class Method:
     Attributes:
         nets: labels of the networks, in the order of the eval forward's outputs.
         heads: labels of the evaluated outputs, in the order of the AP tables.
+        network_attrs: the model's attribute holding each network, in ``nets`` order (also the
+            networks' state_dict key prefixes); empty: the model itself is the one network.
+        teacher_attrs: the attributes of the networks whose teacher pass an EMA copy may take
+            (the model's ``set_teachers`` names); empty: no teacher to replace.
+        readable_nets: the network labels ``eval_state`` can read out of a checkpoint (the
+            ``net`` choices of ``apis.init_model`` beyond ``heads``).
         criterion: the loss module (``core.loss``), built by ``build_criterion``.
     """
 
     nets = ("net1",)
     heads = ("net1",)
+    network_attrs = ()
+    teacher_attrs = ()
+    readable_nets = ()
 
     def __init__(self, cfg):
         self.cfg = cfg
@@ -106,8 +92,8 @@ class Method:
         raise NotImplementedError
 
     def hooks(self):
-        """Extra training hooks the method needs (objects with ``HookBase``'s six calls, e.g. to
-        refresh a snapshot before every epoch), registered after the default ones."""
+        """Extra training hooks the method needs (``semipose.common.hooks.HookBase`` subclasses,
+        e.g. to refresh a snapshot before every epoch), registered after the default ones."""
         return ()
 
     # ----------------------------------------------------------------------------- training
@@ -132,10 +118,37 @@ class Method:
         """(N, K, 1) weights of the unlabeled batch (> 0 on the joints the labeled set trains)."""
         return weights[1] if isinstance(weights, (list, tuple)) and len(weights) > 1 else None
 
+    # ----------------------------------------------------------------------------- networks
+    def networks(self, model):
+        """The pose networks of ``model`` (a model this method built), in ``nets`` order.
+
+        Returns:
+            ``OrderedDict(attribute name -> nn.Module)``; ``{'': model}`` when the model is itself
+            the one network.
+        """
+        if not self.network_attrs:
+            return OrderedDict([("", model)])
+        return OrderedDict((name, getattr(model, name)) for name in self.network_attrs)
+
+    def student_nets(self, model):
+        """The networks the optimizer trains: every network (``networks``)."""
+        return self.networks(model)
+
     def teacher_nets(self, model):
-        """``{name: network}`` whose teacher pass may be replaced (the EMA teacher) through
-        ``model.set_teachers``; ``{}`` for a method without teachers."""
-        return {}
+        """``OrderedDict(name -> network)`` whose teacher pass may be replaced (the EMA teacher)
+        through ``model.set_teachers``; empty for a method without teachers."""
+        return OrderedDict((name, getattr(model, name)) for name in self.teacher_attrs)
+
+    def checkpoint_prefix(self, net):
+        """The state_dict key prefix of network ``net`` (a label of ``nets``) in this method's
+        checkpoints: ``'<attribute>.'``, or ``''`` for a model that is one network.
+
+        Raises:
+            ValueError: ``net`` is not one of ``nets``.
+        """
+        if net not in self.nets:
+            raise ValueError(f"{self.name} has no network {net!r}; it has {self.nets}")
+        return self.network_attrs[self.nets.index(net)] + "." if self.network_attrs else ""
 
     # ----------------------------------------------------------------------------- evaluation
     def selection_metrics(self, results):
@@ -172,6 +185,17 @@ class Method:
         """``OrderedDict(head -> heatmaps)`` from ``net_heatmaps``' tuple, in ``heads`` order."""
         return OrderedDict(zip(self.heads, per_net))
 
-    def eval_state(self, state_dict):
-        """The entries of a checkpoint's state_dict that the evaluation module loads."""
+    def eval_state(self, state_dict, net=None):
+        """The entries of a checkpoint's state_dict that the evaluation module loads.
+
+        Args:
+            state_dict: the checkpoint's (unwrapped) state_dict.
+            net: a label of ``readable_nets`` to read one network out of a file with several;
+                None: the method's default part (here: everything).
+
+        Raises:
+            ValueError: ``net`` is not readable by this method, or absent from the file.
+        """
+        if net is not None and net not in self.readable_nets:
+            raise ValueError(f"{self.name} cannot read network {net!r} out of a checkpoint")
         return state_dict

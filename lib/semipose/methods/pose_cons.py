@@ -12,6 +12,9 @@ __all__ = ["PoseConsMethod"]
 class PoseConsMethod(Method):
     """``MODEL.NAME: pose_cons``: ``loss_pose + loss_cons`` on ``PoseCons``' training dict."""
 
+    network_attrs = ("resnet",)
+    teacher_attrs = ("resnet",)
+
     def build_model(self, is_train):
         cfg = self.cfg
         net = build_backbone(cfg, cfg.MODEL.BACKBONE, head_name="final_layer")
@@ -20,9 +23,6 @@ class PoseConsMethod(Method):
 
     def build_criterion(self, use_target_weight):
         return PoseDisLoss(use_target_weight, path_reduction=self.cfg.HARD_AUG.PATH_REDUCTION)
-
-    def teacher_nets(self, model):
-        return {"resnet": model.resnet}
 
     def labeled_heatmap(self, outputs):
         return outputs["sup_ht"]

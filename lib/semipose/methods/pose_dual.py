@@ -23,6 +23,8 @@ class PoseDualMethod(Method):
 
     nets = ("net1", "net2")
     heads = ("net1", "net2", "ensemble")
+    network_attrs = ("resnet", "resnet2")
+    teacher_attrs = ("resnet", "resnet2")
 
     def build_model(self, is_train):
         cfg = self.cfg
@@ -35,15 +37,12 @@ class PoseDualMethod(Method):
             init_network(net, cfg, is_train, state)
         model = PoseDual(nets[0], nets[1], **semi_kwargs(cfg))
         # a PoseDual initialisation file: each net gets its own weights
-        load_pair_state(model, state, cfg.MODEL.PRETRAINED,
+        load_pair_state(model, state, cfg.MODEL.PRETRAINED, self.network_attrs,
                         layers=cfg.MODEL.EXTRA.get("PRETRAINED_LAYERS"))
         return model
 
     def build_criterion(self, use_target_weight):
         return PoseCoLoss(use_target_weight, path_reduction=self.cfg.HARD_AUG.PATH_REDUCTION)
-
-    def teacher_nets(self, model):
-        return {"resnet": model.resnet, "resnet2": model.resnet2}
 
     def labeled_heatmap(self, outputs):
         return outputs["sup_ht1"]

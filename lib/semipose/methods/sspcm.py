@@ -16,9 +16,11 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
+from semipose.checkpoint.files import load_checkpoint, unwrap_state_dict
+from semipose.common.hooks import HookBase
 from semipose.config import ConfigError
 from semipose.core.loss import JointsMSELoss
-from semipose.methods.base import HookBase, Method
+from semipose.methods.base import Method
 from semipose.models.build import (
     build_backbone,
     init_network,
@@ -29,7 +31,6 @@ from semipose.models.build import (
 )
 from semipose.models.pose_resnet import PoseResNet
 from semipose.models.sspcm import SSPCM, argmax_positions
-from semipose.utils.checkpoint import load_checkpoint, unwrap_state_dict
 
 logger = logging.getLogger(__name__)
 
@@ -201,6 +202,7 @@ class SSPCMMethod(Method):
     """
 
     nets = ("net1", "net2", "student")
+    network_attrs = ("resnet", "resnet2", "final_resnet")
 
     def __init__(self, cfg):
         best = cfg.SSPCM.BEST_HEAD
@@ -230,7 +232,7 @@ class SSPCMMethod(Method):
         )
         # a PoseDual-style file (e.g. two ImageNet ResNet-18s under resnet. / resnet2.): A and B
         # get their own backbones; the student took the resnet. entries in init_weights
-        load_pair_state(model, state, cfg.MODEL.PRETRAINED,
+        load_pair_state(model, state, cfg.MODEL.PRETRAINED, self.network_attrs[:2],
                         layers=cfg.MODEL.EXTRA.get("PRETRAINED_LAYERS"))
         model.refresh_snapshot()
         return model

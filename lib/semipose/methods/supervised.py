@@ -1,14 +1,19 @@
 """Supervised training of one pose network (SimpleBaseline's PoseResNet, HRNet): the original's
 ``pose_resnet`` and ``pose_hrnet``."""
 
+from semipose.checkpoint.files import extract_net
 from semipose.core.loss import SupervisedLoss
 from semipose.methods.base import Method
+from semipose.methods.pose_dual import PoseDualMethod
 from semipose.models.build import build_backbone, init_network, pretrained_state
-from semipose.utils.checkpoint import extract_net
 
 __all__ = ["Supervised"]
 
 _BACKBONE = {"pose_resnet": "resnet", "pose_hrnet": "hrnet"}
+
+#: where a multi-network checkpoint (PoseDual's layout, shared by PoseCons and SSPCM for their
+#: first networks) keeps each network: label -> key prefix
+_RELEASED = dict(zip(PoseDualMethod.nets, (a + "." for a in PoseDualMethod.network_attrs)))
 
 
 class Supervised(Method):
@@ -33,9 +38,22 @@ class Supervised(Method):
     def labeled_heatmap(self, outputs):
         return outputs
 
-    def eval_state(self, state_dict):
-        """A PoseDual/PoseCons checkpoint gives net 1's ``resnet.`` weights (as the original's
-        valid.py did, there silently)."""
-        if any(k.startswith("resnet.") for k in state_dict):
-            return extract_net(state_dict, "resnet.")
+    readable_nets = tuple(_RELEASED)
+
+    def eval_state(self, state_dict, net=None):
+        """A multi-network (PoseDual/PoseCons/SSPCM) checkpoint gives net 1's weights (as the
+        original's valid.py did, there silently), or with ``net='net2'`` net 2's.
+
+        Raises:
+            ValueError: ``net`` names a network the file does not hold (or no known network).
+        """
+        prefix = _RELEASED.get(net or "net1")
+        if prefix is None:
+            raise ValueError(
+                f"{self.name} cannot read network {net!r}; it reads {self.readable_nets}"
+            )
+        if any(k.startswith(prefix) for k in state_dict):
+            return extract_net(state_dict, prefix)
+        if net not in (None, "net1"):
+            raise ValueError(f"the checkpoint holds no {net} ({prefix}) network")
         return state_dict

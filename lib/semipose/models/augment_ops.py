@@ -26,10 +26,11 @@ is ported from the original's lib/models/pose_dual.py (MIT).
 """
 
 import logging
-from dataclasses import dataclass
 
 import numpy as np
 import torch
+
+from semipose.common.hard_aug import HardAugSettings, declare_setting
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +39,7 @@ __all__ = [
     "COMPOSITES",
     "HardAugSettings",
     "HardAugment",
+    "HardOp",
     "JointCutout",
     "JointCutOcclude",
     "CutOut",
@@ -45,6 +47,7 @@ __all__ = [
     "MixUp",
     "box_mask",
     "build_hard_augment",
+    "declare_setting",
     "expand_names",
     "host_to_device",
     "joint_cut_occlude",
@@ -476,8 +479,13 @@ def _width_scale(images, relative):
     return images.shape[-1] / 192 if relative else 1.0
 
 
-class _Op:
-    """Base of the registered ops: ``op(images, joints, generator=None) -> images``."""
+class HardOp:
+    """Base of the registered ops: ``op(images, joints, generator=None) -> images``.
+
+    A subclass sets ``name`` (its registry name) and ``needs_joints`` (whether it reads the
+    joints) and implements ``__call__``; a factory ``f(settings) -> op`` registered with
+    ``register_hard_aug`` builds it from ``HardAugSettings``.
+    """
 
     name = "?"
     needs_joints = False
@@ -492,7 +500,7 @@ class _Op:
         return f"{type(self).__name__}({fields})"
 
 
-class JointCutout(_Op):
+class JointCutout(HardOp):
     """``JC``: ``mask_joint`` with fixed settings (see there).
 
     Args:
@@ -526,7 +534,7 @@ class JointCutout(_Op):
         )
 
 
-class JointCutOcclude(_Op):
+class JointCutOcclude(HardOp):
     """``JO`` / ``SSCO``: ``joint_cut_occlude`` with fixed settings (see there)."""
 
     name = "JO"
@@ -553,7 +561,7 @@ class JointCutOcclude(_Op):
         )
 
 
-class CutOut(_Op):
+class CutOut(HardOp):
     """``CO``: ``random_cutout`` with fixed settings (joints ignored)."""
 
     name = "CO"
@@ -568,7 +576,7 @@ class CutOut(_Op):
                              size_scale=_width_scale(images, self.relative), generator=generator)
 
 
-class CutMix(_Op):
+class CutMix(HardOp):
     """``CM``: ``random_cutmix`` with fixed settings (joints ignored)."""
 
     name = "CM"
@@ -583,7 +591,7 @@ class CutMix(_Op):
                              size_scale=_width_scale(images, self.relative), generator=generator)
 
 
-class MixUp(_Op):
+class MixUp(HardOp):
     """``MU``: ``random_mixup`` (joints ignored)."""
 
     name = "MU"
@@ -647,48 +655,7 @@ class HardAugment:
 # ---------------------------------------------------------------------------- registry
 
 
-@dataclass(frozen=True)
-class HardAugSettings:
-    """The settings the registered ops are built from (config keys in brackets).
-
-    Attributes:
-        mask_joint_num: JC boxes per image [MASK_JOINT_NUM].
-        mask_joint_fix: JC's intended clamp, joints among ``trained_joints`` [MASK_JOINT_FIX].
-        mask_joint_relative: JC sizes scaled by width / 192 [MASK_JOINT_RELATIVE].
-        jo_joint_num: JO pairs per image [HARD_AUG.JO_JOINT_NUM].
-        co_holes: CO boxes per image [HARD_AUG.CO_HOLES].
-        cm_holes: CM boxes per image [HARD_AUG.CM_HOLES].
-        jccm_cm_holes: CM boxes inside JCCM; 0 = ``cm_holes`` [HARD_AUG.JCCM_CM_HOLES].
-        mixup_alpha: MixUp's Beta parameter [HARD_AUG.MIXUP_ALPHA].
-        jo_fix: JO boxes centred on the joints [HARD_AUG.JO_FIX].
-        hole_fix: CO/CM centres and clamps with the right H/W [HARD_AUG.HOLE_FIX].
-        joint_pool_fix: JC and JO draw among ``trained_joints`` without replacement
-            [HARD_AUG.JOINT_POOL_FIX].
-        box_relative: JO, CO and CM sizes (and JO's jitter) scaled by width / 192
-            [HARD_AUG.RELATIVE].
-        trained_joints: channel indices the labeled set trains (None = all channels).
-    """
-
-    mask_joint_num: int = 5
-    mask_joint_fix: bool = False
-    mask_joint_relative: bool = False
-    jo_joint_num: int = 2
-    co_holes: int = 5
-    cm_holes: int = 2
-    jccm_cm_holes: int = 0
-    mixup_alpha: float = 0.2
-    jo_fix: bool = False
-    hole_fix: bool = False
-    joint_pool_fix: bool = False
-    box_relative: bool = False
-    trained_joints: tuple = None
-
-    def jc_pool(self):
-        use = self.mask_joint_fix or self.joint_pool_fix
-        return self.trained_joints if use else None
-
-    def jo_pool(self):
-        return self.trained_joints if self.joint_pool_fix else None
+# HardAugSettings: every op setting, declared once in semipose.common.hard_aug
 
 
 # name -> factory(HardAugSettings) -> op

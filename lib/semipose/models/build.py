@@ -7,11 +7,12 @@ lib/models/pose_{resnet,hrnet,dual,cons}.py (MIT). The model classes never see t
 
 import logging
 
+from semipose.checkpoint.files import load_checkpoint, unwrap_state_dict
+from semipose.common.hard_aug import setting_values
 from semipose.dataset.build import dataset_trained_joints
 from semipose.models.pose_hrnet import PoseHighResolutionNet
 from semipose.models.pose_lite import PoseLite
 from semipose.models.pose_resnet import PoseResNet
-from semipose.utils.checkpoint import load_checkpoint, unwrap_state_dict
 
 logger = logging.getLogger(__name__)
 
@@ -79,38 +80,21 @@ def hrnet_kwargs(cfg):
 
 
 def semi_kwargs(cfg):
-    """Hard-augmentation keyword arguments shared by PoseDual and PoseCons."""
+    """Hard-view keyword arguments shared by PoseDual, PoseCons and SSPCM: the view settings, the
+    op sequence (or the multi-path list) and every declared op setting
+    (``semipose.common.hard_aug``, read from its config key)."""
     return dict(
         scale_factor=cfg.DATASET.SCALE_FACTOR,
         rotation_factor=cfg.DATASET.ROT_FACTOR,
-        mask_joint_num=cfg.MASK_JOINT_NUM,
-        mask_joint_fix=cfg.MASK_JOINT_FIX,
         # the channels the labeled set trains (MASK_JOINT_FIX draws among them), from the registry
         trained_joints=dataset_trained_joints(cfg),
         unsup_transform=cfg.UNSUP_TRANSFORM,
         cons_rand_aug=cfg.CONS_RAND_AUG,
         same_view=cfg.CONS_SAME_VIEW,
         hard_teacher=cfg.CONS_HARD_TEACHER,
-        mask_joint_relative=cfg.MASK_JOINT_RELATIVE,
-        **hard_aug_kwargs(cfg.HARD_AUG),
-    )
-
-
-def hard_aug_kwargs(node):
-    """The hard-augmentation sequence (or the multi-path list) and its settings (HARD_AUG) as
-    HardViewModel arguments."""
-    return dict(
-        hard_ops=tuple(node.OPS),
-        jo_joint_num=node.JO_JOINT_NUM,
-        co_holes=node.CO_HOLES,
-        cm_holes=node.CM_HOLES,
-        jccm_cm_holes=node.JCCM_CM_HOLES,
-        mixup_alpha=node.MIXUP_ALPHA,
-        jo_fix=node.JO_FIX,
-        hole_fix=node.HOLE_FIX,
-        joint_pool_fix=node.JOINT_POOL_FIX,
-        box_relative=node.RELATIVE,
-        hard_paths=tuple(tuple(path) for path in node.PATHS),
+        hard_ops=tuple(cfg.HARD_AUG.OPS),
+        hard_paths=tuple(tuple(path) for path in cfg.HARD_AUG.PATHS),
+        **setting_values(cfg),
     )
 
 
@@ -129,35 +113,38 @@ def pretrained_state(cfg, is_train):
     return unwrap_state_dict(load_checkpoint(cfg.MODEL.PRETRAINED))
 
 
-def load_pair_state(model, state, source, layers=None):
-    """Loads the ``resnet.`` and ``resnet2.`` entries of a two-network initialisation file (e.g.
-    ``resnet18_5c_gluon_posedual.pth``: two different ImageNet ResNet-18s) into ``model`` so that
-    each network gets its own weights; ``.fc.`` entries and keys the model lacks are skipped. A
-    PoseLite network loads the modules ``layers`` of its entries (``MODEL.EXTRA.PRETRAINED_LAYERS``;
-    None: the encoder). Nothing when ``state`` is None or has no ``resnet2.`` network.
+def load_pair_state(model, state, source, names, layers=None):
+    """Loads the two networks of a two-network initialisation file (e.g.
+    ``resnet18_5c_gluon_posedual.pth``: two different ImageNet ResNet-18s, under the keys of the
+    model's networks ``names``) into ``model`` so that each network gets its own weights; ``.fc.``
+    entries and keys the model lacks are skipped. A PoseLite network loads the modules ``layers``
+    of its entries (``MODEL.EXTRA.PRETRAINED_LAYERS``; None: the encoder). Nothing when ``state``
+    is None or holds no entries of the second network.
 
     Args:
-        model: a module with ``resnet`` and ``resnet2`` networks.
+        model: a module with the two networks ``names``.
         state: the loaded MODEL.PRETRAINED state_dict, or None.
         source: the file's name, for the log line.
+        names: the attribute names of the two networks (``Method.network_attrs``), which are
+            also their key prefixes in the file.
         layers: PoseLite's modules to load.
     """
-    if state is None or not any(k.startswith("resnet2.") for k in state):
+    prefixes = tuple(name + "." for name in names)
+    if state is None or not any(k.startswith(prefixes[-1]) for k in state):
         return
-    if isinstance(getattr(model, "resnet", None), PoseLite):
-        for name in ("resnet", "resnet2"):
-            sub = {k[len(name) + 1:]: v for k, v in state.items() if k.startswith(name + ".")}
+    if isinstance(getattr(model, names[0], None), PoseLite):
+        for name, prefix in zip(names, prefixes):
+            sub = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
             getattr(model, name).load_pretrained(sub, layers)
-        logger.info("loaded the resnet. and resnet2. networks of %s into net 1 and net 2", source)
+        logger.info("loaded the %s networks of %s into net 1 and net 2",
+                    " and ".join(prefixes), source)
         return
     own = model.state_dict()
     pair = {
-        k: v
-        for k, v in state.items()
-        if k.startswith(("resnet.", "resnet2.")) and ".fc." not in k and k in own
+        k: v for k, v in state.items() if k.startswith(prefixes) and ".fc." not in k and k in own
     }
     model.load_state_dict(pair, strict=False)
-    logger.info("loaded %d resnet./resnet2. entries from %s", len(pair), source)
+    logger.info("loaded %d %s entries from %s", len(pair), "/".join(prefixes), source)
 
 
 # backbone name -> (network class, keyword arguments from the config)
@@ -216,19 +203,23 @@ def init_network(net, cfg, is_train, state):
         net.init_weights(state if state is not None else "")
 
 
-def compile_networks(model, **options):
-    """Compiles the pose networks of ``model`` in place (``nn.Module.compile``) and returns it.
+def compile_networks(networks, **options):
+    """Compiles each of ``networks`` in place (``nn.Module.compile``).
 
-    For PoseDual and PoseCons only the networks (``resnet``, ``resnet2``) are compiled: the hard
-    augmentation around them draws host random numbers as the original does and stays eager, so the
-    compiled graphs have no breaks. In-place compilation keeps the parameter names, so checkpoints
-    and ``state_dict`` keys are those of the uncompiled model.
+    The caller passes the method's pose networks (``Method.networks(model).values()``): for the
+    semi-supervised models only the networks are compiled, the hard augmentation around them draws
+    host random numbers as the original does and stays eager, so the compiled graphs have no
+    breaks. In-place compilation keeps the parameter names, so checkpoints and ``state_dict`` keys
+    are those of the uncompiled model.
 
     Args:
-        model: a model from ``build_model``.
+        networks: the modules to compile.
         **options: passed to ``torch.compile`` (e.g. ``mode``, ``backend``).
+
+    Returns:
+        The list of the compiled modules.
     """
-    nets = [getattr(model, name) for name in ("resnet", "resnet2") if hasattr(model, name)]
-    for net in nets or [model]:
+    networks = list(networks)
+    for net in networks:
         net.compile(**options)
-    return model
+    return networks

@@ -161,24 +161,20 @@ class HardViewModel(nn.Module):
             applied in order (``JC``, ``JO``/``SSCO``, ``CO``, ``CM``, ``MU``, ``JOCO``, ``JCCM``).
             Empty (the default): ``('JC',)`` when ``mask_joint_num > 0``, else none, i.e. the
             original. JC always takes its settings from the ``mask_joint_*`` arguments.
-        jo_joint_num: (ours) JO pairs per image (MultiAugs ``KP_CutMix_JOINT_NUM``).
-        co_holes: (ours) CutOut boxes per image (MultiAugs ``MASK_HOLES_NUM_CO``).
-        cm_holes: (ours) CutMix boxes per image (MultiAugs ``MASK_HOLES_NUM_CM``).
-        jccm_cm_holes: (ours) CutMix boxes inside ``JCCM``; 0 = ``cm_holes`` (MultiAugs used 2 in
-            PoseCons and 5 in PoseDual).
-        mixup_alpha: (ours) MixUp's Beta(α, α) parameter.
-        jo_fix: (ours) centre JO's boxes on the joints (the published code transposes x and y).
-        hole_fix: (ours) CutOut/CutMix centres and clamps with the right H/W (published: swapped).
-        joint_pool_fix: (ours) JC and JO draw their joints among ``trained_joints`` without
-            replacement (published: all channels, with replacement).
-        box_relative: (ours) JO, CutOut and CutMix half-sizes (and JO's centre jitter) scaled by
-            input width / 192, as ``mask_joint_relative`` does for JC (published: fixed pixels).
         hard_paths: (ours) MultiAugs' multi-path consistency: a sequence of op sequences (registry
             names, as ``hard_ops``), one hard image and one student pass per path, all from the same
             easy view and the same teacher joints, drawn path after path, then warped by one θ
             shared by every path. Empty (the default): one path, ``hard_ops``. Exclusive with
             ``hard_ops``, ``same_view`` and ``hard_teacher``; an empty path is the plain affine
             view.
+        **op_settings: (ours) the ops' settings, by the names declared in
+            ``semipose.common.hard_aug`` (``jo_joint_num``, ``co_holes``, ``cm_holes``,
+            ``jccm_cm_holes``, ``mixup_alpha``, ``jo_fix``, ``hole_fix``, ``box_relative``,
+            ``joint_pool_fix`` and any a plug-in op declares); the others keep their declared
+            defaults.
+
+    Raises:
+        TypeError: an undeclared op setting.
 
     Attributes:
         hard_paths: the op names of each path (one entry, ``hard_ops``, without ``hard_paths``).
@@ -199,16 +195,8 @@ class HardViewModel(nn.Module):
         hard_teacher=False,
         mask_joint_relative=False,
         hard_ops=(),
-        jo_joint_num=2,
-        co_holes=5,
-        cm_holes=2,
-        jccm_cm_holes=0,
-        mixup_alpha=0.2,
-        jo_fix=False,
-        hole_fix=False,
-        joint_pool_fix=False,
         hard_paths=(),
-        box_relative=False,
+        **op_settings,
     ):
         super().__init__()
         names = tuple(hard_ops) if hard_ops else (("JC",) if mask_joint_num > 0 else ())
@@ -242,18 +230,10 @@ class HardViewModel(nn.Module):
             logger.warning("mask_joint_fix without trained_joints: cutout draws from all channels")
         self.hard_ops = names
         settings = HardAugSettings(
+            **op_settings,
             mask_joint_num=mask_joint_num,
             mask_joint_fix=mask_joint_fix,
             mask_joint_relative=mask_joint_relative,
-            jo_joint_num=jo_joint_num,
-            co_holes=co_holes,
-            cm_holes=cm_holes,
-            jccm_cm_holes=jccm_cm_holes,
-            mixup_alpha=mixup_alpha,
-            jo_fix=jo_fix,
-            hole_fix=hole_fix,
-            joint_pool_fix=joint_pool_fix,
-            box_relative=box_relative,
             trained_joints=None if trained_joints is None else tuple(trained_joints),
         )
         self.hard_aug = build_hard_augment(names, settings)
@@ -339,9 +319,13 @@ class HardViewModel(nn.Module):
         return hts, trans, paths, theta
 
     # ------------------------------------------------------------------------ external teachers
+    #: the attributes of the networks whose easy-view (teacher) pass ``set_teachers`` may
+    #: replace; each model class names its own
+    teacher_attrs = ()
+
     def teacher_names(self):
         """Names of the networks whose easy-view (teacher) pass ``set_teachers`` may replace."""
-        return tuple(name for name in ("resnet", "resnet2") if hasattr(self, name))
+        return tuple(self.teacher_attrs)
 
     def set_teachers(self, teachers):
         """Runs the teacher pass of network ``name`` through ``teachers[name]`` (e.g. its EMA copy)

@@ -42,6 +42,8 @@ class PoseCons(HardViewModel):
     Returns (eval, input a tensor): the heatmap (N, K, H, W).
     """
 
+    teacher_attrs = ("resnet",)
+
     def __init__(self, resnet, **hard_view):
         super().__init__(**hard_view)
         self.resnet = resnet

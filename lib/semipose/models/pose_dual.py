@@ -69,6 +69,8 @@ class PoseDual(HardViewModel):
     Returns (eval, input a tensor): ``(ht1, ht2)``.
     """
 
+    teacher_attrs = ("resnet", "resnet2")
+
     def __init__(self, resnet, resnet2, **hard_view):
         super().__init__(**hard_view)
         self.resnet = resnet

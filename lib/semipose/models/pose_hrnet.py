@@ -10,6 +10,7 @@ from collections.abc import Mapping
 
 from torch import nn
 
+from semipose.checkpoint.files import load_pretrained_state
 from semipose.models.pose_resnet import (
     BN_MOMENTUM,
     BasicBlock,
@@ -17,7 +18,6 @@ from semipose.models.pose_resnet import (
     init_conv_bn_,
     make_res_layer,
 )
-from semipose.utils.checkpoint import load_pretrained_state
 
 logger = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ from collections.abc import Mapping
 import torch.nn.functional as F
 from torch import nn
 
+from semipose.checkpoint.files import load_pretrained_state
 from semipose.models.pose_resnet import BN_MOMENTUM, BasicBlock, make_res_layer
-from semipose.utils.checkpoint import load_pretrained_state
 
 logger = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
-from semipose.utils.checkpoint import load_pretrained_state
+from semipose.checkpoint.files import load_pretrained_state
 
 logger = logging.getLogger(__name__)
 

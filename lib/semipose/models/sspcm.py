@@ -111,6 +111,8 @@ class SSPCM(HardViewModel):
     Returns (eval, input a tensor): ``(ht_A, ht_B, ht_C)``.
     """
 
+    teacher_attrs = ("resnet", "resnet2")
+
     def __init__(
         self,
         resnet,

@@ -13,6 +13,8 @@ import time
 
 import torch
 
+from semipose.checkpoint import BestModelHook, Checkpointer, CheckpointHook
+from semipose.checkpoint.files import load_checkpoint, load_model_state, unwrap_state_dict
 from semipose.engine import hooks as H
 from semipose.engine.defaults import (
     build_train_loader,
@@ -29,6 +31,7 @@ from semipose.engine.evaluator import (
     summarize,
     validate,
 )
+from semipose.engine.events import ConsoleWriter, JSONWriter, TensorboardWriter
 from semipose.engine.train_loop import Preempted, Trainer, autocast_context, to_device
 from semipose.utils import comm
 
@@ -101,7 +104,7 @@ def build_training(cfg, ctx, iters_per_epoch=1):
         model = model.to(memory_format=torch.channels_last)
     method.criterion.to(ctx.device)
     optimizer = build_optimizer(cfg, model)
-    ck = H.Checkpointer(
+    ck = Checkpointer(
         ctx.output_dir, model, optimizer, build_lr_scheduler(cfg, optimizer, iters_per_epoch),
         schedule=(t.LR, t.LR_FACTOR, t.LR_STEP), model_name=get_model_name(cfg),
         save_inter=cfg.SAVE_INTER, is_main=ctx.is_main,
@@ -208,8 +211,9 @@ def _save_preempted(ck, trainer, stop, loader):
 
 
 def default_hooks(cfg, ctx, ck, *, evaluate, sampler, generator, train_set, replay, method=None):
-    """The hooks of a training run, in their order (see ``semipose.engine.hooks``), then the
-    method's own (``Method.hooks``)."""
+    """The hooks of a training run (``semipose.engine.hooks``, the checkpoint hooks of
+    ``semipose.checkpoint`` and the writers of ``semipose.engine.events``), then the method's own
+    (``Method.hooks``)."""
     main = ctx.is_main
     return [
         H.EpochSeeding(sampler, generator, cfg.SEED),
@@ -220,12 +224,13 @@ def default_hooks(cfg, ctx, ck, *, evaluate, sampler, generator, train_set, repl
         else None,
         H.LRScheduler(ck.scheduler),
         H.ShuffleInd(train_set, replay) if hasattr(train_set, "shuffle_ind") else None,
-        H.CheckpointHook(ck),
         H.EvalHook(evaluate, ck, cfg.TEST.INTERVAL, is_main=main),
         H.ProgressBar() if main and is_interactive() else None,
-        H.JSONWriter(os.path.join(ctx.output_dir, "metrics.jsonl")) if main else None,
-        H.TensorboardWriter(ctx.tb_log_dir) if main else None,
-        H.ConsoleWriter(iteration_lines=cfg.PRINT_FREQ > 0) if main else None,
+        CheckpointHook(ck),
+        BestModelHook(ck),
+        JSONWriter(os.path.join(ctx.output_dir, "metrics.jsonl")) if main else None,
+        TensorboardWriter(ctx.tb_log_dir) if main else None,
+        ConsoleWriter(iteration_lines=cfg.PRINT_FREQ > 0) if main else None,
         *(method.hooks() if method is not None else ()),
     ]
 
@@ -256,7 +261,7 @@ def do_train(cfg, args):
                         "is complete, nothing to train (raise TRAIN.END_EPOCH to continue)")
             return {**done, "epochs": 0}
         if t.COMPILE:
-            compile_networks(model)
+            compile_networks(method.networks(model).values())
         wrapped = model
         if ctx.distributed:
             wrapped = torch.nn.parallel.DistributedDataParallel(
@@ -286,8 +291,6 @@ def do_train(cfg, args):
 def load_eval_weights(model, method, path):
     """Loads ``path`` (a released checkpoint or one of ours) into ``model``, checking keys
     strictly, after the method picks its part (``Method.eval_state``)."""
-    from semipose.utils.checkpoint import load_checkpoint, load_model_state, unwrap_state_dict
-
     state = unwrap_state_dict(load_checkpoint(path, map_location="cpu"))
     load_model_state(model, method.eval_state(state), strict=True, source=path)
 

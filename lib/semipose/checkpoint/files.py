@@ -1,4 +1,4 @@
-"""Checkpoint saving and loading: atomic writes, ``weights_only`` loading and strict key checking.
+"""Checkpoint files: atomic writes, ``weights_only`` loading and strict key checking.
 
 Ported from the original's lib/utils/utils.py::save_checkpoint and the loading code of
 pose_estimation/valid.py (MIT). Differences: writes are atomic, loading refuses pickles that would
@@ -22,10 +22,12 @@ from semipose.common.io import atomic_torch_save
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "BEST_NAME",
     "CheckpointError",
     "StateDictMismatchError",
     "UnsafeCheckpointError",
     "atomic_save",
+    "describe_state",
     "extract_net",
     "load_checkpoint",
     "load_model_state",
