@@ -341,9 +341,9 @@ def _run(cfg_file, opts, tmp_path):
     return launch.do_train(cfg, args)
 
 
-def test_trains_two_iterations_with_pcm_and_validates(coco_root, tmp_path):
-    root, train_dets = coco_root
-    opts = [
+def _tiny_opts(root, train_dets, tmp_path, epochs):
+    """A two-image SSPCM run on the tiny COCO set: SSCO, flip test, GT boxes."""
+    return [
         "OUTPUT_DIR", str(tmp_path / "output"), "LOG_DIR", str(tmp_path / "log"),
         "WORKERS", "0", "PRINT_FREQ", "1", "DEVICE", "cpu", *SMALL,
         "MODEL.IMAGE_SIZE", "[64, 96]", "MODEL.EXTRA.HEATMAP_SIZE", "[16, 24]",
@@ -351,10 +351,15 @@ def test_trains_two_iterations_with_pcm_and_validates(coco_root, tmp_path):
         "DATASET.TRAIN_DATASET", "mix_coco_coco", "DATASET.TEST_DATASET", "coco",
         "DATASET.TRAIN_SET", "train", "DATASET.TEST_SET", "validation", "DATASET.TRAIN_LEN", "3",
         "HARD_AUG.OPS", "['SSCO']", "SSPCM.SCORE_THRE", "0.0",
-        "TRAIN.BATCH_SIZE", "2", "TRAIN.END_EPOCH", "2", "TRAIN.MAX_ITERS", "1",
+        "TRAIN.BATCH_SIZE", "2", "TRAIN.END_EPOCH", str(epochs), "TRAIN.MAX_ITERS", "1",
         "TRAIN.LR_STEP", "[1]", "TEST.BATCH_SIZE", "4", "TEST.USE_GT_BBOX", "True",
         "TEST.FLIP_TEST", "True", "TEST.COCO_BBOX_FILE", train_dets,
     ]  # fmt: skip
+
+
+def test_trains_two_iterations_with_pcm_and_validates(coco_root, tmp_path):
+    root, train_dets = coco_root
+    opts = _tiny_opts(root, train_dets, tmp_path, epochs=2)
     out = _run(None, opts, tmp_path)
     epochs = read_metrics(out["output_dir"], kind="epoch")
     iters = read_metrics(out["output_dir"], kind="iter")
@@ -384,18 +389,7 @@ def test_train_compile_compiles_all_three_networks(coco_root, tmp_path, monkeypa
         return model
 
     monkeypatch.setattr(SSPCMMethod, "build_model", keep)
-    opts = [
-        "OUTPUT_DIR", str(tmp_path / "output"), "LOG_DIR", str(tmp_path / "log"),
-        "WORKERS", "0", "PRINT_FREQ", "1", "DEVICE", "cpu", *SMALL,
-        "MODEL.IMAGE_SIZE", "[64, 96]", "MODEL.EXTRA.HEATMAP_SIZE", "[16, 24]",
-        "MODEL.EXTRA.SIGMA", "1", "DATASET.ROOT", str(root),
-        "DATASET.TRAIN_DATASET", "mix_coco_coco", "DATASET.TEST_DATASET", "coco",
-        "DATASET.TRAIN_SET", "train", "DATASET.TEST_SET", "validation", "DATASET.TRAIN_LEN", "3",
-        "HARD_AUG.OPS", "['SSCO']", "SSPCM.SCORE_THRE", "0.0",
-        "TRAIN.BATCH_SIZE", "2", "TRAIN.END_EPOCH", "1", "TRAIN.MAX_ITERS", "1",
-        "TRAIN.LR_STEP", "[1]", "TEST.BATCH_SIZE", "4", "TEST.USE_GT_BBOX", "True",
-        "TEST.FLIP_TEST", "True", "TEST.COCO_BBOX_FILE", train_dets,
-    ]  # fmt: skip
+    opts = _tiny_opts(root, train_dets, tmp_path, epochs=1)
     opts += ["TRAIN.COMPILE", "True", "TEST.FLIP_TEST", "False"]
     _run(None, opts, tmp_path)
     model = seen["model"]

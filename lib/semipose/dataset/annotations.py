@@ -462,6 +462,15 @@ def _aic_person(record, key, report, num_joints, keypoints):
     return True
 
 
+def _list_report(anno, path):
+    """A new report for a file that must hold a list; refuses anything else."""
+    report = AnnotationReport(path)
+    if not isinstance(anno, list):
+        report.add("not_list", f"the file holds a {type(anno).__name__}")
+        report.raise_refusals()
+    return report
+
+
 def check_aic(anno, *, path, num_joints, keypoints=True):
     """Checks (and repairs in place) an AI Challenger annotation list.
 
@@ -477,10 +486,7 @@ def check_aic(anno, *, path, num_joints, keypoints=True):
     Raises:
         AnnotationError: ``anno`` is not a list.
     """
-    report = AnnotationReport(path)
-    if not isinstance(anno, list):
-        report.add("not_list", f"the file holds a {type(anno).__name__}")
-        report.raise_refusals()
+    report = _list_report(anno, path)
     kept = OrderedDict()
     fields = ("image_id", "keypoint_annotations", "human_annotations")
     for index, record in enumerate(anno):  # duplicates first: compared before any repair
@@ -521,10 +527,7 @@ def check_mpii(anno, *, path, num_joints, joints=True):
     Raises:
         AnnotationError: ``anno`` is not a list.
     """
-    report = AnnotationReport(path)
-    if not isinstance(anno, list):
-        report.add("not_list", f"the file holds a {type(anno).__name__}")
-        report.raise_refusals()
+    report = _list_report(anno, path)
     for index, rec in enumerate(anno):
         if not (isinstance(rec, dict) and all(f in rec for f in ("image", "center", "scale"))):
             report.add("bad_record", f"record {index}")
