@@ -5,13 +5,29 @@ data loaders."""
 import atexit
 import logging
 import os
+import signal
 import sys
 from dataclasses import dataclass
 
+import cv2
 import torch
+import torchvision
+from torch.utils.data import DataLoader, DistributedSampler
 
+from semipose.common.io import atomic_write_text
+from semipose.common.runlock import RunLock
+from semipose.config import get_model_name
+from semipose.dataset import gpu_pipeline
+from semipose.dataset.build import IMAGENET_MEAN, IMAGENET_STD, ensure_synthetic
+from semipose.engine.train_loop import RecordingSampler
 from semipose.utils import comm
-from semipose.utils.logger import detach_logger, log_to_file
+from semipose.utils.logger import (
+    create_logger,
+    detach_logger,
+    log_file_path,
+    log_to_file,
+    output_subdirs,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -115,10 +131,6 @@ def _quiet_console():
 def _log_environment(cfg, args, output_dir):
     """One console line; the arguments and the merged config go to the log file only (and the
     config to ``<output>/config.yaml``)."""
-    import torchvision
-
-    from semipose.common.io import atomic_write_text
-
     path = os.path.join(output_dir, "config.yaml")
     atomic_write_text(path, cfg.dump())
     logger.info(
@@ -131,9 +143,6 @@ def _log_environment(cfg, args, output_dir):
 
 def run_output_dir(cfg, cfg_path):
     """A run's output folder, ``OUTPUT_DIR/<dataset>/<model>/<cfg name>``."""
-    from semipose.config import get_model_name
-    from semipose.utils.logger import output_subdirs
-
     parts = output_subdirs(cfg, cfg_path, model_name=get_model_name(cfg)[0])
     return os.path.join(cfg.OUTPUT_DIR or "output", *parts)
 
@@ -150,11 +159,6 @@ def setup(cfg, args, phase="train", subdir=""):
     Raises:
         RunLockedError: another training run holds the output folder.
     """
-    from semipose.common.runlock import RunLock
-    from semipose.config import get_model_name
-    from semipose.dataset.build import ensure_synthetic
-    from semipose.utils.logger import create_logger, log_file_path
-
     distributed = phase == "train" and (
         bool(getattr(args, "distributed", False)) or int(os.environ.get("WORLD_SIZE", "1")) > 1
     )
@@ -201,10 +205,6 @@ def setup(cfg, args, phase="train", subdir=""):
 
 
 def _worker_init(_):
-    import signal
-
-    import cv2
-
     cv2.setNumThreads(0)
     # a scheduler's stop signal goes to the whole process group: the workers leave it to the main
     # process, which finishes its step, saves and ends them
@@ -219,10 +219,6 @@ def build_train_loader(cfg, dataset, ctx):
     Returns:
         ``(loader, sampler or None, generator)``; the engine reseeds the generator each epoch.
     """
-    from torch.utils.data import DataLoader, DistributedSampler
-
-    from semipose.dataset import gpu_pipeline
-
     workers = cfg.WORKERS
     sampler = None
     if ctx.distributed:
@@ -231,8 +227,6 @@ def build_train_loader(cfg, dataset, ctx):
     generator.manual_seed(cfg.SEED)
     order = sampler
     if sampler is None and cfg.TRAIN.SHUFFLE:
-        from semipose.engine.train_loop import RecordingSampler
-
         # RandomSampler's order from the same generator, kept for a mid-epoch checkpoint
         order = RecordingSampler(dataset, generator=generator)
     device_warp = bool(getattr(dataset, "device_warp", False) or getattr(
@@ -251,8 +245,6 @@ def build_train_loader(cfg, dataset, ctx):
         **({"collate_fn": gpu_pipeline.collate} if device_warp else {}),
     )
     if device_warp:  # DATASET.DEVICE_WARP: crops and targets rendered in batch on the device
-        from semipose.dataset.build import IMAGENET_MEAN, IMAGENET_STD
-
         renderer = gpu_pipeline.DeviceRenderer(
             cfg.MODEL.IMAGE_SIZE, cfg.MODEL.EXTRA.HEATMAP_SIZE, cfg.MODEL.EXTRA.SIGMA,
             IMAGENET_MEAN, IMAGENET_STD, ctx.device,
@@ -263,8 +255,6 @@ def build_train_loader(cfg, dataset, ctx):
 
 def build_valid_loader(cfg, dataset, device):
     """The validation DataLoader: TEST.BATCH_SIZE, in order."""
-    from torch.utils.data import DataLoader
-
     workers = cfg.WORKERS
     return DataLoader(
         dataset,

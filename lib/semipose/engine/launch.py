@@ -9,19 +9,27 @@ and loaders → ``build_method`` (the method owns its model and loss) → optimi
 import logging
 import os
 import shutil
+import signal
+import sys
+import threading
 import time
 
 import torch
 
 from semipose.checkpoint import BestModelHook, Checkpointer, CheckpointHook
 from semipose.checkpoint.files import load_checkpoint, load_model_state, unwrap_state_dict
+from semipose.common.errors import RunStopped
+from semipose.config import get_model_name
+from semipose.dataset.build import build_dataset, dataset_layout
 from semipose.engine import hooks as H
+from semipose.engine.checks import check_config
 from semipose.engine.defaults import (
     build_train_loader,
     build_valid_loader,
     is_interactive,
     native_bf16,
     resolve_amp_dtype,
+    run_output_dir,
     setup,
 )
 from semipose.engine.evaluator import (
@@ -32,8 +40,12 @@ from semipose.engine.evaluator import (
     validate,
 )
 from semipose.engine.events import ConsoleWriter, JSONWriter, TensorboardWriter
-from semipose.engine.train_loop import Preempted, Trainer, autocast_context, to_device
+from semipose.engine.train_loop import Preempted, Trainer, autocast_context, epoch_order, to_device
+from semipose.methods import build_method
+from semipose.models.build import compile_networks
 from semipose.utils import comm
+from semipose.utils.optim import build_lr_scheduler, build_optimizer
+from semipose.utils.vis import save_drawn_predictions
 
 logger = logging.getLogger(__name__)
 
@@ -93,10 +105,6 @@ def _evaluation(cfg, model, method, dataset, ctx):
 def build_training(cfg, ctx, iters_per_epoch=1):
     """The method, its model on the device, the optimizer and the ``Checkpointer`` (with the LR
     schedule, which a per-iteration schedule sizes by ``iters_per_epoch``)."""
-    from semipose.config import get_model_name
-    from semipose.methods import build_method
-    from semipose.utils.optim import build_lr_scheduler, build_optimizer
-
     t = cfg.TRAIN
     method = build_method(cfg)
     model = method.build_model(is_train=True).to(ctx.device)
@@ -161,8 +169,6 @@ class StopSignals:
         self.previous = {}
 
     def _handle(self, signum, frame):
-        import signal
-
         name = signal.Signals(signum).name
         if self.trainer.stop_reason is None:
             logger.warning(f"received {name}: finishing the current step, then saving a "
@@ -173,9 +179,6 @@ class StopSignals:
                            "saved")
 
     def __enter__(self):
-        import signal
-        import threading
-
         if threading.current_thread() is threading.main_thread():
             for name in STOP_SIGNALS:
                 if hasattr(signal, name):
@@ -184,8 +187,6 @@ class StopSignals:
         return self
 
     def __exit__(self, *exc):
-        import signal
-
         for num, handler in self.previous.items():
             signal.signal(num, handler)
         return False
@@ -193,11 +194,6 @@ class StopSignals:
 
 def _save_preempted(ck, trainer, stop, loader):
     """The mid-epoch checkpoint of a stopped run; raises ``RunStopped`` (exit 128 + signal)."""
-    import signal
-
-    from semipose.common.errors import RunStopped
-    from semipose.engine.train_loop import epoch_order
-
     if stop.iteration == 0:  # between two epochs: the checkpoint of the one before is saved
         where = f"after epoch {stop.epoch - 1}"
     else:
@@ -241,10 +237,6 @@ def do_train(cfg, args):
     Returns:
         dict: ``best_perf``, ``last`` (the last validation results), ``output_dir``, ``epochs``.
     """
-    from semipose.dataset.build import build_dataset
-    from semipose.engine.checks import check_config
-    from semipose.models.build import compile_networks
-
     t = cfg.TRAIN
     check_config(cfg, "train")
     ctx = setup(cfg, args, "train")
@@ -305,8 +297,6 @@ def valid_subdir(model_file):
 def print_valid_summary(results, model_file, output_dir, log_file, stream=None):
     """The end of ``valid.py`` on the console, whatever PRINT_FREQ says: every evaluated head's
     table, then where the results json files and the log are."""
-    import sys
-
     stream = stream or sys.stdout
     lines = [f"Evaluated {model_file}:"]
     for head in results.get("heads", ()):
@@ -330,11 +320,6 @@ def do_valid(cfg, args):
     Returns:
         ``validate``'s results dict (plus ``output_dir``).
     """
-    from semipose.dataset.build import build_dataset
-    from semipose.engine.checks import check_config
-    from semipose.engine.defaults import run_output_dir
-    from semipose.methods import build_method
-
     check_config(cfg, "valid")
     model_file = cfg.TEST.MODEL_FILE or os.path.join(
         run_output_dir(cfg, getattr(args, "cfg", None)), "final_state.pth.tar")
@@ -362,9 +347,6 @@ def do_valid(cfg, args):
 def _save_vis(cfg, method, results, output_dir, num_images):
     """``valid.py --vis N``: the first N val images with the predicted skeletons drawn (the
     ensemble for a two-network method, else net 1) under ``<output>/vis/``."""
-    from semipose.dataset.build import dataset_layout
-    from semipose.utils.vis import save_drawn_predictions
-
     head = "ensemble" if "ensemble" in method.heads else method.heads[0]
     p = results["predictions"]
     written = save_drawn_predictions(
