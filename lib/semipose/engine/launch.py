@@ -332,16 +332,19 @@ def do_valid(cfg, args):
     model = method.build_model(is_train=False)
     load_eval_weights(model, method, model_file)  # a wrong file is refused before any writing
     ctx = setup(cfg, args, "valid", subdir=valid_subdir(model_file))
-    logger.info(f"=> loaded model from {model_file}")
-    model = model.to(ctx.device)
-    if cfg.TRAIN.CHANNELS_LAST:
-        model = model.to(memory_format=torch.channels_last)
-    dataset = build_dataset(cfg, is_train=False)
-    results = _evaluation(cfg, model, method, dataset, ctx)(None)
-    if getattr(args, "vis", 0) > 0:
-        _save_vis(cfg, method, results, ctx.output_dir, args.vis)
-    print_valid_summary(results, model_file, ctx.output_dir, ctx.log_file)
-    return {**results, "output_dir": ctx.output_dir}
+    try:
+        logger.info(f"=> loaded model from {model_file}")
+        model = model.to(ctx.device)
+        if cfg.TRAIN.CHANNELS_LAST:
+            model = model.to(memory_format=torch.channels_last)
+        dataset = build_dataset(cfg, is_train=False)
+        results = _evaluation(cfg, model, method, dataset, ctx)(None)
+        if getattr(args, "vis", 0) > 0:
+            _save_vis(cfg, method, results, ctx.output_dir, args.vis)
+        print_valid_summary(results, model_file, ctx.output_dir, ctx.log_file)
+        return {**results, "output_dir": ctx.output_dir}
+    finally:
+        ctx.close()  # the log file and the console handler go with the run
 
 
 def _save_vis(cfg, method, results, output_dir, num_images):
