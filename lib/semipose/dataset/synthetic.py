@@ -1000,22 +1000,18 @@ def generate(root, num_train=1200, num_val=200, image_size=(320, 240), seed=0, m
 
     Args:
         root: dataset root (the ``DATASET.ROOT`` of the config, e.g. ``data/synthetic``).
-        num_train: number of train2017 images.
-        num_val: number of val2017 images.
+        num_train, num_val: number of train2017 / val2017 images.
         image_size: ``(width, height)`` in pixels.
         seed: the seed; the same seed gives identical files.
-        min_people: fewest people per image.
-        max_people: most people per image.
+        min_people, max_people: fewest / most people per image.
         overwrite: regenerate even when the files exist.
-        person_height: ``(lo, hi)`` standing height range in pixels; default
-            ``(0.25, 0.92) * height``.
+        person_height: ``(lo, hi)`` standing height in pixels; default ``(0.25, 0.92) * height``.
         clutter: background clutter / occluder scale (``render_image``).
 
     Returns:
         dict with the paths (``root``, ``train_ann``, ``val_ann``, ``train_images``,
         ``val_images``, ``train_dets``, ``val_dets``, as strings), the counts
-        (``num_train_images``, ``num_val_images``, ``num_train_persons``, ``num_val_persons``,
-        ``num_train_dets``, ``num_val_dets``), ``generated`` (False when skipped) and ``seconds``.
+        ``num_{train,val}_{images,persons,dets}``, ``generated`` (False when skipped), ``seconds``.
 
     Raises:
         SyntheticSetMismatchError: the set under ``root`` has other parameters (and not
@@ -1026,54 +1022,40 @@ def generate(root, num_train=1200, num_val=200, image_size=(320, 240), seed=0, m
     if num_train >= VAL_ID_OFFSET:
         raise ValueError(f"num_train must be < {VAL_ID_OFFSET} (val image ids start there)")
     paths = _annotation_paths(root)
-    json_keys = _JSON_KEYS
     result = {"root": str(root)}
     result.update({k: str(v) for k, v in paths.items()})
     t0 = time.perf_counter()
     params = _params(num_train, num_val, image_size, seed, min_people, max_people, person_height,
                      clutter)
     params_file = Path(root) / "coco" / PARAMS_FILE
-    complete = all(paths[k].is_file() for k in json_keys)
+    complete = all(paths[k].is_file() for k in _JSON_KEYS)
     if not overwrite and complete and params_file.is_file():
-        found = _read_json(params_file, root, params)
-        keys = list(params) + [k for k in (found if isinstance(found, dict) else {})
-                               if k not in params]
-        differ = [k for k in keys if not isinstance(found, dict) or found.get(k) != params.get(k)]
-        if differ:
-            found = found if isinstance(found, dict) else {}
-            raise SyntheticSetMismatchError(
-                f"the synthetic set under {root} was generated with {_describe(found, differ)}, "
-                f"but {_describe(params, differ)} is asked for; it is not regenerated in place "
-                "because other runs may use it. Give this set its own DATASET.ROOT (and "
-                "TEST.COCO_BBOX_FILE under it), or regenerate it for every user of that root "
-                f"with: {_command(root, params)}"
-            )
+        _check_same_params(root, params_file, params)
     if not overwrite and complete:
         logger.debug("synthetic COCO set already present under %s; skipping generation", root)
-        data = {k: _read_json(paths[k], root, params) for k in json_keys}
-        bad = [k for k in ("train_ann", "val_ann") if not isinstance(data[k], dict)]
-        bad += [k for k in ("train_dets", "val_dets") if not isinstance(data[k], list)]
-        if bad:
-            raise DataFileError(
-                f"synthetic set file {paths[bad[0]]} does not hold a COCO "
-                f"{'annotation object' if bad[0].endswith('ann') else 'detection list'}; "
-                f"regenerate the set with: {_command(root, params)}"
-            )
+        data = _read_existing(paths, root, params)
         result.update(
-            num_train_images=len(data["train_ann"]["images"]),
-            num_val_images=len(data["val_ann"]["images"]),
-            num_train_persons=len(data["train_ann"]["annotations"]),
-            num_val_persons=len(data["val_ann"]["annotations"]),
-            num_train_dets=len(data["train_dets"]),
-            num_val_dets=len(data["val_dets"]),
+            _counts(data["train_ann"], data["val_ann"], data["train_dets"], data["val_dets"]),
             generated=False,
             seconds=time.perf_counter() - t0,
         )
         return result
+    args = (image_size, seed, min_people, max_people, person_height, clutter)
+    train, val, train_dets, val_dets = _write_set(paths, params_file, params, num_train, num_val,
+                                                  args)
+    seconds = time.perf_counter() - t0
+    logger.info(
+        "wrote %d + %d synthetic images under %s in %.1fs", num_train, num_val, root, seconds
+    )
+    result.update(_counts(train, val, train_dets, val_dets), generated=True, seconds=seconds)
+    return result
+
+
+def _write_set(paths, params_file, params, num_train, num_val, args):
+    """Renders both splits and writes them (annotations, then the parameters, last)."""
     for k in ("train_ann", "val_ann"):  # an interrupted or forced run starts without annotations
         if paths[k].exists():
             paths[k].unlink()
-    args = (image_size, seed, min_people, max_people, person_height, clutter)
     train, train_dets = _generate_split(paths, TRAIN_SET, num_train, *args)
     val, val_dets = _generate_split(paths, VAL_SET, num_val, *args)
     _write_json(paths["train_dets"], train_dets)
@@ -1081,21 +1063,50 @@ def generate(root, num_train=1200, num_val=200, image_size=(320, 240), seed=0, m
     _write_json(paths["val_ann"], val)
     _write_json(paths["train_ann"], train)
     _write_json(params_file, params)
-    seconds = time.perf_counter() - t0
-    logger.info(
-        "wrote %d + %d synthetic images under %s in %.1fs", num_train, num_val, root, seconds
-    )
-    result.update(
-        num_train_images=len(train["images"]),
-        num_val_images=len(val["images"]),
-        num_train_persons=len(train["annotations"]),
-        num_val_persons=len(val["annotations"]),
-        num_train_dets=len(train_dets),
-        num_val_dets=len(val_dets),
-        generated=True,
-        seconds=seconds,
-    )
-    return result
+    return train, val, train_dets, val_dets
+
+
+def _check_same_params(root, params_file, params):
+    """Raises SyntheticSetMismatchError when the set under ``root`` has other parameters."""
+    found = _read_json(params_file, root, params)
+    keys = list(params) + [k for k in (found if isinstance(found, dict) else {})
+                           if k not in params]
+    differ = [k for k in keys if not isinstance(found, dict) or found.get(k) != params.get(k)]
+    if differ:
+        found = found if isinstance(found, dict) else {}
+        raise SyntheticSetMismatchError(
+            f"the synthetic set under {root} was generated with {_describe(found, differ)}, "
+            f"but {_describe(params, differ)} is asked for; it is not regenerated in place "
+            "because other runs may use it. Give this set its own DATASET.ROOT (and "
+            "TEST.COCO_BBOX_FILE under it), or regenerate it for every user of that root "
+            f"with: {_command(root, params)}"
+        )
+
+
+def _read_existing(paths, root, params):
+    """Reads the existing set's json files, checking each holds the expected kind of value."""
+    data = {k: _read_json(paths[k], root, params) for k in _JSON_KEYS}
+    bad = [k for k in ("train_ann", "val_ann") if not isinstance(data[k], dict)]
+    bad += [k for k in ("train_dets", "val_dets") if not isinstance(data[k], list)]
+    if bad:
+        raise DataFileError(
+            f"synthetic set file {paths[bad[0]]} does not hold a COCO "
+            f"{'annotation object' if bad[0].endswith('ann') else 'detection list'}; "
+            f"regenerate the set with: {_command(root, params)}"
+        )
+    return data
+
+
+def _counts(train, val, train_dets, val_dets):
+    """The image, person and detection counts of both splits, as ``generate`` reports them."""
+    return {
+        "num_train_images": len(train["images"]),
+        "num_val_images": len(val["images"]),
+        "num_train_persons": len(train["annotations"]),
+        "num_val_persons": len(val["annotations"]),
+        "num_train_dets": len(train_dets),
+        "num_val_dets": len(val_dets),
+    }
 
 
 def main(argv=None):
