@@ -325,6 +325,40 @@ def _rescore(native, box_score, in_vis_thre):
     return (float(valid.mean()) if valid.size else 0.0) * float(box_score)
 
 
+def _usable_boxes(boxes, width, height, image_name):
+    """Indices of the usable boxes; each unusable one is logged with its problem."""
+    keep = []
+    for i, box in enumerate(boxes):
+        problem = _box_problem(box, width, height)
+        if problem:
+            logger.warning(
+                "%s: box %d [%s] %s; skipped", image_name, i,
+                ", ".join(f"{v:g}" for v in box[:4]), problem,
+            )
+        else:
+            keep.append(i)
+    return keep
+
+
+def _predict_crops(model, img, centers, scales, batch):
+    """(P, K, 3) union-layout x, y, score in image pixels for the P crops, ``batch`` at a time."""
+    union = []
+    for start in range(0, len(centers), batch):
+        stop = min(start + batch, len(centers))
+        crops = np.stack(
+            [crop_person(img, centers[n], scales[n], model.image_size) for n in range(start, stop)]
+        )
+        heatmaps = model(model.preprocess(crops)).cpu().numpy()
+        preds, maxvals = model.codec.decode(
+            heatmaps, centers[start:stop], scales[start:stop], np.zeros(stop - start)
+        )
+        out = np.zeros((stop - start, preds.shape[1], 3), dtype=np.float32)
+        out[:, :, 0:2] = preds[:, :, 0:2]
+        out[:, :, 2:3] = maxvals
+        union.append(out)
+    return np.concatenate(union, axis=0)
+
+
 @torch.no_grad()
 def inference_topdown(model, image, boxes=None, *, batch_size=None, image_name=None):
     """Keypoints of the people in ``image``, one prediction per usable box.
@@ -350,16 +384,7 @@ def inference_topdown(model, image, boxes=None, *, batch_size=None, image_name=N
     img = read_image(image)
     height, width = img.shape[:2]
     boxes = _as_boxes(boxes, img)
-    keep = []
-    for i, box in enumerate(boxes):
-        problem = _box_problem(box, width, height)
-        if problem:
-            logger.warning(
-                "%s: box %d [%s] %s; skipped", image_name, i,
-                ", ".join(f"{v:g}" for v in box[:4]), problem,
-            )
-        else:
-            keep.append(i)
+    keep = _usable_boxes(boxes, width, height, image_name)
     if not keep:
         return []
     if model.color_rgb:
@@ -369,22 +394,7 @@ def inference_topdown(model, image, boxes=None, *, batch_size=None, image_name=N
     for n, i in enumerate(keep):
         centers[n], scales[n] = box_to_center_scale(boxes[i], model.aspect_ratio)
 
-    batch = batch_size or model.batch_size
-    union = []
-    for start in range(0, len(keep), batch):
-        stop = min(start + batch, len(keep))
-        crops = np.stack(
-            [crop_person(img, centers[n], scales[n], model.image_size) for n in range(start, stop)]
-        )
-        heatmaps = model(model.preprocess(crops)).cpu().numpy()
-        preds, maxvals = model.codec.decode(
-            heatmaps, centers[start:stop], scales[start:stop], np.zeros(stop - start)
-        )
-        out = np.zeros((stop - start, preds.shape[1], 3), dtype=np.float32)
-        out[:, :, 0:2] = preds[:, :, 0:2]
-        out[:, :, 2:3] = maxvals
-        union.append(out)
-    union = np.concatenate(union, axis=0)
+    union = _predict_crops(model, img, centers, scales, batch_size or model.batch_size)
 
     layout = model.layout
     poses = []
@@ -459,6 +469,67 @@ def _resolve_device(device, cfg_device="auto"):
     return torch.device(device)
 
 
+def _config_of(cfg_or_yaml, opts):
+    """The config given, or the one loaded from the YAML path with ``opts`` merged."""
+    from semipose.config import load_config
+
+    if isinstance(cfg_or_yaml, CfgNode):
+        if opts:
+            raise ValueError("opts are applied to a YAML path; pass a config already merged")
+        return cfg_or_yaml
+    return load_config(os.fspath(cfg_or_yaml), list(opts))
+
+
+def _load_head_weights(cfg, method, network, net, checkpoint):
+    """Loads ``net``'s weights (when a checkpoint is given or configured); returns the head run."""
+    heads = tuple(getattr(method, "heads", ("net1",)))
+    # A network the method does not evaluate but reads out of a checkpoint (a single network
+    # holding net 2's weights) is read as its only head.
+    single_net2 = net not in heads and net in method.readable_nets
+    if net == "net2" and "net2" not in heads and not single_net2:
+        raise ValueError(f"net='net2' needs a two-network model (pose_dual), got {cfg.MODEL.NAME}")
+    checkpoint = checkpoint if checkpoint is not None else (cfg.TEST.MODEL_FILE or None)
+    if checkpoint:
+        load_pose_weights(network, checkpoint, method, net)
+        logger.info("loaded %s weights from %s", cfg.MODEL.NAME, checkpoint)
+    elif single_net2:
+        raise ValueError("net='net2' of a single network needs a PoseDual checkpoint to read")
+    else:
+        logger.warning("no checkpoint given: %s keeps its random initial weights", cfg.MODEL.NAME)
+    return heads[0] if single_net2 else net
+
+
+def _resolve_layout(cfg, layout):
+    """The keypoint layout: the one given, the named one, or that of the test dataset."""
+    if isinstance(layout, KeypointLayout):
+        return layout
+    return (layout_for_dataset(layout) if layout in LAYOUTS
+            else dataset_layout(cfg, layout or None))
+
+
+def _topdown_model(cfg, network, method, head, kp_layout, flip_test, post_type):
+    """Wraps ``network`` in a ``TopDownPoseModel`` with the config's test settings."""
+    return TopDownPoseModel(
+        network,
+        head=head,
+        method=method,
+        image_size=cfg.MODEL.IMAGE_SIZE,
+        layout=kp_layout,
+        flip_test=cfg.TEST.FLIP_TEST if flip_test is None else flip_test,
+        shift_heatmap=cfg.TEST.SHIFT_HEATMAP,
+        post_process=cfg.TEST.POST_PROCESS,
+        post_type=post_type or cfg.TEST.POST_TYPE,
+        blur_kernel=cfg.TEST.BLUR_KERNEL,
+        flip_pairs=FLIP_PAIRS if kp_layout.flip_pairs is None else kp_layout.flip_pairs,
+        in_vis_thre=cfg.TEST.IN_VIS_THRE,
+        oks_thre=cfg.TEST.OKS_THRE,
+        color_rgb=cfg.DATASET.COLOR_RGB,
+        channels_last=cfg.TRAIN.CHANNELS_LAST,
+        batch_size=cfg.TEST.BATCH_SIZE,
+        cfg=cfg,
+    )
+
+
 def init_model(
     cfg_or_yaml,
     checkpoint=None,
@@ -496,58 +567,13 @@ def init_model(
         ValueError: an unknown ``net``, or ``net='net2'`` for a model and checkpoint without one.
         FileNotFoundError: the YAML or the checkpoint does not exist.
     """
-    from semipose.config import load_config
-
     if net not in HEADS:
         raise ValueError(f"net must be one of {HEADS}, got {net!r}")
-    if isinstance(cfg_or_yaml, CfgNode):
-        if opts:
-            raise ValueError("opts are applied to a YAML path; pass a config already merged")
-        cfg = cfg_or_yaml
-    else:
-        cfg = load_config(os.fspath(cfg_or_yaml), list(opts))
-
+    cfg = _config_of(cfg_or_yaml, opts)
     method, network = _build_method(cfg)
-    heads = tuple(getattr(method, "heads", ("net1",)))
-    # A network the method does not evaluate but reads out of a checkpoint (a single network
-    # holding net 2's weights) is read as its only head.
-    single_net2 = net not in heads and net in method.readable_nets
-    if net == "net2" and "net2" not in heads and not single_net2:
-        raise ValueError(f"net='net2' needs a two-network model (pose_dual), got {cfg.MODEL.NAME}")
-    checkpoint = checkpoint if checkpoint is not None else (cfg.TEST.MODEL_FILE or None)
-    if checkpoint:
-        load_pose_weights(network, checkpoint, method, net)
-        logger.info("loaded %s weights from %s", cfg.MODEL.NAME, checkpoint)
-    elif single_net2:
-        raise ValueError("net='net2' of a single network needs a PoseDual checkpoint to read")
-    else:
-        logger.warning("no checkpoint given: %s keeps its random initial weights", cfg.MODEL.NAME)
-    head = heads[0] if single_net2 else net
-
-    if isinstance(layout, KeypointLayout):
-        kp_layout = layout
-    else:
-        kp_layout = (layout_for_dataset(layout) if layout in LAYOUTS
-                     else dataset_layout(cfg, layout or None))
-    model = TopDownPoseModel(
-        network,
-        head=head,
-        method=method,
-        image_size=cfg.MODEL.IMAGE_SIZE,
-        layout=kp_layout,
-        flip_test=cfg.TEST.FLIP_TEST if flip_test is None else flip_test,
-        shift_heatmap=cfg.TEST.SHIFT_HEATMAP,
-        post_process=cfg.TEST.POST_PROCESS,
-        post_type=post_type or cfg.TEST.POST_TYPE,
-        blur_kernel=cfg.TEST.BLUR_KERNEL,
-        flip_pairs=FLIP_PAIRS if kp_layout.flip_pairs is None else kp_layout.flip_pairs,
-        in_vis_thre=cfg.TEST.IN_VIS_THRE,
-        oks_thre=cfg.TEST.OKS_THRE,
-        color_rgb=cfg.DATASET.COLOR_RGB,
-        channels_last=cfg.TRAIN.CHANNELS_LAST,
-        batch_size=cfg.TEST.BATCH_SIZE,
-        cfg=cfg,
-    )
+    head = _load_head_weights(cfg, method, network, net, checkpoint)
+    kp_layout = _resolve_layout(cfg, layout)
+    model = _topdown_model(cfg, network, method, head, kp_layout, flip_test, post_type)
     model = model.to(_resolve_device(device, cfg.DEVICE)).eval()
     if model.channels_last:
         model.network.to(memory_format=torch.channels_last)

@@ -329,6 +329,23 @@ def run_images(model, files, source, out_dir, *, kpt_thr=0.3, oks_thre=None, dra
     return results, images, counts
 
 
+def _video_frame(model, frame, source, frame_idx, name, settings, counts, images):
+    """Predicts one video frame, updating ``counts`` and ``images``; returns its poses."""
+    oks_thre, batch_size = settings
+    try:
+        skipped, poses = _predict(model, frame, source, frame_idx, name, oks_thre, batch_size)
+    except _INPUT_ERRORS as exc:
+        logger.error("frame %d: %s", frame_idx, exc)
+        counts["failed"] += 1
+        skipped, poses = 0, []
+    counts["images"] += 1
+    counts["persons"] += len(poses)
+    counts["skipped_boxes"] += skipped
+    height, width = frame.shape[:2]
+    images.append({"id": frame_idx, "file_name": name, "width": width, "height": height})
+    return poses
+
+
 def run_video(model, video, source, out_dir, *, kpt_thr=0.3, oks_thre=None, batch_size=None):
     """Runs the model on each frame of a video; frame k (from 0) has image id k.
 
@@ -362,21 +379,11 @@ def run_video(model, video, source, out_dir, *, kpt_thr=0.3, oks_thre=None, batc
                 ok, frame = cap.read()
                 if not ok:
                     break
-                name = f"{stem}#{frame_idx}"
-                try:
-                    skipped, poses = _predict(
-                        model, frame, source, frame_idx, name, oks_thre, batch_size
-                    )
-                except _INPUT_ERRORS as exc:
-                    logger.error("frame %d: %s", frame_idx, exc)
-                    counts["failed"] += 1
-                    skipped, poses = 0, []
-                counts["images"] += 1
-                counts["persons"] += len(poses)
-                counts["skipped_boxes"] += skipped
+                poses = _video_frame(
+                    model, frame, source, frame_idx, f"{stem}#{frame_idx}",
+                    (oks_thre, batch_size), counts, images,
+                )
                 height, width = frame.shape[:2]
-                images.append({"id": frame_idx, "file_name": name, "width": width,
-                               "height": height})  # fmt: skip
                 results += [p.to_coco(frame_idx) for p in poses]
                 if writer is None:
                     writer, out_path = _open_writer(out_dir, stem, fps, (width, height))

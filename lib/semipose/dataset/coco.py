@@ -156,17 +156,7 @@ class COCODataset(JointsDataset):
 
         self.ann_file = self._get_ann_file_keypoint()
         self.coco = self._load_checked(is_train)
-        cat_ids = self.coco.getCatIds()
-        cats = [c["name"] for c in self.coco.loadCats(cat_ids)]
-        self.classes = ["__background__"] + cats
-        self.num_classes = len(self.classes)
-        self._class_to_ind = dict(zip(self.classes, range(self.num_classes)))
-        self._class_to_coco_ind = dict(zip(cats, cat_ids))
-        self._coco_ind_to_class_ind = {
-            self._class_to_coco_ind[c]: self._class_to_ind[c] for c in cats
-        }
-        # Class index 1 (the first category) is the person class, as in the original.
-        self.person_cat_id = cat_ids[0]
+        self._set_classes()
         self.image_set_index = [img["id"] for img in self.coco.dataset.get("images", [])]
         self.num_images = len(self.image_set_index)
         self.path_to_id = {}
@@ -183,6 +173,20 @@ class COCODataset(JointsDataset):
                 )
         self.db = self._map_to_union(db)
         logger.info("=> %s: %d images, %d samples", self.image_set, self.num_images, len(self.db))
+
+    def _set_classes(self):
+        """Sets the class tables and the person category id from the loaded annotations."""
+        cat_ids = self.coco.getCatIds()
+        cats = [c["name"] for c in self.coco.loadCats(cat_ids)]
+        self.classes = ["__background__"] + cats
+        self.num_classes = len(self.classes)
+        self._class_to_ind = dict(zip(self.classes, range(self.num_classes)))
+        self._class_to_coco_ind = dict(zip(cats, cat_ids))
+        self._coco_ind_to_class_ind = {
+            self._class_to_coco_ind[c]: self._class_to_ind[c] for c in cats
+        }
+        # Class index 1 (the first category) is the person class, as in the original.
+        self.person_cat_id = cat_ids[0]
 
     # ------------------------------------------------------------------ paths
     def _get_ann_file_keypoint(self):

@@ -297,6 +297,22 @@ def _sample_appearance(rng):
     }  # fmt: skip
 
 
+def _place_head(pts, pose, app, neck, r_torso):
+    """Fills the head centre, face, mouth and hair points of ``pts``; returns the head rotation."""
+    rad = math.radians
+    r_head = r_torso @ _rot_y(rad(pose["head_yaw"])) @ _rot_x(rad(pose["head_pitch"]))
+    r_head = r_head @ _rot_z(rad(pose["head_roll"]))
+    r = app["head_r"]
+    center = neck + (app["neck"] + r) * (r_head @ -_DOWN)
+    pts[HEAD] = center
+    for j, p in FACE_POS.items():
+        pts[j] = center + r * (r_head @ np.asarray(p))
+    pts[MOUTH_L] = center + r * (r_head @ np.array([0.25, 0.5, -0.83]))
+    pts[MOUTH_R] = center + r * (r_head @ np.array([-0.25, 0.5, -0.83]))
+    pts[HAIR0:] = center + 1.04 * r * (HAIR_DIRS @ r_head.T)
+    return r_head
+
+
 def _build_body(pose, app):
     """Body-frame 3D points (units of the standing height) and the head / torso rotations.
 
@@ -334,17 +350,7 @@ def _build_body(pose, app):
     pts[CHEST] = front + 0.09 * yt
     pts[WAIST] = front + (app["torso"] - 0.03) * yt
     pts[EMBLEM] = front + 0.15 * yt
-    # Head.
-    r_head = r_torso @ _rot_y(rad(pose["head_yaw"])) @ _rot_x(rad(pose["head_pitch"]))
-    r_head = r_head @ _rot_z(rad(pose["head_roll"]))
-    r = app["head_r"]
-    center = neck + (app["neck"] + r) * (r_head @ -_DOWN)
-    pts[HEAD] = center
-    for j, p in FACE_POS.items():
-        pts[j] = center + r * (r_head @ np.asarray(p))
-    pts[MOUTH_L] = center + r * (r_head @ np.array([0.25, 0.5, -0.83]))
-    pts[MOUTH_R] = center + r * (r_head @ np.array([-0.25, 0.5, -0.83]))
-    pts[HAIR0:] = center + 1.04 * r * (HAIR_DIRS @ r_head.T)
+    r_head = _place_head(pts, pose, app, neck, r_torso)
     # Arms (torso frame).
     for side, (sho, elb, wri, hand), angles in (
         (1, (LSHO, LELB, LWRI, LHAND), pose["arms"][0]),
@@ -554,25 +560,7 @@ class _Person:
         zc = 0.5 * (z[NECK] + 0.5 * (z[LHIP] + z[RHIP]))
         shirt = a["shirt"]
         torso_col = _shade(shirt, 0.72 + 0.28 * max(0.0, self.torso_front))
-        corners = p[TORSO0:TORSO0 + 8]
-
-        def draw_torso():
-            hull = cv2.convexHull(corners.astype(np.float32)).reshape(-1, 2)
-            canvas.poly(hull, torso_col, base + P_TORSO, outline=0.5)
-            if self.torso_front > 0.3:
-                mark = a["marking"]
-                wm = max(1.0, 0.02 * hgt)
-                kind = a["mark_kind"]
-                if kind in (0, 3):
-                    canvas.line(p[COLLAR_L], p[CHEST], mark, wm, base + P_TORSO, outline=0.0)
-                    canvas.line(p[COLLAR_R], p[CHEST], mark, wm, base + P_TORSO, outline=0.0)
-                if kind in (1, 3):
-                    canvas.line(p[CHEST], p[WAIST], mark, wm, base + P_TORSO, outline=0.0)
-                if kind == 2:
-                    canvas.circle(p[EMBLEM], max(1.5, 0.035 * hgt * self.torso_front), mark,
-                                  base + P_TORSO)
-
-        add(zc + 0.03 * hgt, draw_torso)
+        add(zc + 0.03 * hgt, lambda: self._draw_torso(canvas, p, base, torso_col))
 
         skin = a["skin"]
         add(z[NECK] - 0.02 * hgt, lambda: canvas.line(p[NECK], p[HEAD], skin, a["w_neck"] * hgt,
@@ -593,6 +581,32 @@ class _Person:
                 canvas.circle(p[hand], a["r_hand"] * hgt, _shade(skin, f), base + ph, outline=0.6)
 
             add(0.5 * (z[sho] + z[wri]), arm)
+        self._add_legs(canvas, p, base, add, far_shade)
+        for _, _, fn in sorted(parts, key=lambda t: (-t[0], t[1])):
+            fn()
+
+    def _draw_torso(self, canvas, p, base, torso_col):
+        """Draws the torso hull and, when it faces the camera, the shirt marking."""
+        a, hgt = self.app, self.height
+        corners = p[TORSO0:TORSO0 + 8]
+        hull = cv2.convexHull(corners.astype(np.float32)).reshape(-1, 2)
+        canvas.poly(hull, torso_col, base + P_TORSO, outline=0.5)
+        if self.torso_front > 0.3:
+            mark = a["marking"]
+            wm = max(1.0, 0.02 * hgt)
+            kind = a["mark_kind"]
+            if kind in (0, 3):
+                canvas.line(p[COLLAR_L], p[CHEST], mark, wm, base + P_TORSO, outline=0.0)
+                canvas.line(p[COLLAR_R], p[CHEST], mark, wm, base + P_TORSO, outline=0.0)
+            if kind in (1, 3):
+                canvas.line(p[CHEST], p[WAIST], mark, wm, base + P_TORSO, outline=0.0)
+            if kind == 2:
+                canvas.circle(p[EMBLEM], max(1.5, 0.035 * hgt * self.torso_front), mark,
+                              base + P_TORSO)
+
+    def _add_legs(self, canvas, p, base, add, far_shade):
+        """Queues both legs (thigh, shin, foot) with ``add`` at their depth."""
+        a, hgt, z, skin = self.app, self.height, self.z, self.app["skin"]
         for side, (hip, kne, ank, toe, pt, ps, pfo) in (
             (1, (LHIP, LKNE, LANK, LTOE, P_LTHIGH, P_LSHIN, P_LFOOT)),
             (-1, (RHIP, RKNE, RANK, RTOE, P_RTHIGH, P_RSHIN, P_RFOOT)),
@@ -609,8 +623,6 @@ class _Person:
                 canvas.line(p[ank], p[toe], c_fo, a["w_foot"] * hgt, base + pfo, outline=0.4)
 
             add(0.5 * (z[hip] + z[ank]) + 0.05 * hgt, leg)
-        for _, _, fn in sorted(parts, key=lambda t: (-t[0], t[1])):
-            fn()
 
     def _draw_head(self, canvas, p, base):
         a, hgt = self.app, self.height
@@ -675,6 +687,36 @@ class _Person:
         return kps
 
 
+def _place_people(rng, n, height_range, width, height):
+    """Places up to ``n`` people of log-uniform height, each retried until it barely overlaps."""
+    lo, hi_n = height_range
+    people = []
+    for _ in range(n):
+        hgt = math.exp(rng.uniform(math.log(lo), math.log(hi_n)))
+        for _attempt in range(12):
+            person = _Person(rng, hgt)
+            person.place(rng, width, height, truncate=rng.uniform() < 0.12)
+            box = person.extent()
+            if all(_iou(box, o.extent()) < 0.4 for o in people):
+                people.append(person)
+                break
+            hgt = max(lo, hgt * 0.9)
+    return people
+
+
+def _mask_polygons(mask, rect):
+    """COCO polygons (image pixels) of a person mask inside its bounding ``rect``."""
+    bx, by, bw, bh = rect
+    roi = np.ascontiguousarray(mask[by:by + bh, bx:bx + bw])
+    contours, _ = cv2.findContours(roi, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    seg = []
+    for c in contours:
+        c = cv2.approxPolyDP(c, 0.8, True).reshape(-1, 2)
+        if len(c) >= 3:
+            seg.append([float(v) for v in (c + [bx, by]).reshape(-1)])
+    return seg
+
+
 def render_image(rng, width=320, height=240, min_people=1, max_people=4, person_height=None,
                  clutter=1.0):
     """Draws one synthetic image.
@@ -702,17 +744,7 @@ def render_image(rng, width=320, height=240, min_people=1, max_people=4, person_
     img = _background(rng, width, height, clutter)
     n = int(rng.integers(min_people, max_people + 1))
     hi_n = max(lo, hi * n**-0.3)
-    people = []
-    for _ in range(n):
-        hgt = math.exp(rng.uniform(math.log(lo), math.log(hi_n)))
-        for _attempt in range(12):
-            person = _Person(rng, hgt)
-            person.place(rng, width, height, truncate=rng.uniform() < 0.12)
-            box = person.extent()
-            if all(_iou(box, o.extent()) < 0.4 for o in people):
-                people.append(person)
-                break
-            hgt = max(lo, hgt * 0.9)
+    people = _place_people(rng, n, (lo, hi_n), width, height)
     # Nearer people (feet lower in the image) are drawn later, with a few swaps.
     order = sorted(range(len(people)), key=lambda i: people[i].extent()[3] + rng.normal(0, 10))
     people = [people[i] for i in order]
@@ -739,13 +771,7 @@ def render_image(rng, width=320, height=240, min_people=1, max_people=4, person_
             continue
         bx, by, bw, bh = cv2.boundingRect(mask)
         kps = person.annotate(rng, canvas.label, i, width, height)
-        roi = np.ascontiguousarray(mask[by:by + bh, bx:bx + bw])
-        contours, _ = cv2.findContours(roi, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-        seg = []
-        for c in contours:
-            c = cv2.approxPolyDP(c, 0.8, True).reshape(-1, 2)
-            if len(c) >= 3:
-                seg.append([float(v) for v in (c + [bx, by]).reshape(-1)])
+        seg = _mask_polygons(mask, (bx, by, bw, bh))
         labeled = kps[:, 2] > 0
         occluded = float((kps[:, 2] == 1).sum() / labeled.sum()) if labeled.any() else 1.0
         out.append({"keypoints": kps, "bbox": [bx, by, bw, bh], "area": area, "segmentation": seg,
@@ -974,22 +1000,18 @@ def generate(root, num_train=1200, num_val=200, image_size=(320, 240), seed=0, m
 
     Args:
         root: dataset root (the ``DATASET.ROOT`` of the config, e.g. ``data/synthetic``).
-        num_train: number of train2017 images.
-        num_val: number of val2017 images.
+        num_train, num_val: number of train2017 / val2017 images.
         image_size: ``(width, height)`` in pixels.
         seed: the seed; the same seed gives identical files.
-        min_people: fewest people per image.
-        max_people: most people per image.
+        min_people, max_people: fewest / most people per image.
         overwrite: regenerate even when the files exist.
-        person_height: ``(lo, hi)`` standing height range in pixels; default
-            ``(0.25, 0.92) * height``.
+        person_height: ``(lo, hi)`` standing height in pixels; default ``(0.25, 0.92) * height``.
         clutter: background clutter / occluder scale (``render_image``).
 
     Returns:
         dict with the paths (``root``, ``train_ann``, ``val_ann``, ``train_images``,
         ``val_images``, ``train_dets``, ``val_dets``, as strings), the counts
-        (``num_train_images``, ``num_val_images``, ``num_train_persons``, ``num_val_persons``,
-        ``num_train_dets``, ``num_val_dets``), ``generated`` (False when skipped) and ``seconds``.
+        ``num_{train,val}_{images,persons,dets}``, ``generated`` (False when skipped), ``seconds``.
 
     Raises:
         SyntheticSetMismatchError: the set under ``root`` has other parameters (and not
@@ -1000,54 +1022,40 @@ def generate(root, num_train=1200, num_val=200, image_size=(320, 240), seed=0, m
     if num_train >= VAL_ID_OFFSET:
         raise ValueError(f"num_train must be < {VAL_ID_OFFSET} (val image ids start there)")
     paths = _annotation_paths(root)
-    json_keys = _JSON_KEYS
     result = {"root": str(root)}
     result.update({k: str(v) for k, v in paths.items()})
     t0 = time.perf_counter()
     params = _params(num_train, num_val, image_size, seed, min_people, max_people, person_height,
                      clutter)
     params_file = Path(root) / "coco" / PARAMS_FILE
-    complete = all(paths[k].is_file() for k in json_keys)
+    complete = all(paths[k].is_file() for k in _JSON_KEYS)
     if not overwrite and complete and params_file.is_file():
-        found = _read_json(params_file, root, params)
-        keys = list(params) + [k for k in (found if isinstance(found, dict) else {})
-                               if k not in params]
-        differ = [k for k in keys if not isinstance(found, dict) or found.get(k) != params.get(k)]
-        if differ:
-            found = found if isinstance(found, dict) else {}
-            raise SyntheticSetMismatchError(
-                f"the synthetic set under {root} was generated with {_describe(found, differ)}, "
-                f"but {_describe(params, differ)} is asked for; it is not regenerated in place "
-                "because other runs may use it. Give this set its own DATASET.ROOT (and "
-                "TEST.COCO_BBOX_FILE under it), or regenerate it for every user of that root "
-                f"with: {_command(root, params)}"
-            )
+        _check_same_params(root, params_file, params)
     if not overwrite and complete:
         logger.debug("synthetic COCO set already present under %s; skipping generation", root)
-        data = {k: _read_json(paths[k], root, params) for k in json_keys}
-        bad = [k for k in ("train_ann", "val_ann") if not isinstance(data[k], dict)]
-        bad += [k for k in ("train_dets", "val_dets") if not isinstance(data[k], list)]
-        if bad:
-            raise DataFileError(
-                f"synthetic set file {paths[bad[0]]} does not hold a COCO "
-                f"{'annotation object' if bad[0].endswith('ann') else 'detection list'}; "
-                f"regenerate the set with: {_command(root, params)}"
-            )
+        data = _read_existing(paths, root, params)
         result.update(
-            num_train_images=len(data["train_ann"]["images"]),
-            num_val_images=len(data["val_ann"]["images"]),
-            num_train_persons=len(data["train_ann"]["annotations"]),
-            num_val_persons=len(data["val_ann"]["annotations"]),
-            num_train_dets=len(data["train_dets"]),
-            num_val_dets=len(data["val_dets"]),
+            _counts(data["train_ann"], data["val_ann"], data["train_dets"], data["val_dets"]),
             generated=False,
             seconds=time.perf_counter() - t0,
         )
         return result
+    args = (image_size, seed, min_people, max_people, person_height, clutter)
+    train, val, train_dets, val_dets = _write_set(paths, params_file, params, num_train, num_val,
+                                                  args)
+    seconds = time.perf_counter() - t0
+    logger.info(
+        "wrote %d + %d synthetic images under %s in %.1fs", num_train, num_val, root, seconds
+    )
+    result.update(_counts(train, val, train_dets, val_dets), generated=True, seconds=seconds)
+    return result
+
+
+def _write_set(paths, params_file, params, num_train, num_val, args):
+    """Renders both splits and writes them (annotations, then the parameters, last)."""
     for k in ("train_ann", "val_ann"):  # an interrupted or forced run starts without annotations
         if paths[k].exists():
             paths[k].unlink()
-    args = (image_size, seed, min_people, max_people, person_height, clutter)
     train, train_dets = _generate_split(paths, TRAIN_SET, num_train, *args)
     val, val_dets = _generate_split(paths, VAL_SET, num_val, *args)
     _write_json(paths["train_dets"], train_dets)
@@ -1055,21 +1063,50 @@ def generate(root, num_train=1200, num_val=200, image_size=(320, 240), seed=0, m
     _write_json(paths["val_ann"], val)
     _write_json(paths["train_ann"], train)
     _write_json(params_file, params)
-    seconds = time.perf_counter() - t0
-    logger.info(
-        "wrote %d + %d synthetic images under %s in %.1fs", num_train, num_val, root, seconds
-    )
-    result.update(
-        num_train_images=len(train["images"]),
-        num_val_images=len(val["images"]),
-        num_train_persons=len(train["annotations"]),
-        num_val_persons=len(val["annotations"]),
-        num_train_dets=len(train_dets),
-        num_val_dets=len(val_dets),
-        generated=True,
-        seconds=seconds,
-    )
-    return result
+    return train, val, train_dets, val_dets
+
+
+def _check_same_params(root, params_file, params):
+    """Raises SyntheticSetMismatchError when the set under ``root`` has other parameters."""
+    found = _read_json(params_file, root, params)
+    keys = list(params) + [k for k in (found if isinstance(found, dict) else {})
+                           if k not in params]
+    differ = [k for k in keys if not isinstance(found, dict) or found.get(k) != params.get(k)]
+    if differ:
+        found = found if isinstance(found, dict) else {}
+        raise SyntheticSetMismatchError(
+            f"the synthetic set under {root} was generated with {_describe(found, differ)}, "
+            f"but {_describe(params, differ)} is asked for; it is not regenerated in place "
+            "because other runs may use it. Give this set its own DATASET.ROOT (and "
+            "TEST.COCO_BBOX_FILE under it), or regenerate it for every user of that root "
+            f"with: {_command(root, params)}"
+        )
+
+
+def _read_existing(paths, root, params):
+    """Reads the existing set's json files, checking each holds the expected kind of value."""
+    data = {k: _read_json(paths[k], root, params) for k in _JSON_KEYS}
+    bad = [k for k in ("train_ann", "val_ann") if not isinstance(data[k], dict)]
+    bad += [k for k in ("train_dets", "val_dets") if not isinstance(data[k], list)]
+    if bad:
+        raise DataFileError(
+            f"synthetic set file {paths[bad[0]]} does not hold a COCO "
+            f"{'annotation object' if bad[0].endswith('ann') else 'detection list'}; "
+            f"regenerate the set with: {_command(root, params)}"
+        )
+    return data
+
+
+def _counts(train, val, train_dets, val_dets):
+    """The image, person and detection counts of both splits, as ``generate`` reports them."""
+    return {
+        "num_train_images": len(train["images"]),
+        "num_val_images": len(val["images"]),
+        "num_train_persons": len(train["annotations"]),
+        "num_val_persons": len(val["annotations"]),
+        "num_train_dets": len(train_dets),
+        "num_val_dets": len(val_dets),
+    }
 
 
 def main(argv=None):

@@ -213,19 +213,24 @@ def validate(model, method, loader, dataset, device, opts, output_dir, debug_hoo
                "predictions": {"image_path": store.image_path, "boxes": store.boxes,
                                "preds": store.preds}}
     for head in method.heads:
-        name_values, perf = dataset.evaluate(
-            store.preds[head], output_dir, store.boxes, store.image_path,
-            prefix=PREFIXES.get(head, f"eval_{head}"),
-        )
-        results[head] = name_values
-        results.setdefault("perf", float(perf))
-        results.setdefault("perfs", OrderedDict())[head] = float(perf)
-        tables = [format_name_value(nv, opts.full_arch_name)
-                  for nv in (name_values if isinstance(name_values, list) else [name_values])]
-        text = TITLES.get(head, f"Predictions of {head}") + "".join("\n" + t for t in tables)
-        results.setdefault("tables", OrderedDict())[head] = text
-        if opts.print_freq > 0:
-            logger.info(text)
-        else:  # quiet console: the tables go to the log file (the epoch line has the AP)
-            log_to_file(logger.name, "%s", text)
+        _score_head(head, store, dataset, opts, output_dir, results)
     return results
+
+
+def _score_head(head, store, dataset, opts, output_dir, results):
+    """Scores one head through ``dataset.evaluate`` and records it in ``results``."""
+    name_values, perf = dataset.evaluate(
+        store.preds[head], output_dir, store.boxes, store.image_path,
+        prefix=PREFIXES.get(head, f"eval_{head}"),
+    )
+    results[head] = name_values
+    results.setdefault("perf", float(perf))
+    results.setdefault("perfs", OrderedDict())[head] = float(perf)
+    tables = [format_name_value(nv, opts.full_arch_name)
+              for nv in (name_values if isinstance(name_values, list) else [name_values])]
+    text = TITLES.get(head, f"Predictions of {head}") + "".join("\n" + t for t in tables)
+    results.setdefault("tables", OrderedDict())[head] = text
+    if opts.print_freq > 0:
+        logger.info(text)
+    else:  # quiet console: the tables go to the log file (the epoch line has the AP)
+        log_to_file(logger.name, "%s", text)

@@ -199,9 +199,8 @@ def mask_joint(
             ``mask_joint_relative``). Half-sizes are rounded and at least 1 px.
         replace: pick the joints with replacement (the original); False needs ``num`` <= the pool.
         generator: a ``torch.Generator`` for every draw (on its device); None = the published
-            streams: torch's CPU global generator for jitter then sizes (``torch.randn((N, K, 2))``
-            then ``torch.randint(10, 20, (N, K, 2))``, moved to the image's device, as the original
-            drew them before ``.cuda()``), then numpy's global RNG, one ``choice`` call per image.
+            streams: torch's CPU global RNG (``randn``, ``randint``; moved to the image's device as
+            the original drew before ``.cuda()``), then numpy's, one ``choice`` call per image.
 
     Returns:
         (N, C, H, W) tensor with the boxes zeroed.
@@ -223,6 +222,13 @@ def mask_joint(
     # A joint picked twice is one box: mark the picked joints, then cut every marked joint's box.
     picked = torch.zeros(n, k, dtype=torch.bool, device=device)
     picked[torch.arange(n, device=device)[:, None], chosen] = True
+    cover = _jc_cover(joints, noise, half, picked, size_scale, fix_clamp, (h, w))
+    return image.masked_fill(cover.unsqueeze(1), 0)
+
+
+def _jc_cover(joints, noise, half, picked, size_scale, fix_clamp, size):
+    """(N, H, W) union of the picked joints' jittered, clamped cutout boxes."""
+    h, w = size
     centres = (joints[..., :2].float() + noise * (JITTER_PX * size_scale)).long()  # (N, K, 2)
     if size_scale != 1.0:
         half = (half * size_scale).round().clamp_min(1).long()
@@ -232,8 +238,7 @@ def mask_joint(
     y0, y1 = lo[..., 1].clamp(0, y_max), hi[..., 1].clamp(0, y_max)
     # An unpicked joint's box is emptied (x1 = x0), so it covers nothing.
     x1 = torch.where(picked, x1, x0)
-    cover = box_mask(y0, y1, x0, x1, h, w)
-    return image.masked_fill(cover.unsqueeze(1), 0)
+    return box_mask(y0, y1, x0, x1, h, w)
 
 
 # ---------------------------------------------------------------------------- JO / SSCO
@@ -321,14 +326,36 @@ def joint_cut_occlude(
     """
     if num <= 0:
         return image
-    n, _, h, w = image.shape
-    k_all = joints.shape[1]
-    device = image.device
-    pool = _joint_pool(k_all, joint_ids, num, replace, "joint_cut_occlude")
-    draws = _Draws(generator)
+    _, _, h, w = image.shape
+    pool = _joint_pool(joints.shape[1], joint_ids, num, replace, "joint_cut_occlude")
+    noise, half, pairs = _jo_draws(_Draws(generator), pool, joints.shape[1], num, replace, image)
+    row_boxes, col_boxes = _jo_boxes(
+        joints, noise, half, jitter_px * size_scale, size_scale, fix_transpose, (h, w)
+    )
+    return _jo_paste(image, pairs, row_boxes, col_boxes, num)
+
+
+def _jo_boxes(joints, noise, half, jitter, size_scale, fix_transpose, size):
+    """(centre, start, end) per (image, joint) on the row axis and on the column axis."""
+    h, w = size
+    if size_scale != 1.0:
+        half = (half * size_scale).round().clamp_min(1).long()
+    q = (joints[..., :2].float() + noise * jitter).long()  # truncated toward 0
+    if fix_transpose:
+        col_c, row_c, col_h, row_h = q[..., 0], q[..., 1], half[..., 0], half[..., 1]
+    else:
+        col_c, row_c, col_h, row_h = q[..., 1], q[..., 0], half[..., 1], half[..., 0]
+    col0, col1 = (col_c - col_h).clamp(0, w - 1), (col_c + col_h).clamp(0, w - 1)
+    row0, row1 = (row_c - row_h).clamp(0, h - 1), (row_c + row_h).clamp(0, h - 1)
+    return (row_c, row0, row1), (col_c, col0, col1)
+
+
+def _jo_draws(draws, pool, k_all, num, replace, image):
+    """Draws jitter, half-sizes, then (targets, sources, partner), in the published order."""
+    n, device = image.shape[0], image.device
     noise = _to(draws.randn(n, k_all, 2), device)
     half = _to(draws.randint(HALF_LOW, HALF_HIGH, (n, k_all, 2)), device)
-    if generator is None:
+    if draws.generator is None:
         targets, sources, partner = [], [], []
         for _ in range(n):
             if replace:
@@ -345,17 +372,16 @@ def joint_cut_occlude(
         targets = _to(draws.choice(pool, n, num, replace), device)
         sources = _to(draws.choice(pool, n, num, replace), device)
         partner = _to(draws.randint(0, n, (n,)), device)
+    return noise, half, (targets, sources, partner)
 
-    if size_scale != 1.0:
-        half = (half * size_scale).round().clamp_min(1).long()
-    q = (joints[..., :2].float() + noise * (jitter_px * size_scale)).long()  # truncated toward 0
-    if fix_transpose:
-        col_c, row_c, col_h, row_h = q[..., 0], q[..., 1], half[..., 0], half[..., 1]
-    else:
-        col_c, row_c, col_h, row_h = q[..., 1], q[..., 0], half[..., 1], half[..., 0]
-    col0, col1 = (col_c - col_h).clamp(0, w - 1), (col_c + col_h).clamp(0, w - 1)
-    row0, row1 = (row_c - row_h).clamp(0, h - 1), (row_c + row_h).clamp(0, h - 1)
 
+def _jo_paste(image, pairs, row_boxes, col_boxes, num):
+    """Pastes the ``num`` source boxes over the target boxes, reading a snapshot of ``image``."""
+    targets, sources, partner = pairs
+    row_c, row0, row1 = row_boxes
+    col_c, col0, col1 = col_boxes
+    _, _, h, w = image.shape
+    device = image.device
     out = image
     rows = torch.arange(h, device=device)
     cols = torch.arange(w, device=device)

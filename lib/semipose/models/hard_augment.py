@@ -139,6 +139,30 @@ def scale_joints(joints, factors):
     return torch.stack((joints[..., 0] * factors[0], joints[..., 1] * factors[1]), dim=-1)
 
 
+def _checked_names_and_paths(
+    hard_ops, hard_paths, mask_joint_num, same_view, hard_teacher, unsup_transform
+):
+    """Returns the (hard op names, hard paths) pair after checking the option combinations."""
+    names = tuple(hard_ops) if hard_ops else (("JC",) if mask_joint_num > 0 else ())
+    expand_names(names)  # unknown names fail here, before the other checks
+    paths = tuple(tuple(path) for path in hard_paths)
+    for path in paths:
+        expand_names(path)
+    if paths and (hard_ops or same_view or hard_teacher):
+        raise ValueError(
+            "hard_paths (HARD_AUG.PATHS) excludes hard_ops (HARD_AUG.OPS), same_view "
+            "(CONS_SAME_VIEW) and hard_teacher (CONS_HARD_TEACHER)"
+        )
+    if paths:
+        names = ()  # MASK_JOINT_NUM alone no longer implies a JC path
+    if hard_teacher and (same_view or names or not unsup_transform):
+        raise ValueError(
+            "hard_teacher (CONS_HARD_TEACHER) needs UNSUP_TRANSFORM true, MASK_JOINT_NUM 0, "
+            "no HARD_AUG.OPS and CONS_SAME_VIEW false"
+        )
+    return names, paths
+
+
 class HardViewModel(nn.Module):
     """Base of ``PoseDual`` and ``PoseCons``: the hard-view settings and steps.
 
@@ -199,23 +223,9 @@ class HardViewModel(nn.Module):
         **op_settings,
     ):
         super().__init__()
-        names = tuple(hard_ops) if hard_ops else (("JC",) if mask_joint_num > 0 else ())
-        expand_names(names)  # unknown names fail here, before the other checks
-        paths = tuple(tuple(path) for path in hard_paths)
-        for path in paths:
-            expand_names(path)
-        if paths and (hard_ops or same_view or hard_teacher):
-            raise ValueError(
-                "hard_paths (HARD_AUG.PATHS) excludes hard_ops (HARD_AUG.OPS), same_view "
-                "(CONS_SAME_VIEW) and hard_teacher (CONS_HARD_TEACHER)"
-            )
-        if paths:
-            names = ()  # MASK_JOINT_NUM alone no longer implies a JC path
-        if hard_teacher and (same_view or names or not unsup_transform):
-            raise ValueError(
-                "hard_teacher (CONS_HARD_TEACHER) needs UNSUP_TRANSFORM true, MASK_JOINT_NUM 0, "
-                "no HARD_AUG.OPS and CONS_SAME_VIEW false"
-            )
+        names, paths = _checked_names_and_paths(
+            hard_ops, hard_paths, mask_joint_num, same_view, hard_teacher, unsup_transform
+        )
         self.scale_factor = scale_factor
         self.rotation_factor = rotation_factor
         self.mask_joint_num = mask_joint_num

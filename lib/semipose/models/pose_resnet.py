@@ -205,6 +205,25 @@ def _deconv_padding(kernel):
     raise ValueError(f"unsupported deconv kernel {kernel} (expected 2, 3 or 4)")
 
 
+def _check_settings(
+    num_layers, head_name, num_deconv_layers, num_deconv_filters, num_deconv_kernels,
+    final_conv_kernel,
+):
+    """Raises ValueError on an unsupported depth, head name or deconv/head setting."""
+    if num_layers not in RESNET_SPECS:
+        raise ValueError(
+            f"unsupported ResNet depth {num_layers}; expected one of {sorted(RESNET_SPECS)}"
+        )
+    if head_name not in _HEAD_NAMES:
+        raise ValueError(f"head_name must be one of {_HEAD_NAMES}, got {head_name!r}")
+    if not (len(num_deconv_filters) == len(num_deconv_kernels) == num_deconv_layers):
+        raise ValueError(
+            "num_deconv_filters and num_deconv_kernels must have num_deconv_layers entries"
+        )
+    if final_conv_kernel not in (1, 3):
+        raise ValueError(f"final_conv_kernel must be 1 or 3, got {final_conv_kernel}")
+
+
 class PoseResNet(nn.Module):
     """SimpleBaseline: ResNet-N, ``num_deconv_layers`` stride-2 deconvs, a heatmap conv (stride 4).
 
@@ -243,18 +262,10 @@ class PoseResNet(nn.Module):
         base_width=64,
     ):
         super().__init__()
-        if num_layers not in RESNET_SPECS:
-            raise ValueError(
-                f"unsupported ResNet depth {num_layers}; expected one of {sorted(RESNET_SPECS)}"
-            )
-        if head_name not in _HEAD_NAMES:
-            raise ValueError(f"head_name must be one of {_HEAD_NAMES}, got {head_name!r}")
-        if not (len(num_deconv_filters) == len(num_deconv_kernels) == num_deconv_layers):
-            raise ValueError(
-                "num_deconv_filters and num_deconv_kernels must have num_deconv_layers entries"
-            )
-        if final_conv_kernel not in (1, 3):
-            raise ValueError(f"final_conv_kernel must be 1 or 3, got {final_conv_kernel}")
+        _check_settings(
+            num_layers, head_name, num_deconv_layers, num_deconv_filters, num_deconv_kernels,
+            final_conv_kernel,
+        )
         block, layers = RESNET_SPECS[num_layers]
         self.num_layers = num_layers
         self.head_name = head_name
@@ -272,24 +283,9 @@ class PoseResNet(nn.Module):
         self.layer3 = self._make_layer(block, 4 * w, layers[2], stride=2)
         self.layer4 = self._make_layer(block, 8 * w, layers[3], stride=2)
 
-        stages = []
-        for planes, kernel in zip(num_deconv_filters, num_deconv_kernels):
-            padding, output_padding = _deconv_padding(kernel)
-            stages += [
-                nn.ConvTranspose2d(
-                    self.inplanes,
-                    planes,
-                    kernel_size=kernel,
-                    stride=2,
-                    padding=padding,
-                    output_padding=output_padding,
-                    bias=deconv_with_bias,
-                ),
-                nn.BatchNorm2d(planes, momentum=BN_MOMENTUM),
-                nn.ReLU(inplace=True),
-            ]
-            self.inplanes = planes
-        self.deconv_layers = nn.Sequential(*stages)
+        self.deconv_layers = self._make_deconv_layers(
+            num_deconv_filters, num_deconv_kernels, deconv_with_bias
+        )
         # registered before the head, so the state_dict order is the original's
         self.prm = PRM(self.inplanes) if prm else None
         head = nn.Conv2d(
@@ -300,6 +296,27 @@ class PoseResNet(nn.Module):
             padding=1 if final_conv_kernel == 3 else 0,
         )
         setattr(self, head_name, head)
+
+    def _make_deconv_layers(self, num_filters, num_kernels, with_bias):
+        """Builds the upsampling stages (deconv, BN, ReLU), advancing ``self.inplanes``."""
+        stages = []
+        for planes, kernel in zip(num_filters, num_kernels):
+            padding, output_padding = _deconv_padding(kernel)
+            stages += [
+                nn.ConvTranspose2d(
+                    self.inplanes,
+                    planes,
+                    kernel_size=kernel,
+                    stride=2,
+                    padding=padding,
+                    output_padding=output_padding,
+                    bias=with_bias,
+                ),
+                nn.BatchNorm2d(planes, momentum=BN_MOMENTUM),
+                nn.ReLU(inplace=True),
+            ]
+            self.inplanes = planes
+        return nn.Sequential(*stages)
 
     def _make_layer(self, block, planes, blocks, stride=1):
         layer, self.inplanes = make_res_layer(self.inplanes, block, planes, blocks, stride)

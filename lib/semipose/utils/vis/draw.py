@@ -90,14 +90,8 @@ def draw_pose(
     if kpts.shape[1] >= 3:
         visible &= kpts[:, 2] > kpt_thr
     points = [(int(round(x)), int(round(y))) for x, y in np.nan_to_num(kpts[:, :2])]
-    for i, (a, b) in enumerate(skeleton):
-        if a < len(points) and b < len(points) and visible[a] and visible[b]:
-            color = limb_colors[i % len(limb_colors)]
-            cv2.line(image, points[a], points[b], color, width, cv2.LINE_AA)
-    for j, point in enumerate(points):
-        if visible[j]:
-            cv2.circle(image, point, rad, joint_colors[j % len(joint_colors)], -1, cv2.LINE_AA)
-            cv2.circle(image, point, rad, (255, 255, 255), 1, cv2.LINE_AA)
+    _draw_limbs_and_joints(image, points, visible, skeleton, (limb_colors, joint_colors),
+                           width, rad)
     anchor = None
     if bbox is not None:
         x, y, w, h = (float(v) for v in np.asarray(bbox).reshape(-1)[:4])
@@ -110,17 +104,35 @@ def draw_pose(
         xs = kpts[visible, 0]
         anchor = (int(xs.min()), int(ys.min()))
     if score is not None and anchor is not None:
-        text = f"{float(score):.2f}"
-        scale = max(0.35, min(image.shape[:2]) / 600)
-        (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
-        x0 = min(max(anchor[0], 0), max(image.shape[1] - tw - 2, 0))
-        y0 = min(max(anchor[1], th + base + 2), image.shape[0] - 1)
-        cv2.rectangle(image, (x0, y0 - th - base - 2), (x0 + tw + 2, y0), box_color, -1)
-        cv2.putText(
-            image, text, (x0 + 1, y0 - base - 1), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 1,
-            cv2.LINE_AA,
-        )
+        _draw_score(image, score, anchor, box_color)
     return image
+
+
+def _draw_limbs_and_joints(image, points, visible, skeleton, colors, width, rad):
+    """Draws the limbs whose two joints are visible, then the visible joints."""
+    limb_colors, joint_colors = colors
+    for i, (a, b) in enumerate(skeleton):
+        if a < len(points) and b < len(points) and visible[a] and visible[b]:
+            color = limb_colors[i % len(limb_colors)]
+            cv2.line(image, points[a], points[b], color, width, cv2.LINE_AA)
+    for j, point in enumerate(points):
+        if visible[j]:
+            cv2.circle(image, point, rad, joint_colors[j % len(joint_colors)], -1, cv2.LINE_AA)
+            cv2.circle(image, point, rad, (255, 255, 255), 1, cv2.LINE_AA)
+
+
+def _draw_score(image, score, anchor, box_color):
+    """Writes ``score`` on a filled label at ``anchor``, kept inside the image."""
+    text = f"{float(score):.2f}"
+    scale = max(0.35, min(image.shape[:2]) / 600)
+    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+    x0 = min(max(anchor[0], 0), max(image.shape[1] - tw - 2, 0))
+    y0 = min(max(anchor[1], th + base + 2), image.shape[0] - 1)
+    cv2.rectangle(image, (x0, y0 - th - base - 2), (x0 + tw + 2, y0), box_color, -1)
+    cv2.putText(
+        image, text, (x0 + 1, y0 - base - 1), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 1,
+        cv2.LINE_AA,
+    )
 
 
 def draw_poses(image, poses, skeleton=COCO_SKELETON, *, copy=True, draw_bbox=True, **kwargs):

@@ -97,13 +97,7 @@ def save_drawn_predictions(
             f"preds must be (N, K, 3) with N = {len(image_paths)} image paths, got {preds.shape}"
         )
     boxes = None if boxes is None else np.asarray(boxes, dtype=np.float64)
-    per_image = {}
-    for idx, path in enumerate(image_paths):
-        if path not in per_image:
-            if len(per_image) == num_images:
-                continue
-            per_image[path] = []
-        per_image[path].append(idx)
+    per_image = _group_by_image(image_paths, num_images)
 
     folder = os.path.join(output_dir, "vis")
     os.makedirs(folder, exist_ok=True)
@@ -114,20 +108,7 @@ def save_drawn_predictions(
         if image is None:
             logger.warning("vis: cannot read %s; skipped", path)
             continue
-        people = []
-        for idx in indices:
-            kpts = preds[idx]
-            native = lay.select(kpts) if kpts.shape[0] > lay.num_joints else kpts
-            box_score = 1.0 if boxes is None else float(boxes[idx, 5])
-            scores = native[:, 2]
-            valid = scores[scores > in_vis_thre]
-            person = {
-                "keypoints": native,
-                "score": (float(valid.mean()) if valid.size else 0.0) * box_score,
-            }
-            if boxes is not None and boxes.shape[1] >= 10 and boxes[idx, 8] > 0:
-                person["bbox"] = boxes[idx, 6:10]
-            people.append(person)
+        people = [_person(preds[idx], boxes, idx, lay, in_vis_thre) for idx in indices]
         drawn = draw_predictions(image, people, lay, kpt_thr=kpt_thr)
         out = unique_output_path(folder, os.path.basename(path), taken)
         if not cv2.imwrite(out, drawn):
@@ -136,3 +117,30 @@ def save_drawn_predictions(
         written.append(out)
     logger.info("vis: %d drawn images in %s", len(written), folder)
     return written
+
+
+def _group_by_image(image_paths, num_images):
+    """Maps each of the first ``num_images`` distinct paths to its record indices, in order."""
+    per_image = {}
+    for idx, path in enumerate(image_paths):
+        if path not in per_image:
+            if len(per_image) == num_images:
+                continue
+            per_image[path] = []
+        per_image[path].append(idx)
+    return per_image
+
+
+def _person(kpts, boxes, idx, lay, in_vis_thre):
+    """Builds the drawn person dict (native keypoints, score, optional box) of record ``idx``."""
+    native = lay.select(kpts) if kpts.shape[0] > lay.num_joints else kpts
+    box_score = 1.0 if boxes is None else float(boxes[idx, 5])
+    scores = native[:, 2]
+    valid = scores[scores > in_vis_thre]
+    person = {
+        "keypoints": native,
+        "score": (float(valid.mean()) if valid.size else 0.0) * box_score,
+    }
+    if boxes is not None and boxes.shape[1] >= 10 and boxes[idx, 8] > 0:
+        person["bbox"] = boxes[idx, 6:10]
+    return person
