@@ -204,7 +204,9 @@ def test_sigterm_mid_epoch_then_resume_equals_an_uninterrupted_run(
     """SIGTERM (sent twice) in epoch 1 after its second step: the step ends, a mid-epoch
     checkpoint is written, the run exits 143; resumed, it ends with the weights and the per-step
     losses of the run that was never stopped."""
-    changes = {"WORKERS": str(workers), "DATASET.TRAIN_LEN": "8", "TRAIN.BATCH_SIZE": "2"}
+    # validated only after the last epoch (TEST.INTERVAL): the losses and weights are compared
+    changes = {"WORKERS": str(workers), "DATASET.TRAIN_LEN": "8", "TRAIN.BATCH_SIZE": "2",
+               "TEST.INTERVAL": "100"}
     ref = tiny_opts(synth_root, tmp_path / "ref", epochs=2, iters=3, changes=changes)
     stop = tiny_opts(synth_root, tmp_path / "stop", epochs=2, iters=3, changes=changes)
     cfg_file = _yaml(tmp_path)
