@@ -428,6 +428,17 @@ class MSRAHeatmap:
         return tuple((o + f) * 0.5 for o, f in zip(outputs, back))
 
 
+def target_settings(cfg):
+    """The config's target geometry (input and heatmap sizes, sigma, target type) as the codec's
+    keyword arguments; the datasets pass the same values to theirs."""
+    return {
+        "image_size": tuple(int(v) for v in cfg.MODEL.IMAGE_SIZE),
+        "heatmap_size": tuple(int(v) for v in cfg.MODEL.EXTRA.HEATMAP_SIZE),
+        "sigma": cfg.MODEL.EXTRA.SIGMA,
+        "target_type": cfg.MODEL.EXTRA.get("TARGET_TYPE", "gaussian"),
+    }
+
+
 def build_codec(cfg, **overrides):
     """The heatmap codec of a config (the only place that reads the codec's keys).
 
@@ -440,10 +451,7 @@ def build_codec(cfg, **overrides):
         ``MSRAHeatmap``.
     """
     kwargs = {
-        "image_size": tuple(int(v) for v in cfg.MODEL.IMAGE_SIZE),
-        "heatmap_size": tuple(int(v) for v in cfg.MODEL.EXTRA.HEATMAP_SIZE),
-        "sigma": cfg.MODEL.EXTRA.SIGMA,
-        "target_type": cfg.MODEL.EXTRA.get("TARGET_TYPE", "gaussian"),
+        **target_settings(cfg),
         "post_process": cfg.TEST.POST_PROCESS,
         "post_type": cfg.TEST.POST_TYPE,
         "blur_kernel": cfg.TEST.BLUR_KERNEL,

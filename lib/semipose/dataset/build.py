@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from torchvision import transforms as T
 
+from semipose.codecs.heatmap import target_settings
 from semipose.common.errors import UserError
 from semipose.common.joints import NUM_UNION_JOINTS, get_su, trained_joints
 from semipose.common.metainfo import builtin_metainfo, load_metainfo
@@ -140,10 +141,7 @@ def default_transform():
 
 def _joints_kwargs(cfg):
     return {
-        "image_size": tuple(int(v) for v in cfg.MODEL.IMAGE_SIZE),
-        "heatmap_size": tuple(int(v) for v in cfg.MODEL.EXTRA.HEATMAP_SIZE),
-        "sigma": cfg.MODEL.EXTRA.SIGMA,
-        "target_type": cfg.MODEL.EXTRA.get("TARGET_TYPE", "gaussian"),
+        **target_settings(cfg),
         "scale_factor": cfg.DATASET.SCALE_FACTOR,
         "rotation_factor": cfg.DATASET.ROT_FACTOR,
         "flip": cfg.DATASET.FLIP,
