@@ -159,24 +159,34 @@ STOP_SIGNALS = ("SIGTERM", "SIGUSR1")
 
 
 class StopSignals:
-    """While active, SIGTERM and SIGUSR1 ask ``trainer`` to stop after its current step; a second
-    signal is noted and ignored (the checkpoint being written is not cut short). Installed only in
-    the main thread (signal handlers can live nowhere else); the previous handlers come back on
-    exit."""
+    """While active (the training and the mid-epoch save after a stop), SIGTERM and SIGUSR1 ask
+    ``trainer`` to stop after its current step; a second signal is noted and ignored, so the
+    checkpoint being written is finished and renamed into place; a third forces the exit at once
+    (``RunStopped``: the write in progress is abandoned, its temporary removed, the previous
+    checkpoint kept). Installed only in the main thread (signal handlers can live nowhere else);
+    the previous handlers come back on exit."""
+
+    #: the signal count that abandons the save in progress
+    FORCE_AT = 3
 
     def __init__(self, trainer):
         self.trainer = trainer
         self.previous = {}
+        self.count = 0
 
     def _handle(self, signum, frame):
         name = signal.Signals(signum).name
+        self.count += 1
         if self.trainer.stop_reason is None:
             logger.warning(f"received {name}: finishing the current step, then saving a "
                            "checkpoint and stopping")
             self.trainer.request_stop(name)
-        else:
+        elif self.count < self.FORCE_AT:
             logger.warning(f"received {name} again: already stopping, the checkpoint is being "
-                           "saved")
+                           f"saved (a {self.FORCE_AT}rd signal abandons it and exits now)")
+        else:
+            raise RunStopped(f"stopped by {name} ({self.count} signals): exited without the "
+                             "mid-epoch checkpoint; the previous checkpoint is intact", signum)
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
@@ -268,11 +278,11 @@ def do_train(cfg, args):
             cfg, ctx, ck, evaluate=evaluate, sampler=sampler, generator=generator,
             train_set=train_set, replay=begin if resumed else 0, method=method,
         ))
-        try:
-            with StopSignals(trainer):
+        with StopSignals(trainer):  # still active while the mid-epoch checkpoint is written
+            try:
                 trainer.train(begin, t.END_EPOCH, start_iter, restore, order)
-        except Preempted as stop:
-            _save_preempted(ck, trainer, stop, loader)
+            except Preempted as stop:
+                _save_preempted(ck, trainer, stop, loader)
         last = next(h.last for h in trainer.hooks if isinstance(h, H.EvalHook))
         return {**done, "best_perf": ck.best_perf or 0.0, "last": last}
     finally:
