@@ -22,6 +22,12 @@ class UserError(Exception):
     """Base of the errors that a user fixes by changing the config, a file or the command line."""
 
 
+class WriteFailed(UserError, OSError):
+    """A file could not be written (disk full, no permission, a read-only filesystem...): the
+    message names the file and the cause; the previous file of that name is intact and no
+    temporary is left (``semipose.common.io.atomic_write``). Exit status 2 under ``run_cli``."""
+
+
 class DataFileError(UserError, ValueError):
     """A file exists but does not hold what was expected (not JSON, truncated, wrong layout).
 

@@ -14,6 +14,8 @@ import os
 import re
 import tempfile
 
+from semipose.common.errors import WriteFailed
+
 __all__ = [
     "atomic_write",
     "atomic_write_bytes",
@@ -125,10 +127,28 @@ def atomic_write(path, write, mode="wb", encoding=None):
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         if os.path.exists(tmp):
             os.remove(tmp)
+        cause = _os_cause(exc)
+        if cause is not None and not isinstance(exc, WriteFailed):
+            raise WriteFailed(f"could not write {path}: {cause}; the previous file (if any) is "
+                              "intact") from None
         raise
+
+
+def _os_cause(exc):
+    """The ``OSError`` behind a failed write (torch's zip writer wraps it in a RuntimeError whose
+    context is the OSError), as ``'[Errno 28] No space left on device'``; None for other
+    errors."""
+    seen = exc
+    for _ in range(4):
+        if isinstance(seen, OSError):
+            return f"[Errno {seen.errno}] {seen.strerror}" if seen.errno else str(seen)
+        seen = seen.__cause__ or seen.__context__
+        if seen is None:
+            return None
+    return None
 
 
 def atomic_write_bytes(path, data):

@@ -15,6 +15,7 @@ import time
 
 import numpy as np
 
+from semipose.common.errors import WriteFailed
 from semipose.common.hooks import RecordHook
 from semipose.utils.logger import log_to_file
 
@@ -68,12 +69,17 @@ class JSONWriter(MetricsWriter):
         self.file = None
 
     def write(self, record):
-        if self.file is None:
-            os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
-            self.file = open(self.path, "a", encoding="utf-8")
-        record = {"time": round(time.time(), 3), **record}
-        self.file.write(json.dumps(_jsonable(record), sort_keys=False) + "\n")
-        self.file.flush()
+        line = json.dumps(_jsonable({"time": round(time.time(), 3), **record}),
+                          sort_keys=False) + "\n"
+        try:
+            if self.file is None:
+                os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+                self.file = open(self.path, "a", encoding="utf-8")
+            self.file.write(line)
+            self.file.flush()
+        except OSError as exc:
+            raise WriteFailed(f"could not append to {self.path}: [Errno {exc.errno}] "
+                              f"{exc.strerror}; the records written before are intact") from None
 
     def after_train(self):
         if self.file is not None:
