@@ -283,6 +283,10 @@ def _check_keypoints(ann, name, report, num_joints, size):
         ann["num_keypoints"] = now
 
 
+#: the annotation key that keeps a repaired annotation's area as the file gave it
+AREA_IN_FILE = "_area_in_file"
+
+
 def _check_box(ann, name, report, size):
     """A bbox of 4 numbers, a numeric area, and a usable box (else the person is made crowd)."""
     box = ann.get("bbox")
@@ -293,6 +297,9 @@ def _check_box(ann, name, report, size):
     if not _is_number(area) or area <= 0:
         if box[2] > 0 and box[3] > 0:
             report.add("missing_area", f"{name}: area {area!r}")
+            # the repair is for COCOeval's ground truth; which records exist is decided on the
+            # file's own area, as the original's filter (``area > 0``) decides it
+            ann[AREA_IN_FILE] = area
             ann["area"] = float(box[2] * box[3])
     if ann.get("iscrowd", 0):
         return

@@ -13,7 +13,12 @@ import numpy as np
 from semipose.common.detections import person_detection
 from semipose.common.errors import DataFileError
 from semipose.common.io import atomic_write_text, read_json
-from semipose.dataset.annotations import check_coco, check_image_files, drop_images
+from semipose.dataset.annotations import (
+    AREA_IN_FILE,
+    check_coco,
+    check_image_files,
+    drop_images,
+)
 from semipose.dataset.joints import COCO_JOINTS, COCO_SIGMAS, COCO_SU, COCO_TRAINED, COCO_U2A
 from semipose.dataset.joints_dataset import JointsDataset, make_record, native_joints
 from semipose.evaluation.coco import STATS_NAMES, COCOKeypointEvaluator, as_coco, rescore
@@ -90,6 +95,15 @@ def _read_coco(path):
     if isinstance(data, dict) and not data.get("categories"):
         raise DataFileError(f"COCO annotation file {path} has no 'categories'")
     return data
+
+
+def _file_area(ann):
+    """The area the annotation file gave (before a repair), 0 where it is not a number."""
+    raw = ann[AREA_IN_FILE] if AREA_IN_FILE in ann else ann["area"]
+    try:
+        return float(raw)
+    except (TypeError, ValueError):
+        return 0.0
 
 
 class COCODataset(JointsDataset):
@@ -188,6 +202,23 @@ class COCODataset(JointsDataset):
         # Class index 1 (the first category) is the person class, as in the original.
         self.person_cat_id = cat_ids[0]
 
+    def _detection_category(self):
+        """The ``category_id`` of the detections this set reads (1, COCO's person, as the
+        original)."""
+        return 1
+
+    def _empty_reason(self):
+        data = self.coco.dataset
+        cats = [f"{c.get('id')}: {c.get('name')!r}" for c in data.get("categories", [])]
+        n_ann = sum(1 for a in data.get("annotations", []) if a.get("category_id") ==
+                    self.person_cat_id)
+        source = ("the detection boxes of " + str(self.bbox_file)) if (
+            not self.is_train and not self.use_gt_bbox) else "the annotations"
+        return (f"{len(self.image_set_index)} images, {n_ann} annotations of category "
+                f"{self.person_cat_id} (the first; categories in the file: {', '.join(cats)}); "
+                f"records come from {source} and need area > 0, a non-empty box and at least one "
+                "labeled joint (detections: a score above TEST.IMAGE_THRE)")
+
     # ------------------------------------------------------------------ paths
     def _get_ann_file_keypoint(self):
         if self.pseudo_anno:
@@ -272,7 +303,7 @@ class COCODataset(JointsDataset):
             try:
                 x, y, w, h = (float(v) for v in obj["bbox"][:4])
                 kps = np.asarray(obj["keypoints"], dtype=np.float64).reshape(num_native, 3)
-                area = float(obj["area"])
+                area = _file_area(obj)
                 x1 = max(0.0, x)
                 y1 = max(0.0, y)
                 x2 = min(width - 1, x1 + max(0.0, w - 1))
@@ -319,7 +350,7 @@ class COCODataset(JointsDataset):
         first_bad = None
         for index, det in enumerate(all_boxes):
             try:
-                parsed = person_detection(det)
+                parsed = person_detection(det, self._detection_category())
             except ValueError:
                 bad += 1
                 first_bad = index if first_bad is None else first_bad

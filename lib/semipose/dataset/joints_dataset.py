@@ -269,9 +269,17 @@ class JointsDataset(Dataset):
     def _selected_db(self, is_train):
         """The ``_get_db()`` records, filtered by ``select_data`` when training with it enabled."""
         db = self._get_db()
+        if not db:
+            raise DataFileError(f"{getattr(self, 'ann_file', self.root)}: 0 samples for "
+                                f"{type(self).__name__} {self.image_set}; {self._empty_reason()}")
         if is_train and self.use_select_data:
             db = self.select_data(db)
         return db
+
+    def _empty_reason(self):
+        """Why a set gave no records (the end of the 0-samples error); subclasses say more."""
+        return ("a record needs a person with at least one labeled joint inside a non-empty "
+                "box (or a detection box above TEST.IMAGE_THRE)")
 
     def _load_annotation_json(self, what, expected):
         """Reads ``self.ann_file``; a missing file is a FileNotFoundError naming it and
