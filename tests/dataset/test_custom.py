@@ -169,3 +169,55 @@ def layout_skeleton():
     from semipose.common.metainfo import load_metainfo
 
     return load_metainfo("robot_arm").skeleton
+
+
+def test_an_export_with_bare_file_names_and_an_image_folder(arm_set, tmp_path):
+    """A labeling tool's export: bare ``file_name``s, the images in one folder per split
+    (``DATASET.VAL_IMAGES``, relative to ROOT or absolute); names that carry their folder still
+    work with the folder set; a folder without the images drops nothing silently (the file check
+    sees it)."""
+    root, paths = arm_set
+    data = json.loads(Path(paths["val_ann"]).read_text())
+    folders = {str(Path(img["file_name"]).parent) for img in data["images"]}
+    assert len(folders) == 1 and folders != {"."}
+    folder = folders.pop()
+    bare = dict(data, images=[dict(img, file_name=Path(img["file_name"]).name)
+                              for img in data["images"]])
+    ann = tmp_path / "export.json"
+    ann.write_text(json.dumps(bare))
+    want = build_dataset(_cfg(_opts(root, tmp_path))[0], is_train=False)
+    for images in (folder, str(Path(root) / folder)):
+        cfg, _ = _cfg(_opts(root, tmp_path, **{"DATASET.VAL_ANN": str(ann),
+                                               "DATASET.VAL_IMAGES": images}))
+        got = build_dataset(cfg, is_train=False)
+        assert [Path(r["image"]).resolve() for r in got.db] == \
+            [Path(r["image"]).resolve() for r in want.db]
+        assert np.array_equal(got[0][0].numpy(), want[0][0].numpy())
+    cfg, _ = _cfg(_opts(root, tmp_path, **{"DATASET.VAL_IMAGES": folder}))  # names with folder
+    assert len(build_dataset(cfg, is_train=False)) == len(want)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    cfg, _ = _cfg(_opts(root, tmp_path, **{"DATASET.VAL_ANN": str(ann),
+                                           "DATASET.VAL_IMAGES": str(empty)}))
+    with pytest.raises(Exception, match="export.json|missing|not found"):
+        build_dataset(cfg, is_train=False)
+
+
+def test_valid_with_detection_boxes_on_a_custom_val_set(arm_set, tmp_path):
+    """``TEST.USE_GT_BBOX False`` + ``TEST.COCO_BBOX_FILE``: one val record per detection of the
+    set's category above TEST.IMAGE_THRE, in the detection's box."""
+    root, paths = arm_set
+    data = json.loads(Path(paths["val_ann"]).read_text())
+    cat = data["categories"][0]["id"]
+    dets = [{"image_id": a["image_id"], "category_id": cat, "bbox": a["bbox"], "score": 0.9}
+            for a in data["annotations"]]
+    dets.append(dict(dets[0], score=0.1))  # below the threshold
+    dets.append(dict(dets[0], category_id=cat + 50))  # another category
+    det_file = tmp_path / "dets.json"
+    det_file.write_text(json.dumps(dets))
+    cfg, _ = _cfg(_opts(root, tmp_path, **{"TEST.USE_GT_BBOX": "False", "TEST.IMAGE_THRE": "0.5",
+                                           "TEST.COCO_BBOX_FILE": str(det_file)}))
+    ds = build_dataset(cfg, is_train=False)
+    assert len(ds) == len(data["annotations"])
+    assert all(r["score"] == pytest.approx(0.9) for r in ds.db)
+    assert np.allclose(ds.db[0]["raw_box"], data["annotations"][0]["bbox"])

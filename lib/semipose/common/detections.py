@@ -4,7 +4,7 @@ COCO dataset's detection mode and by the inference API's box sources."""
 __all__ = ["person_detection"]
 
 
-def person_detection(det):
+def person_detection(det, category_id=1):
     """Reads one detection ``{"image_id", "category_id", "bbox", "score"}``.
 
     Args:
@@ -12,14 +12,16 @@ def person_detection(det):
 
     Returns:
         ``(image_id, [x, y, w, h], score)`` with floats for the box (its first four values) and the
-        score, or None when ``category_id`` is not 1 (not a person).
+        score, or None when the entry's ``category_id`` is not ``category_id`` (1: COCO's person;
+        a custom set passes its own category).
 
     Raises:
         ValueError: a malformed entry (not a mapping, a key missing, a value that is not a number,
             a box of fewer than four values).
     """
     try:
-        if det["category_id"] != 1:
+        wanted = category_id if isinstance(category_id, (tuple, list, set)) else (category_id,)
+        if det["category_id"] not in wanted:
             return None
         score = float(det["score"])
         box = [float(v) for v in det["bbox"][:4]]

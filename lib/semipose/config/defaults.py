@@ -126,6 +126,9 @@ _C.DATASET.METAINFO = ""  # metainfo YAML (keypoint names, flip pairs, skeleton,
 # name (coco, mpii, ai_challenger) is a built-in file; the joint count MODEL.NUM_JOINTS must match
 _C.DATASET.TRAIN_ANN = ""  # labeled COCO-format json (relative to ROOT, or absolute); file_name
 # of its images is relative to ROOT (or absolute)
+_C.DATASET.TRAIN_IMAGES = ""  # (ours) image folder of TRAIN_ANN's file_names (relative to ROOT,
+# or absolute): a COCO export's bare names used as they are; '' = file_names relative to ROOT
+_C.DATASET.VAL_IMAGES = ""  # (ours) the same for VAL_ANN
 _C.DATASET.VAL_ANN = ""  # validation COCO-format json (relative to ROOT, or absolute)
 _C.DATASET.UNLABELED = []  # unlabeled image folders and video files (relative to ROOT or
 # absolute); non-empty: 'custom' training pairs each labeled crop with an unlabeled one

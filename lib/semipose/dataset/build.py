@@ -208,9 +208,12 @@ def _mix_mpii_ai_kwargs(cfg, is_train):
 
 def _custom_common(cfg, is_train):
     kw = {**_coco_kwargs(cfg, is_train)}
-    kw.pop("bbox_file"), kw.pop("unsup_bbox_file")
+    kw.pop("unsup_bbox_file")
+    if is_train:  # detection boxes (TEST.USE_GT_BBOX False) are for the val set
+        kw.pop("bbox_file")
     kw["metainfo"] = dataset_metainfo(cfg, "custom")
     kw["ann_file"] = cfg.DATASET.TRAIN_ANN if is_train else cfg.DATASET.VAL_ANN
+    kw["images"] = cfg.DATASET.TRAIN_IMAGES if is_train else cfg.DATASET.VAL_IMAGES
     kw["metric"] = cfg.TEST.METRIC
     kw["pck_threshold"] = cfg.TEST.PCK_THRESHOLD
     return kw

@@ -81,7 +81,7 @@ class CustomDataset(COCODataset):
     """
 
     def __init__(self, root, image_set, is_train, transform=None, metainfo=None, ann_file="",
-                 metric="oks", pck_threshold=0.2, **kwargs):  # fmt: skip
+                 metric="oks", pck_threshold=0.2, images="", **kwargs):  # fmt: skip
         if metainfo is None:
             raise UserError("a custom dataset needs DATASET.METAINFO (a metainfo YAML file)")
         if not ann_file:
@@ -91,6 +91,9 @@ class CustomDataset(COCODataset):
         self.metric = metric
         self.pck_threshold = float(pck_threshold)
         self._custom_ann = resolve_path(root, ann_file)
+        # the split's image folder (DATASET.TRAIN_IMAGES / VAL_IMAGES): the bare file_names of a
+        # labeling tool's export are looked up there
+        self._images = resolve_path(root, images) if images else ""
         if not str(image_set).startswith("custom_"):
             image_set = f"custom_{image_set}"  # names results files; COCO's renaming stays off
         super().__init__(root, image_set, is_train, transform, **kwargs)
@@ -103,13 +106,33 @@ class CustomDataset(COCODataset):
         """The records stay in the native order (no union layout)."""
         return db
 
-    def image_path_from_index(self, index):
-        """Image path of id ``index``: the ``file_name`` joined to ``root`` (unless absolute)."""
-        img = self.coco.imgs.get(index) or {}
-        file_name = img.get("file_name")
+    def _file_name(self, index, img):
+        """The path of image ``index``: its ``file_name`` when absolute, else in the split's image
+        folder (``images``), else (no folder given, or the name carries its folder and exists
+        only there) under ``root``."""
+        file_name = (img or {}).get("file_name")
         if not file_name:
             raise DataFileError(f"{self.ann_file}: image {index} has no file_name")
-        path = resolve_path(self.root, file_name)
+        if os.path.isabs(file_name):
+            return file_name
+        under_root = os.path.join(str(self.root), file_name)
+        if self._images:
+            path = os.path.join(self._images, file_name)
+            if os.path.exists(path) or not os.path.exists(under_root):
+                return path
+        return under_root
+
+    def _image_dir(self):
+        return self._images or str(self.root)
+
+    def _detection_category(self):
+        """Detections of this set's own category (the one its annotations use) or 1, as infer.py
+        reads a detector's file."""
+        return (self.person_cat_id, 1)
+
+    def image_path_from_index(self, index):
+        """Image path of id ``index`` (``_file_name``)."""
+        path = self._file_name(index, self.coco.imgs.get(index))
         self.path_to_id[path] = index
         return path
 
