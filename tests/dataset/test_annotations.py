@@ -397,3 +397,42 @@ def test_check_dataset_cfg_and_usage_errors(synth_root, tmp_path, tiny_opts, cap
     assert out.strip().endswith("2 files: 0 refused defects, 2 repaired defects")
     with pytest.raises(UserError, match="either --cfg"):
         check_dataset.main([])
+
+
+# ---------------------------------------------------------------- the original's record filter
+def _area_zero(data):
+    data["annotations"][0]["area"] = 0
+
+
+def test_an_area_0_annotation_is_no_record_but_its_repaired_gt_scores(synth_root, tmp_path):
+    """The original drops a person whose file area is 0 (``area > 0``): no training and no GT-box
+    val record, every later record at its index; the repair (area = w x h) is for COCOeval, so the
+    same predictions score the same AP as against the clean file."""
+    clean_root, clean = _copy_set(synth_root, tmp_path / "clean")
+    zero_root, _ = _copy_set(synth_root, tmp_path / "zero", _area_zero)
+    first = clean["annotations"][0]
+    for is_train in (True, False):
+        kw = {} if is_train else {"use_gt_bbox": True}
+        want = COCODataset(clean_root, "val2017", is_train, **kw, **KW).db
+        got = COCODataset(zero_root, "val2017", is_train, **kw, **KW).db
+        assert len(got) == len(want) - 1
+        dropped = [i for i, r in enumerate(want) if r["image"].endswith(
+            next(im["file_name"] for im in clean["images"] if im["id"] == first["image_id"]))]
+        keep = [r for i, r in enumerate(want) if i != dropped[0]]
+        assert [Path(r["image"]).name for r in got] == [Path(r["image"]).name for r in keep]
+        assert all(np.array_equal(a["center"], b["center"]) for a, b in zip(got, keep))
+    ds = COCODataset(zero_root, "val2017", False, use_gt_bbox=True, **KW)
+    assert ds.coco.anns[first["id"]]["area"] == pytest.approx(first["bbox"][2] * first["bbox"][3])
+
+
+def test_a_set_of_0_samples_is_an_error_naming_file_and_categories(synth_root, tmp_path):
+    def animals_first(data):
+        data["categories"].insert(0, {"id": 99, "name": "cat", "keypoints": [], "skeleton": []})
+
+    root, _ = _copy_set(synth_root, tmp_path / "s", animals_first)
+    ann_file = Path(root) / "coco/annotations/person_keypoints_val2017.json"
+    with pytest.raises(UserError) as err:
+        COCODataset(root, "val2017", True, **KW)
+    text = str(err.value)
+    assert text.startswith(f"{ann_file}: 0 samples for COCODataset val2017")
+    assert "0 annotations of category 99" in text and "99: 'cat', 1: 'person'" in text

@@ -240,3 +240,98 @@ def test_sigterm_mid_epoch_then_resume_equals_an_uninterrupted_run(
     for key in want:
         assert torch.equal(want[key], got[key]), key
     assert _iter_losses(stop_dir) == _iter_losses(ref_dir)
+
+
+@pytest.mark.parametrize("during_save", [1, 2])
+def test_signals_during_the_mid_epoch_save(synth_root, tmp_path, tiny_opts, monkeypatch, capsys,
+                                           during_save):
+    """SIGTERM stops the run; further SIGTERMs arrive while the mid-epoch checkpoint is being
+    written. One more: the save completes (rc 143, the checkpoint at the stop). Two more (the
+    third signal): the exit is forced, the write in progress is abandoned, the epoch-0 checkpoint
+    stays, no temporary file and no run lock are left."""
+    import semipose.checkpoint.files as files
+
+    changes = {"WORKERS": "0", "DATASET.TRAIN_LEN": "8", "TRAIN.BATCH_SIZE": "2",
+               "TEST.INTERVAL": "100"}
+    opts = tiny_opts(synth_root, tmp_path / "run", epochs=2, iters=3, changes=changes)
+    original_step, original_save = H.IterationMetrics.after_step, files.atomic_torch_save
+
+    def after_step(self):
+        original_step(self)
+        if (self.trainer.epoch, self.trainer.iter) == (1, 1):
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    def save(obj, path):
+        if isinstance(obj, dict) and obj.get("iteration"):  # the mid-epoch save
+            for _ in range(during_save):
+                os.kill(os.getpid(), signal.SIGTERM)
+        original_save(obj, path)
+
+    monkeypatch.setattr(H.IterationMetrics, "after_step", after_step)
+    monkeypatch.setattr(files, "atomic_torch_save", save)
+    assert run_cli(_train_main, ["--cfg", _yaml(tmp_path), *opts]) == 143
+    err = capsys.readouterr().err
+    run_dir = next((tmp_path / "run").rglob("checkpoint.pth.tar")).parent
+    ckpt = torch.load(run_dir / "checkpoint.pth.tar", weights_only=True)
+    if during_save == 1:
+        assert "stopped: stopped by SIGTERM at epoch 1, iteration 2; checkpoint" in err
+        assert (ckpt["epoch"], ckpt["iteration"]) == (1, 2)
+    else:
+        assert "stopped by SIGTERM (3 signals): exited without the mid-epoch checkpoint" in err
+        assert ckpt["epoch"] == 1 and not ckpt.get("iteration")  # the end of epoch 0, intact
+    assert not list((tmp_path / "run").rglob("*.tmp"))
+    assert not list((tmp_path / "run").rglob(LOCK_NAME))
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+def test_disk_full_during_a_checkpoint_save_is_one_line(synth_root, tmp_path, tiny_opts,
+                                                         monkeypatch, capsys):
+    """ENOSPC while the second epoch's checkpoint is written (torch's zip writer then raises a
+    RuntimeError of its own): one ``error:`` line naming the file and the cause, rc 2, the first
+    epoch's checkpoint intact, no temporary and no run lock left."""
+    import errno
+
+    changes = {"WORKERS": "0", "DATASET.TRAIN_LEN": "8", "TRAIN.BATCH_SIZE": "2",
+               "TEST.INTERVAL": "100"}
+    opts = tiny_opts(synth_root, tmp_path / "run", epochs=2, iters=1, changes=changes)
+    real_save = torch.save
+    calls = {"n": 0}
+
+    def save(obj, f, *a, **kw):
+        if isinstance(obj, dict) and obj.get("epoch") == 2:
+            f.write(b"PK partial")
+            try:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            except OSError:
+                raise RuntimeError("[enforce fail at inline_container.cc] unexpected pos") from None
+        calls["n"] += 1
+        return real_save(obj, f, *a, **kw)
+
+    monkeypatch.setattr(torch, "save", save)
+    assert run_cli(_train_main, ["--cfg", _yaml(tmp_path), *opts]) == 2
+    lines = [x for x in capsys.readouterr().err.splitlines() if x.startswith("error:")]
+    assert len(lines) == 1 and lines[0].startswith("error: could not write ")
+    assert "checkpoint.pth.tar: [Errno 28] No space left on device" in lines[0]
+    assert "Traceback" not in capsys.readouterr().err
+    monkeypatch.setattr(torch, "save", real_save)
+    run_dir = next((tmp_path / "run").rglob("checkpoint.pth.tar")).parent
+    assert torch.load(run_dir / "checkpoint.pth.tar", weights_only=True)["epoch"] == 1
+    assert not list((tmp_path / "run").rglob("*.tmp"))
+    assert not list((tmp_path / "run").rglob(LOCK_NAME))
+
+
+def test_metrics_stream_write_error_names_the_file(tmp_path, monkeypatch):
+    from semipose.common.errors import WriteFailed
+    from semipose.engine.events import JSONWriter
+
+    writer = JSONWriter(str(tmp_path / "metrics.jsonl"))
+    writer.write({"type": "epoch", "epoch": 0})
+
+    class Full:
+        def write(self, _):
+            raise OSError(28, "No space left on device")
+
+    writer.file = Full()
+    with pytest.raises(WriteFailed, match=r"metrics.jsonl: \[Errno 28\] No space left on device"):
+        writer.write({"type": "epoch", "epoch": 1})
+    assert (tmp_path / "metrics.jsonl").read_text().count("\n") == 1
