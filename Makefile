@@ -32,7 +32,7 @@ build: install
 	cd /tmp && $(PYTHON) -c "import semipose.nms.cpu_nms"
 
 test: build
-	$(PYTHON) -m pytest -q
+	$(PYTHON) -m pytest -q --durations=15
 
 demo: install
 	@fast=$(DEMO_FAST); if [ "$$fast" = auto ]; then fast=$$($(PYTHON) -m semipose.engine.fastpath); fi; \

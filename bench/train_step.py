@@ -61,6 +61,7 @@ from semipose.engine.defaults import resolve_amp_dtype
 from semipose.engine.train_loop import Trainer, autocast_context, to_device
 from semipose.methods import build_method
 from semipose.models.build import compile_networks
+from semipose.models.pose_lite import PoseLite
 from semipose.models.pose_resnet import PoseResNet
 from semipose.utils.optim import build_optimizer
 
@@ -116,6 +117,8 @@ def make_cfg(model_name, args):
         "MODEL.NUM_JOINTS", str(NUM_JOINTS),
         "MODEL.IMAGE_SIZE", f"[{w}, {h}]",
         "MODEL.EXTRA.NUM_LAYERS", str(args.layers),
+        "MODEL.BACKBONE", args.backbone,
+        "MODEL.EXTRA.BASE_WIDTH", str(args.width or (32 if args.backbone == "lite" else 64)),
         "MODEL.EXTRA.HEATMAP_SIZE", f"[{w // 4}, {h // 4}]",
         "DATASET.TRAIN_DATASET", "mix_coco_coco",
         "MASK_JOINT_NUM", str(MASK_JOINT_NUM),
@@ -123,7 +126,7 @@ def make_cfg(model_name, args):
         "TRAIN.CHANNELS_LAST", str(args.channels_last),
         "TRAIN.COMPILE", str(args.compile),
     ]  # fmt: skip
-    return load_config(None, opts)
+    return load_config(None, opts + list(args.opts))
 
 
 def make_batch(batch, size, device, channels_last):
@@ -197,7 +200,11 @@ def bare_setup(num_nets, args, device):
     loss value of one step)."""
     cfg = make_cfg("pose_dual", args)  # the LR and AMP settings, shared by every method
     amp_dtype = resolve_amp_dtype(cfg, device)
-    nets = [PoseResNet(num_layers=args.layers, num_joints=NUM_JOINTS) for _ in range(num_nets)]
+    if args.backbone == "lite":
+        nets = [PoseLite(NUM_JOINTS, width=args.width or 32) for _ in range(num_nets)]
+    else:
+        nets = [PoseResNet(num_layers=args.layers, num_joints=NUM_JOINTS)
+                for _ in range(num_nets)]
     nets = [net.to(device).train() for net in nets]
     if args.channels_last:
         nets = [net.to(memory_format=torch.channels_last) for net in nets]
@@ -366,7 +373,7 @@ def table_header():
 def table_row(r, args, device_name):
     h, w = args.size
     cells = [
-        r["model"], device_name, f"R{args.layers}", f"{h}x{w}", str(args.batch),
+        r["model"], device_name, ("lite" + str(args.width or 32)) if args.backbone == "lite" else f"R{args.layers}", f"{h}x{w}", str(args.batch),
         "bf16" if args.bf16 else "fp32", "yes" if args.channels_last else "no",
         "yes" if args.compile else "no", _fmt(r["fw_pairs"], ".2f"), _fmt(r["bare_pairs"], ".2f"),
         _fmt(r["overhead"], "+.1f"), _fmt(_giga(r["flops"] or r["ref_flops"]), ".1f"),
@@ -385,6 +392,10 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", choices=("pose_dual", "pose_cons", "both"), default="both")
     parser.add_argument("--layers", type=int, default=18, help="ResNet depth of each network")
+    parser.add_argument("--backbone", choices=("resnet", "lite"), default="resnet",
+                        help="MODEL.BACKBONE: the ResNet SimpleBaseline or PoseLite")
+    parser.add_argument("--width", type=int, default=0,
+                        help="MODEL.EXTRA.BASE_WIDTH (0: 64 for resnet, 32 for lite)")
     parser.add_argument("--size", type=parse_size, default=(256, 192), help="input H x W")
     parser.add_argument("--batch", type=int, default=8, help="pairs per step (B sup + B unsup)")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
@@ -418,6 +429,7 @@ def main(argv=None):
         help="CUDA: list the host-device syncs of one framework step",
     )
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE config overrides")
     args = parser.parse_args(argv)
     if args.steps < 1:
         parser.error("--steps must be >= 1")
