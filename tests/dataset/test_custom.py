@@ -221,3 +221,28 @@ def test_valid_with_detection_boxes_on_a_custom_val_set(arm_set, tmp_path):
     assert len(ds) == len(data["annotations"])
     assert all(r["score"] == pytest.approx(0.9) for r in ds.db)
     assert np.allclose(ds.db[0]["raw_box"], data["annotations"][0]["bbox"])
+
+
+def test_checker_opens_every_image_of_a_custom_set(arm_set, tmp_path, capsys):
+    """``check_dataset --cfg``: a clean set passes (rc 0); a file that is no image and a json size
+    that is not the image's are errors naming the file (rc 2)."""
+    import shutil
+
+    from semipose.tools import check_dataset
+
+    root, paths = arm_set
+    copy = tmp_path / "arm"
+    shutil.copytree(root, copy)
+    opts = _opts(copy, tmp_path)
+    assert check_dataset.main(["--cfg", str(TEMPLATE), *opts]) == 0
+    val = json.loads((copy / Path(paths["val_ann"]).relative_to(root)).read_text())
+    broken = copy / val["images"][0]["file_name"]
+    broken.write_bytes(b"not a jpeg")
+    val["images"][1]["width"] += 7
+    ann = tmp_path / "val_sized.json"
+    ann.write_text(json.dumps(val))
+    capsys.readouterr()
+    assert check_dataset.main(["--cfg", str(TEMPLATE), *opts, "DATASET.VAL_ANN", str(ann)]) == 2
+    out = capsys.readouterr().out
+    assert f"1 images cannot be read as images: {broken}" in out
+    assert "1 images have another size than the json's width/height" in out

@@ -7,7 +7,9 @@ Usage::
     python -m semipose.tools.check_dataset --ann FILE [--images DIR] [--num-joints K] [--train]
 
 With ``--cfg`` the training and the test datasets of the config are built (the checks run in
-their loaders, so every registered dataset is covered); with ``--ann`` one file is checked (a COCO
+their loaders, so every registered dataset is covered; a set of 0 samples is an error naming its
+file and categories) and every image of a COCO-format set (COCO, custom) is opened: unreadable
+files and sizes other than the json's are errors; with ``--ann`` one file is checked (a COCO
 keypoint json, an AI Challenger list or an MPII list, told apart by their content). Exit status:
 0 when the files are clean or hold only defects that are repaired on load (each listed as
 ``repaired:``), 2 when one is refused (listed as ``error:``; training and evaluation stop on it).
@@ -75,8 +77,48 @@ def check_file(path, *, images="", num_joints=None, train=False):
     return report
 
 
-def check_config(cfg):
+def image_problems(dataset, limit=5):
+    """What training would meet reading the images of a COCO-format ``dataset`` (a set with a
+    ``coco`` index, the labeled part of a mixed set included): files that cannot be opened as an
+    image, and sizes other than the json's ``width`` / ``height``. Reads only each file's header.
+
+    Returns:
+        list of lines, ``'<json>: N images ...: <first ones>'``; empty when every image is fine.
+    """
+    from PIL import Image
+
+    ds = getattr(dataset, "labeled", dataset)
+    coco = getattr(ds, "coco", None)
+    if coco is None or getattr(ds, "data_format", "") == "zip":
+        return []
+    unreadable, sizes = [], []
+    for index, img in coco.imgs.items():
+        path = ds.image_path_from_index(index)
+        try:
+            with Image.open(path) as im:
+                width, height = im.size
+        except (OSError, ValueError) as exc:
+            unreadable.append(f"{path} ({type(exc).__name__}: {exc})")
+            continue
+        want = (img.get("width"), img.get("height"))
+        if None not in want and (width, height) != tuple(int(v) for v in want):
+            sizes.append(f"{path} is {width}x{height}, the json says {want[0]}x{want[1]}")
+    lines = []
+    for what, found in (("cannot be read as images", unreadable),
+                        ("have another size than the json's width/height", sizes)):
+        if found:
+            more = f" and {len(found) - limit} more" if len(found) > limit else ""
+            lines.append(f"error: {ds.ann_file}: {len(found)} images {what}: "
+                         f"{'; '.join(found[:limit])}{more}")
+    return lines
+
+
+def check_config(cfg, problems=None):
     """The reports of the config's training and test datasets (built with the checks collected).
+
+    Args:
+        cfg: the config.
+        problems: a list that receives ``image_problems`` of each set built (None: not checked).
 
     Returns:
         list of ``AnnotationReport``, one per annotation file read (duplicates removed).
@@ -85,12 +127,15 @@ def check_config(cfg):
     for is_train in (True, False):
         with collect_reports() as found:
             try:
-                build_dataset(cfg, is_train)
+                dataset = build_dataset(cfg, is_train)
             except Exception:
                 # a refused defect may break the loader after its check: the report says why
                 if not any(r.refusals() for r in found):
                     raise
+                dataset = None
         reports += [r for r in found if r.path not in {p.path for p in reports}]
+        if problems is not None and dataset is not None:
+            problems += [line for line in image_problems(dataset) if line not in problems]
     return reports
 
 
@@ -100,14 +145,17 @@ def main(argv=None):
     if bool(args.cfg) == bool(args.ann):
         raise UserError("give either --cfg FILE [KEY VALUE ...] or --ann FILE")
     logging.basicConfig(level=logging.ERROR, format="%(message)s")
+    problems = []
     if args.cfg:
-        reports = check_config(load_config(args.cfg, args.opts))
+        reports = check_config(load_config(args.cfg, args.opts), problems)
     else:
         reports = [check_file(args.ann, images=args.images, num_joints=args.num_joints,
                               train=args.train)]  # fmt: skip
     for report in reports:
         print("\n".join(report.summary()))
-    refused = sum(len(r.refusals()) for r in reports)
+    for line in problems:
+        print(line)
+    refused = sum(len(r.refusals()) for r in reports) + len(problems)
     repaired = sum(len(r.repairs()) for r in reports)
     print(f"{len(reports)} files: {refused} refused defects, {repaired} repaired defects")
     return 2 if refused else 0
