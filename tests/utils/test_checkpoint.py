@@ -186,3 +186,16 @@ def test_bad_checkpoint_files_are_named(tmp_path, weights_only):
         if expect != "not a PyTorch checkpoint":
             assert "interrupted save" in msg
     assert load_checkpoint(str(good), weights_only=weights_only)["epoch"] == 3
+
+
+def test_network_prefixes_are_read_from_the_keys():
+    """No table of method attribute names: any prefix whose keys are a network's counts."""
+    from semipose.checkpoint.files import describe_state, network_prefixes
+
+    dual = ["resnet.conv1.weight", "resnet.final_layer_1.weight", "resnet2.conv1.weight"]
+    assert network_prefixes(dual) == ["resnet", "resnet2"]
+    assert network_prefixes(["conv1.weight", "layer1.0.conv1.weight", "final_layer.bias"]) == []
+    own = ["student.stem.0.0.weight", "student.final_layer.weight", "teacher.stem.0.0.weight"]
+    assert network_prefixes(own) == ["student", "teacher"]
+    assert describe_state(own).startswith("two networks (student., teacher.:")
+    assert list(extract_net({k: k for k in own})) == ["stem.0.0.weight", "final_layer.weight"]

@@ -29,6 +29,7 @@ __all__ = [
     "atomic_save",
     "describe_state",
     "extract_net",
+    "network_prefixes",
     "load_checkpoint",
     "load_model_state",
     "load_pretrained_state",
@@ -239,16 +240,26 @@ def load_pretrained_state(source):
     return out
 
 
-def extract_net(state_dict, prefix="resnet."):
+def extract_net(state_dict, prefix=None):
     """The entries under ``prefix`` with the prefix removed, e.g. net 1 of a pose_dual checkpoint.
 
     Lets valid.py evaluate a pose_dual/pose_cons checkpoint's net 1 with a single
     pose_resnet/pose_hrnet (the pose_dual head ``final_layer_1`` is renamed ``final_layer``).
 
+    Args:
+        state_dict: a checkpoint or its state_dict.
+        prefix: e.g. ``'resnet.'`` (the method's attribute, ``Method.net_prefix``); None = the
+            first network the file holds (``network_prefixes``).
+
     Raises:
-        KeyError: no key starts with ``prefix``.
+        KeyError: no key starts with ``prefix`` (or the file holds no network under a prefix).
     """
     state_dict = unwrap_state_dict(state_dict)
+    if prefix is None:
+        nets = network_prefixes(state_dict)
+        if not nets:
+            raise KeyError("the state_dict holds no network under a prefix (a single network?)")
+        prefix = nets[0] + "."
     out = OrderedDict()
     for key, value in state_dict.items():
         if key.startswith(prefix):
@@ -261,8 +272,22 @@ def extract_net(state_dict, prefix="resnet."):
     return out
 
 
-#: the network prefixes of the multi-network models, in their order
-_NET_PREFIXES = ("resnet", "resnet2", "final_resnet")
+#: the first modules of a network's own keys: a prefix whose keys start with one of these is a
+#: network of a multi-network model (whatever the method calls it)
+_NETWORK_MODULES = ("conv1.", "stem.", "layer1.", "transition1.", "final_layer")
+
+
+def network_prefixes(keys):
+    """The prefixes under which ``keys`` hold whole networks, in the order they first appear, e.g.
+    ``['resnet', 'resnet2']`` for a pose_dual state_dict; ``[]`` for a single network (its first
+    components are modules: ``conv1``, ``layer1``, ...). Read from the keys themselves, so a
+    method's own attribute names need no table here."""
+    found = OrderedDict()
+    for key in keys:
+        head, _, rest = key.partition(".")
+        if rest and rest.startswith(_NETWORK_MODULES):
+            found.setdefault(head, None)
+    return list(found)
 _RESNET_DEPTHS = {(2, 2, 2, 2, False): 18, (3, 4, 6, 3, False): 34, (3, 4, 6, 3, True): 50,
                   (3, 4, 23, 3, True): 101, (3, 8, 36, 3, True): 152}
 
@@ -292,7 +317,7 @@ def describe_state(keys):
         keys: the state_dict's keys (``module.`` already stripped).
     """
     keys = list(keys)
-    nets = [p for p in _NET_PREFIXES if any(k.startswith(p + ".") for k in keys)]
+    nets = network_prefixes(keys)
     if not nets:
         return f"a single network ({_network_kind(keys)}), as pose_resnet / pose_hrnet save it"
     kinds = [_network_kind(k[len(p) + 1:] for k in keys if k.startswith(p + ".")) for p in nets]
@@ -301,8 +326,9 @@ def describe_state(keys):
     else:
         kind = "; ".join(f"{p}. {k}" for p, k in zip(nets, kinds))
     names = ", ".join(p + "." for p in nets)
-    model = {1: "pose_cons", 2: "pose_dual", 3: "sspcm"}[len(nets)]
-    count = {1: "one network", 2: "two networks", 3: "three networks"}[len(nets)]
+    model = {1: "pose_cons", 2: "pose_dual", 3: "sspcm"}.get(len(nets), "a method")
+    count = {1: "one network", 2: "two networks", 3: "three networks"}.get(
+        len(nets), f"{len(nets)} networks")
     return f"{count} ({names}: {kind}), as {model} saves them"
 
 
