@@ -248,7 +248,7 @@ def extract_net(state_dict, prefix=None):
 
     Args:
         state_dict: a checkpoint or its state_dict.
-        prefix: e.g. ``'resnet.'`` (the method's attribute, ``Method.net_prefix``); None = the
+        prefix: e.g. ``'resnet.'`` (``Method.checkpoint_prefix``); None = the
             first network the file holds (``network_prefixes``).
 
     Raises:

@@ -4,7 +4,7 @@ COCO dataset's detection mode and by the inference API's box sources."""
 __all__ = ["person_detection"]
 
 
-def person_detection(det, category_id=1):
+def person_detection(det, categories=(1,)):
     """Reads one detection ``{"image_id", "category_id", "bbox", "score"}``.
 
     Args:
@@ -12,16 +12,15 @@ def person_detection(det, category_id=1):
 
     Returns:
         ``(image_id, [x, y, w, h], score)`` with floats for the box (its first four values) and the
-        score, or None when the entry's ``category_id`` is not ``category_id`` (1: COCO's person;
-        a custom set passes its own category).
+        score, or None when the entry's ``category_id`` is not in ``categories`` (COCO's person,
+        1, by default; a custom set passes its own category too).
 
     Raises:
         ValueError: a malformed entry (not a mapping, a key missing, a value that is not a number,
             a box of fewer than four values).
     """
     try:
-        wanted = category_id if isinstance(category_id, (tuple, list, set)) else (category_id,)
-        if det["category_id"] not in wanted:
+        if det["category_id"] not in categories:
             return None
         score = float(det["score"])
         box = [float(v) for v in det["bbox"][:4]]

@@ -202,10 +202,10 @@ class COCODataset(JointsDataset):
         # Class index 1 (the first category) is the person class, as in the original.
         self.person_cat_id = cat_ids[0]
 
-    def _detection_category(self):
-        """The ``category_id`` of the detections this set reads (1, COCO's person, as the
+    def _detection_categories(self):
+        """The ``category_id`` values of the detections this set reads (1, COCO's person, as the
         original)."""
-        return 1
+        return (1,)
 
     def _empty_reason(self):
         data = self.coco.dataset
@@ -350,7 +350,7 @@ class COCODataset(JointsDataset):
         first_bad = None
         for index, det in enumerate(all_boxes):
             try:
-                parsed = person_detection(det, self._detection_category())
+                parsed = person_detection(det, self._detection_categories())
             except ValueError:
                 bad += 1
                 first_bad = index if first_bad is None else first_bad

@@ -116,16 +116,17 @@ class CustomDataset(COCODataset):
         if os.path.isabs(file_name):
             return file_name
         under_root = os.path.join(str(self.root), file_name)
-        if self._images:
-            path = os.path.join(self._images, file_name)
-            if os.path.exists(path) or not os.path.exists(under_root):
-                return path
-        return under_root
+        if not self._images:
+            return under_root
+        path = os.path.join(self._images, file_name)
+        if os.path.basename(file_name) == file_name:  # a bare name: the folder's, no stat
+            return path
+        return path if os.path.exists(path) or not os.path.exists(under_root) else under_root
 
     def _image_dir(self):
         return self._images or str(self.root)
 
-    def _detection_category(self):
+    def _detection_categories(self):
         """Detections of this set's own category (the one its annotations use) or 1, as infer.py
         reads a detector's file."""
         return (self.person_cat_id, 1)
