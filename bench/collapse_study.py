@@ -71,7 +71,7 @@ TRAIN_SCRIPT = Path("pose_estimation/train.py")
 METRICS_FILE = "metrics.jsonl"
 MANIFEST = "study_run.json"
 FINAL_STATE = "final_state.pth.tar"
-HEADS = ("net1", "net2", "ensemble", "mean")
+HEADS = ("net1", "net2", "ensemble", "mean", "papers")
 _PRINT_LOCK = threading.Lock()
 
 
@@ -92,6 +92,7 @@ class Row:
     method: str
     aug: str = "—"
     cost: float = 1.0
+    seeds: list = None
 
 
 @dataclass
@@ -110,6 +111,39 @@ class Study:
     head: str = "net1"
     baselines: list = field(default_factory=list)
     pretrain: dict = None
+    opts: list = field(default_factory=list)
+    average_last: int = 1
+    claims: list = field(default_factory=list)
+    regime_row: str = None
+    regime_tolerance: float = 0.005
+
+
+def _int_list(value, where):
+    if not isinstance(value, list) or not value or not all(isinstance(s, int) for s in value):
+        raise StudyError(f"{where} must be a non-empty list of integers, got {value!r}")
+    if len(set(value)) != len(value):
+        raise StudyError(f"{where} repeats a seed: {value!r}")
+    return list(value)
+
+
+def _claims(value, rows, where):
+    """A study's ``claims``: a list of ``{claim: text, row: NAME, over: NAME}``, each read as
+    "row scores higher than over"."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise StudyError(f"{where}: claims must be a list of {{claim, row, over}} mappings")
+    out = []
+    for i, item in enumerate(value):
+        if not isinstance(item, dict) or set(item) != {"claim", "row", "over"}:
+            raise StudyError(f"{where}: claims[{i}] needs exactly the keys claim, row, over; got "
+                             f"{item!r}")
+        for key in ("row", "over"):
+            if item[key] not in rows:
+                raise StudyError(f"{where}: claims[{i}].{key} {item[key]!r} is not a row "
+                                 f"({', '.join(rows)})")
+        out.append({k: str(v) for k, v in item.items()})
+    return out
 
 
 def _opt_value(value):
@@ -166,7 +200,7 @@ def load_study(name):
     if not isinstance(data, dict) or not isinstance(data.get("rows"), dict) or not data["rows"]:
         raise StudyError(f"{path}: needs a 'rows' mapping of row name -> row")
     known = {"title", "setting", "seeds", "output", "results", "plot", "head", "baselines", "cfg",
-             "pretrain", "rows"}
+             "pretrain", "rows", "opts", "average_last", "claims", "regime"}
     unknown = sorted(set(data) - known)
     if unknown:
         raise StudyError(f"{path}: unknown keys {unknown}; known: {sorted(known)}")
@@ -177,7 +211,7 @@ def load_study(name):
         spec = spec or {}
         if not isinstance(spec, dict):
             raise StudyError(f"{where}: must be a mapping (cfg, opts, method, aug, cost)")
-        extra = sorted(set(spec) - {"cfg", "opts", "method", "aug", "cost"})
+        extra = sorted(set(spec) - {"cfg", "opts", "method", "aug", "cost", "seeds"})
         if extra:
             raise StudyError(f"{where}: unknown keys {extra}")
         cfg = spec.get("cfg", default_cfg)
@@ -187,10 +221,17 @@ def load_study(name):
             name=str(row_name), cfg=_repo_path(cfg, f"{where}.cfg"),
             opts=_opts_list(spec.get("opts"), where), method=str(spec.get("method", row_name)),
             aug=str(spec.get("aug", "—")), cost=float(spec.get("cost", 1.0)),
+            seeds=None if spec.get("seeds") is None else _int_list(spec["seeds"], f"{where}.seeds"),
         )
-    seeds = data.get("seeds", [1])
-    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) for s in seeds):
-        raise StudyError(f"{path}: seeds must be a non-empty list of integers, got {seeds!r}")
+    seeds = _int_list(data.get("seeds", [1]), f"{path}: seeds")
+    last = data.get("average_last", 1)
+    if not isinstance(last, int) or last < 1:
+        raise StudyError(f"{path}: average_last must be an integer >= 1, got {last!r}")
+    regime = data.get("regime") or {}
+    if not isinstance(regime, dict) or set(regime) - {"row", "tolerance"} or (
+            regime and regime.get("row") not in rows):
+        raise StudyError(f"{path}: regime must be {{row: <a row>, tolerance: <AP>}}, got "
+                         f"{regime!r}")
     head = data.get("head", "net1")
     if head not in HEADS:
         raise StudyError(f"{path}: head must be one of {list(HEADS)}, got {head!r}")
@@ -217,7 +258,9 @@ def load_study(name):
         output=Path(str(data.get("output", f"output/studies/{stem}"))),
         results=Path(str(data.get("results", f"docs/results/study_{stem}.md"))),
         plot=Path(str(data.get("plot", f"docs/study_{stem}.png"))), head=head,
-        baselines=baselines, pretrain=pretrain,
+        baselines=baselines, pretrain=pretrain, opts=_opts_list(data.get("opts"), f"{path}: opts"),
+        average_last=last, claims=_claims(data.get("claims"), rows, str(path)),
+        regime_row=regime.get("row"), regime_tolerance=float(regime.get("tolerance", 0.005)),
     )
 
 
@@ -243,7 +286,8 @@ def epochs_from_records(records):
         ``loss_pose`` (the labeled loss; the total for a supervised run), ``lr``, ``samples_per_s``
         (floats or None), ``wall_s`` (seconds since the previous epoch record; for the stream's
         first epoch its training seconds ``elapsed_s``), ``ap`` ({head: AP} for the evaluated
-        heads, plus ``mean`` of net 1 and net 2 when both are there), ``metrics`` ({head: {name:
+        heads, plus ``mean`` of net 1 and net 2 when both are there and ``papers``, the papers'
+        head: that mean for two networks, net 1's AP for one), ``metrics`` ({head: {name:
         value}}) and ``collapse`` ({net: {'share': fraction, 'peak': mean teacher peak}}).
     """
     epochs = []
@@ -258,6 +302,8 @@ def epochs_from_records(records):
         ap = {h: float(v) for h, v in (rec.get("ap") or {}).items() if v is not None}
         if "net1" in ap and "net2" in ap:
             ap["mean"] = (ap["net1"] + ap["net2"]) / 2
+        if "net1" in ap:
+            ap["papers"] = ap.get("mean", ap["net1"])
         epochs.append({
             "epoch": int(rec["epoch"]),
             "loss": rec.get("loss"),
@@ -297,11 +343,17 @@ def read_run(folder):
     return path, epochs_from_records(read_metrics(str(path), kind="epoch"))
 
 
-def final_summary(epochs):
-    """The last validation's AP per head, net 1's best AP and its last collapse values.
+def final_summary(epochs, last=1):
+    """The reported AP per head, net 1's best AP and its last collapse values.
+
+    Args:
+        epochs: ``epochs_from_records``' list of one run.
+        last: the reported AP of a head is the mean over the last ``last`` validations (the
+            study's ``average_last``; 1: the last validation).
 
     Returns:
-        dict with ``ap`` ({head: AP} of the last validated epoch), ``ap_net1``, ``ap_ensemble``,
+        dict with ``ap`` ({head: AP} over the last validations, heads every one of them has),
+        ``ap_net1``, ``ap_ensemble``,
         ``best_net1``, ``best_epoch``, ``share``, ``peak`` (None where not recorded) and ``epochs``.
     """
     out = dict.fromkeys(("ap_net1", "ap_ensemble", "best_net1", "best_epoch", "share", "peak"))
@@ -309,7 +361,9 @@ def final_summary(epochs):
     out["epochs"] = len(epochs)
     evaluated = [e for e in epochs if "net1" in e["ap"]]
     if evaluated:
-        out["ap"] = dict(evaluated[-1]["ap"])
+        tail = [e["ap"] for e in evaluated[-last:]]
+        out["ap"] = {h: sum(ap[h] for ap in tail) / len(tail) for h in tail[-1]
+                     if all(h in ap for ap in tail)}
         out["ap_net1"] = out["ap"].get("net1")
         out["ap_ensemble"] = out["ap"].get("ensemble")
         best = max(evaluated, key=lambda e: e["ap"]["net1"])
@@ -411,11 +465,11 @@ def seed_dir(study, output, row, seed):
     return Path(output) / row / f"seed{seed}"
 
 
-def run_opts(row, out_dir, seed, epochs=0, extra=(), fresh=False):
-    """The ``KEY VALUE`` overrides of one run, after the row's own: output roots, ``SEED``,
-    ``TRAIN.RESUME`` (True unless ``fresh``), ``TRAIN.END_EPOCH`` (``epochs`` > 0), then
-    ``extra`` (the command line's trailing pairs)."""
-    opts = list(row.opts) + ["OUTPUT_DIR", str(out_dir), "LOG_DIR", str(Path(out_dir) / "tb"),
+def run_opts(row, out_dir, seed, epochs=0, extra=(), fresh=False, shared=()):
+    """The ``KEY VALUE`` overrides of one run: the study's ``shared`` ones, the row's own, then
+    output roots, ``SEED``, ``TRAIN.RESUME`` (True unless ``fresh``), ``TRAIN.END_EPOCH``
+    (``epochs`` > 0), then ``extra`` (the command line's trailing pairs)."""
+    opts = list(shared) + list(row.opts) + ["OUTPUT_DIR", str(out_dir), "LOG_DIR", str(Path(out_dir) / "tb"),
                              "SEED", str(seed), "TRAIN.RESUME", str(not fresh)]
     if epochs:
         opts += ["TRAIN.END_EPOCH", str(epochs)]
@@ -449,6 +503,7 @@ class Run:
     epochs: list = field(default_factory=list)
     skipped: bool = False
     digest: str = ""
+    average_last: int = 1
 
     @property
     def label(self):
@@ -498,8 +553,18 @@ def config_digest(cfg):
     return hashlib.sha256(tree.dump(sort_keys=True).encode("utf-8")).hexdigest()[:16]
 
 
+def row_seeds(study, name, seeds=None):
+    """The seeds of one row: ``seeds`` (the command line's) when given, else the row's own, else
+    the study's."""
+    return list(seeds or study.rows[name].seeds or study.seeds)
+
+
 def plan_runs(study, rows, seeds, output, epochs=0, extra=(), fresh=False):
-    """The study's runs, rows in study order then seeds.
+    """The study's runs, seed by seed (a row's k-th seed in the k-th round), rows in study order
+    within a round.
+
+    Args:
+        seeds: the command line's seeds for every row, or None (each row's ``row_seeds``).
 
     Returns:
         list of ``Run`` (their metrics read when present).
@@ -507,18 +572,33 @@ def plan_runs(study, rows, seeds, output, epochs=0, extra=(), fresh=False):
     from semipose.config import load_config
 
     runs = []
-    for seed in seeds:
+    per_row = {name: row_seeds(study, name, seeds) for name in rows}
+    for k in range(max(len(s) for s in per_row.values())):
         for name in rows:
+            if k >= len(per_row[name]):
+                continue
+            seed = per_row[name][k]
             row = study.rows[name]
             out_dir = seed_dir(study, output, name, seed)
-            opts = run_opts(row, out_dir, seed, epochs, extra, fresh)
+            opts = run_opts(row, out_dir, seed, epochs, extra, fresh, study.opts)
             cfg = load_config(str(REPO / row.cfg), opts)
             run = Run(row=row, seed=seed, out_dir=out_dir, opts=opts,
                       folder=run_folder(cfg, row.cfg), end_epoch=cfg.TRAIN.END_EPOCH,
-                      digest=config_digest(cfg))
+                      digest=config_digest(cfg), average_last=study.average_last)
             run.cmd = run_command(row.cfg, opts)
             runs.append(run.refresh())
     return runs
+
+
+def execution_order(runs):
+    """The order runs are trained in: seed round by seed round (every row's k-th seed before any
+    row's next one, so a study cut short holds whole rounds), the costliest first within a round
+    (the pool's last run is a cheap one)."""
+    rounds, seen = {}, collections.Counter()
+    for run in runs:  # plan_runs' order: a row's seeds in its own order
+        rounds[id(run)] = seen[run.row.name]
+        seen[run.row.name] += 1
+    return sorted(runs, key=lambda r: (rounds[id(r)], -r.row.cost))
 
 
 def check_settings(runs):
@@ -675,7 +755,7 @@ def execute(run, jobs, verbose=False):
                                interval=max(1, run.end_epoch // 5))
     run.refresh()
     with _PRINT_LOCK:
-        s = final_summary(run.epochs)
+        s = final_summary(run.epochs, run.average_last)
         print(f"[result] {run.label}: {run.status}, AP net1 {_fmt(s['ap_net1'])}, ensemble "
               f"{_fmt(s['ap_ensemble'])}, {run.wall_s / 60:.1f} min", flush=True)
     return run
@@ -806,7 +886,7 @@ def summaries(runs):
     for run in runs:
         per_seed = out.setdefault(run.row.name, collections.OrderedDict())
         if run.status == "ok":
-            per_seed[run.seed] = final_summary(run.epochs)
+            per_seed[run.seed] = final_summary(run.epochs, run.average_last)
     return out
 
 
@@ -1122,8 +1202,7 @@ def parse_args(argv=None):
         parser.error(f"unknown rows {unknown}; the study {args.study.name!r} has "
                      f"{', '.join(rows)} (or 'all')")
     args.rows = [r for r in rows if r in args.rows]  # study order
-    args.seeds = args.seeds or list(args.study.seeds)
-    if len(set(args.seeds)) != len(args.seeds):
+    if args.seeds and len(set(args.seeds)) != len(args.seeds):
         parser.error(f"--seeds repeats a seed: {args.seeds}")
     if len(args.opts) % 2:
         parser.error(f"overrides must be KEY VALUE pairs, got {args.opts}")
@@ -1150,10 +1229,10 @@ def main(argv=None):
             pretrain = ensure_pretrain(study, args.output, args.verbose, jobs=args.jobs)
             todo = [r for r in runs if not r.finished]
             check_settings(todo)
-            print(f"[study] {study.name}: {len(runs)} runs ({len(args.rows)} rows x "
-                  f"{len(args.seeds)} seeds), {len(runs) - len(todo)} finished before, "
-                  f"{len(todo)} to train, {args.jobs} at a time", flush=True)
-            order = sorted(runs, key=lambda r: -r.row.cost)  # the costliest first
+            print(f"[study] {study.name}: {len(runs)} runs ({len(args.rows)} rows, "
+                  f"{len({r.seed for r in runs})} seeds), {len(runs) - len(todo)} finished "
+                  f"before, {len(todo)} to train, {args.jobs} at a time", flush=True)
+            order = execution_order(runs)
             with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
                 list(pool.map(lambda r: execute(r, args.jobs, args.verbose), order))
         else:

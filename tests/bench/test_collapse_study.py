@@ -91,9 +91,9 @@ def test_read_run_epochs_ap_and_collapse(study, tmp_path):
     assert first["wall_s"] == pytest.approx(50.0)  # the first record: its training seconds
     assert second["wall_s"] == pytest.approx(60.0)  # since the previous epoch record
     assert first["ap"] == pytest.approx(
-        {"net1": 0.012, "net2": 0.015, "ensemble": 0.018, "mean": 0.0135})
+        {"net1": 0.012, "net2": 0.015, "ensemble": 0.018, "mean": 0.0135, "papers": 0.0135})
     assert second["ap"] == pytest.approx(
-        {"net1": 0.010, "net2": 0.020, "ensemble": 0.025, "mean": 0.015})
+        {"net1": 0.010, "net2": 0.020, "ensemble": 0.025, "mean": 0.015, "papers": 0.015})
     assert first["metrics"]["net1"]["Ap .5"] == pytest.approx(0.5)
     assert first["metrics"]["net1"]["AP (L)"] == pytest.approx(-1.0)
     assert first["collapse"]["net1"] == pytest.approx({"share": 0.038, "peak": 0.2744})
@@ -109,7 +109,7 @@ def test_supervised_partial_and_resumed_runs(study, tmp_path):
     _, epochs = study.read_run(tmp_path)
     assert len(epochs) == 2
     assert epochs[0]["ap"] == {} and epochs[0]["collapse"] == {} and epochs[0]["metrics"] == {}
-    assert epochs[1]["ap"] == pytest.approx({"net1": 0.06})  # the later record wins
+    assert epochs[1]["ap"] == pytest.approx({"net1": 0.06, "papers": 0.06})  # the later record wins
     assert epochs[1]["metrics"]["net1"]["AP"] == pytest.approx(0.05)  # the first table
     summary = study.final_summary(epochs)
     assert summary["ap_net1"] == pytest.approx(0.06)
@@ -358,7 +358,7 @@ def test_killed_study_trains_only_what_is_missing(study, tmp_path, tiny_opts, sy
     assert [r["epoch"] for r in first] == [0]  # killed after its first epoch
     out = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stdout + out.stderr
-    assert "2 runs (2 rows x 1 seeds), 0 finished before, 2 to train" in out.stdout
+    assert "2 runs (2 rows, 1 seeds), 0 finished before, 2 to train" in out.stdout
     assert "=== dual/seed3 (resuming after epoch 0)" in out.stdout
     records = _epoch_records(dual_dir)
     assert [r["epoch"] for r in records] == [0, 1]  # epoch 0 was not trained again
