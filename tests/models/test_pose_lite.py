@@ -89,15 +89,10 @@ def test_pretrained_file_initialises_the_encoder_only(tmp_path):
 
 def test_pair_file_starts_each_network_of_pose_dual_from_its_own_half(tmp_path):
     """The collapse study's pair start: two single PoseLite files joined under resnet. / resnet2.
-    (bench/collapse_study.py pair_state) give PoseDual two different, fully initialised networks;
+    (semipose.tools.study.pair_state) give PoseDual two different, fully initialised networks;
     a single-network config takes net 1's."""
-    import importlib.util
-    from pathlib import Path
+    from semipose.tools.study import pair_state
 
-    spec = importlib.util.spec_from_file_location(
-        "collapse_study", Path(__file__).resolve().parents[2] / "bench" / "collapse_study.py")
-    study = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(study)
     torch.manual_seed(0)
     singles = []
     for i in range(2):
@@ -107,7 +102,7 @@ def test_pair_file_starts_each_network_of_pose_dual_from_its_own_half(tmp_path):
         torch.save(net.state_dict(), tmp_path / f"single{i}.pth")
         singles.append(net.state_dict())
     pair = tmp_path / "pair.pth"
-    torch.save(study.pair_state(tmp_path / "single0.pth", tmp_path / "single1.pth"), pair)
+    torch.save(pair_state(tmp_path / "single0.pth", tmp_path / "single1.pth"), pair)
     opts = ["MODEL.BACKBONE", "lite", "MODEL.EXTRA.BASE_WIDTH", 8,
             "MODEL.EXTRA.NUM_DECONV_FILTERS", "[16, 16, 16]", "MODEL.INIT_WEIGHTS", True,
             "MODEL.NUM_JOINTS", 24,

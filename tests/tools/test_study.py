@@ -1,6 +1,6 @@
-"""Tests of bench/collapse_study.py: study files, reading runs' metrics.jsonl, the statistics and
-the report, and real tiny studies that are killed and started again."""
-import importlib.util
+"""Tests of the study runner (semipose.tools.study): study files, reading runs' metrics.jsonl,
+the statistics, the claims and the report, and real tiny studies that are killed and started
+again."""
 import json
 import os
 import time
@@ -10,19 +10,10 @@ from pathlib import Path
 import pytest
 
 from semipose.config import load_config
+from semipose.tools.study import cli, launch, plot, runs, spec, stats
 
 REPO = Path(__file__).resolve().parents[2]
 T0 = 1_764_000_000.0  # wall-clock stamp of the first hand-written epoch record
-
-
-@pytest.fixture(scope="module")
-def study():
-    spec = importlib.util.spec_from_file_location(
-        "collapse_study", REPO / "bench" / "collapse_study.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _table(ap):
@@ -77,11 +68,11 @@ def write_metrics(folder, records, tail=""):
     return path
 
 
-def test_read_run_epochs_ap_and_collapse(study, tmp_path):
-    path, epochs = study.read_run(tmp_path)
+def test_read_run_epochs_ap_and_collapse(tmp_path):
+    path, epochs = runs.read_run(tmp_path)
     assert (path, epochs) == (None, [])  # no metrics.jsonl: nothing recorded
     written = write_metrics(tmp_path, DUAL)
-    path, epochs = study.read_run(tmp_path)
+    path, epochs = runs.read_run(tmp_path)
     assert path == written
     assert [e["epoch"] for e in epochs] == [0, 1]
     first, second = epochs
@@ -100,27 +91,27 @@ def test_read_run_epochs_ap_and_collapse(study, tmp_path):
     assert second["collapse"]["net2"] == pytest.approx({"share": 0.125, "peak": 0.3838})
 
 
-def test_supervised_partial_and_resumed_runs(study, tmp_path):
+def test_supervised_partial_and_resumed_runs(tmp_path):
     not_validated = _epoch_record(0, T0, 0.01, 20.0, 0.002, None)  # TEST.INTERVAL > 1
     validated = _epoch_record(1, T0 + 30.0, 0.009, 21.0, 0.002, None, {"net1": 0.05})
     validated["metrics"]["net1"] = [_table(0.05), _table(0.5)]  # a mixed set: a list of tables
     repeated = dict(validated, ap={"net1": 0.06}, time=T0 + 90.0)  # the resumed run's record
     write_metrics(tmp_path, [not_validated, validated, repeated], tail='{"type": "ep')
-    _, epochs = study.read_run(tmp_path)
+    _, epochs = runs.read_run(tmp_path)
     assert len(epochs) == 2
     assert epochs[0]["ap"] == {} and epochs[0]["collapse"] == {} and epochs[0]["metrics"] == {}
     assert epochs[1]["ap"] == pytest.approx({"net1": 0.06, "papers": 0.06})  # the later record wins
     assert epochs[1]["metrics"]["net1"]["AP"] == pytest.approx(0.05)  # the first table
-    summary = study.final_summary(epochs)
+    summary = stats.final_summary(epochs)
     assert summary["ap_net1"] == pytest.approx(0.06)
     assert summary["ap_ensemble"] is None and summary["share"] is None
-    assert study.epochs_from_records([]) == []
-    assert study.final_summary([])["ap_net1"] is None
+    assert runs.epochs_from_records([]) == []
+    assert stats.final_summary([])["ap_net1"] is None
 
 
-def test_metrics_watch_follows_a_run(study, tmp_path):
+def test_metrics_watch_follows_a_run(tmp_path):
     path = tmp_path / "metrics.jsonl"
-    watch = study.MetricsWatch(path, start=T0 + 30.0)
+    watch = launch.MetricsWatch(path, start=T0 + 30.0)
     assert watch.new_epochs() == []  # not written yet
     write_metrics(tmp_path, DUAL[:2])  # an epoch stamped before the run started: an earlier run
     assert watch.new_epochs() == []
@@ -129,12 +120,12 @@ def test_metrics_watch_follows_a_run(study, tmp_path):
     assert watch.new_epochs() == []  # unchanged file
     old = time.time() - 3600
     os.utime(path, (old, old))
-    stale = study.MetricsWatch(path, start=time.time())
+    stale = launch.MetricsWatch(path, start=time.time())
     assert stale.new_epochs() == []  # the file was last written before this run
 
 
 
-def test_reads_a_real_training_run(study, synth_root, tmp_path, tiny_opts):
+def test_reads_a_real_training_run(synth_root, tmp_path, tiny_opts):
     """A one-epoch tiny training: the study finds its folder and reads the AP ``do_train``
     returned, per head, and net 1's collapse share from the run's metrics.jsonl."""
     from semipose.engine.launch import do_train
@@ -143,9 +134,9 @@ def test_reads_a_real_training_run(study, synth_root, tmp_path, tiny_opts):
     cfg = load_config(None, opts)
     args = types.SimpleNamespace(cfg="tiny.yaml", opts=opts, distributed=False, local_rank=-1)
     out = do_train(cfg, args)
-    folder = study.run_folder(cfg, "tiny.yaml")
+    folder = runs.run_folder(cfg, "tiny.yaml")
     assert folder.resolve() == Path(out["output_dir"]).resolve()
-    path, epochs = study.read_run(folder)
+    path, epochs = runs.read_run(folder)
     assert path == folder / "metrics.jsonl"
     assert [e["epoch"] for e in epochs] == [0]
     last = out["last"]
@@ -154,13 +145,13 @@ def test_reads_a_real_training_run(study, synth_root, tmp_path, tiny_opts):
         assert epochs[0]["metrics"][head]["Ap .5"] == float(last[head]["Ap .5"])
     share = epochs[0]["collapse"]["net1"]["share"]
     assert 0.0 <= share <= 1.0
-    summary = study.final_summary(epochs)
+    summary = stats.final_summary(epochs)
     assert summary["ap_net1"] == float(last["net1"]["AP"])
     assert summary["share"] == share and summary["epochs"] == 1
 
 
-def test_easy_rows_have_configs_and_share_the_budget(study):
-    easy = study.load_study("easy")
+def test_easy_rows_have_configs_and_share_the_budget():
+    easy = spec.load_study("easy")
     cfgs = {n: load_config(str(REPO / r.cfg), r.opts) for n, r in easy.rows.items()}
     for cfg in cfgs.values():
         assert (cfg.TRAIN.END_EPOCH, cfg.TRAIN.MAX_ITERS, cfg.DATASET.TRAIN_LEN) == (90, 8, 128)
@@ -178,12 +169,12 @@ def test_easy_rows_have_configs_and_share_the_budget(study):
 
 
 @pytest.mark.parametrize("name", ["supervised", "posecons_hardteacher", "posedual_4paths"])
-def test_easy_rows_train_one_iteration(study, name, tmp_path, easy_set_opts):
+def test_easy_rows_train_one_iteration(name, tmp_path, easy_set_opts):
     """The easy study's configs (the plain rows differ from these in keys the demo test and the
     method tests cover) train one iteration and validate on a tiny easy set."""
     from semipose.engine.launch import do_train
 
-    row = study.load_study("easy").rows[name]
+    row = spec.load_study("easy").rows[name]
     cfg_path = str(REPO / row.cfg)
     opts = easy_set_opts(tmp_path, num_train=3, num_val=2) + [
         "TRAIN.END_EPOCH", "1", "TRAIN.MAX_ITERS", "1", "TRAIN.BATCH_SIZE", "2",
@@ -192,18 +183,18 @@ def test_easy_rows_train_one_iteration(study, name, tmp_path, easy_set_opts):
     cfg = load_config(cfg_path, opts)
     args = types.SimpleNamespace(cfg=cfg_path, opts=opts, distributed=False, local_rank=-1)
     out = do_train(cfg, args)
-    path, epochs = study.read_run(study.run_folder(cfg, cfg_path))
+    path, epochs = runs.read_run(runs.run_folder(cfg, cfg_path))
     assert path is not None and [e["epoch"] for e in epochs] == [0]
     assert epochs[0]["ap"]["net1"] == float(out["last"]["net1"]["AP"])
     assert ("ensemble" in epochs[0]["ap"]) == (name == "posedual_4paths")
 
 
-def test_mean_std(study):
-    assert study.mean_std([0.1, 0.2, None, 0.3]) == (pytest.approx(0.2), pytest.approx(0.1), 3)
-    assert study.mean_std([0.4]) == (0.4, 0.0, 1)
-    assert study.mean_std([None]) == (None, None, 0)
-    assert study._pm([0.25, 0.35]) == "0.300 ± 0.071"
-    assert study._pm([0.01, 0.03], ".1f", 100, "%") == "2.0 ± 1.4%"
+def test_mean_std():
+    assert stats.mean_std([0.1, 0.2, None, 0.3]) == (pytest.approx(0.2), pytest.approx(0.1), 3)
+    assert stats.mean_std([0.4]) == (0.4, 0.0, 1)
+    assert stats.mean_std([None]) == (None, None, 0)
+    assert stats.fmt_pm([0.25, 0.35]) == "0.300 ± 0.071"
+    assert stats.fmt_pm([0.01, 0.03], ".1f", 100, "%") == "2.0 ± 1.4%"
 
 
 
@@ -212,16 +203,16 @@ def test_mean_std(study):
 
 
 @pytest.mark.parametrize("name", ["paper", "easy", "hard"])
-def test_the_studies_load_and_their_rows_build(study, name):
-    s = study.load_study(name)
+def test_the_studies_load_and_their_rows_build(name):
+    s = spec.load_study(name)
     assert s.baselines and set(s.baselines) <= set(s.rows)
     for row in s.rows.values():
         cfg = load_config(str(REPO / row.cfg), row.opts)
         assert cfg.TRAIN.END_EPOCH > 0 and row.cost > 0
 
 
-def test_paper_rows_differ_only_by_their_method(study):
-    s = study.load_study("paper")
+def test_paper_rows_differ_only_by_their_method():
+    s = spec.load_study("paper")
     assert list(s.rows)[:10] == [
         "supervised", "posecons", "posecons_jc", "posedual", "posedual_jc", "hardteacher",
         "multiaugs_4path", "multiaugs_4path_mean", "ema", "sspcm"]
@@ -245,65 +236,144 @@ def test_paper_rows_differ_only_by_their_method(study):
     assert pre.DATASET.ROOT != cfgs["posedual"].DATASET.ROOT  # the start saw none of the study
 
 
-def test_bad_study_files_name_file_and_key(study, tmp_path):
+def test_bad_study_files_name_file_and_key(tmp_path):
     def write(text):
         path = tmp_path / "s.yaml"
         path.write_text(text)
         return str(path)
 
-    with pytest.raises(study.StudyError, match="no study 'nope'.*studies: .*paper"):
-        study.load_study("nope")
-    with pytest.raises(study.StudyError, match="needs a 'rows' mapping"):
-        study.load_study(write("seeds: [1]\n"))
-    with pytest.raises(study.StudyError, match=r"rows.a.cfg: no such file missing.yaml"):
-        study.load_study(write("rows:\n  a: {cfg: missing.yaml}\n"))
+    with pytest.raises(spec.StudyError, match="no study 'nope'.*studies: .*paper"):
+        spec.load_study("nope")
+    with pytest.raises(spec.StudyError, match="needs a 'rows' mapping"):
+        spec.load_study(write("seeds: [1]\n"))
+    with pytest.raises(spec.StudyError, match=r"rows.a.cfg: no such file missing.yaml"):
+        spec.load_study(write("rows:\n  a: {cfg: missing.yaml}\n"))
     base = "rows:\n  a: {cfg: experiments/studies/paper/base.yaml}\n"
-    with pytest.raises(study.StudyError, match=r"baselines \['b'\] are not rows"):
-        study.load_study(write(base + "baselines: [b]\n"))
-    with pytest.raises(study.StudyError, match="unknown keys \\['sedes'\\]"):
-        study.load_study(write(base + "sedes: [1]\n"))
-    with pytest.raises(study.StudyError, match="seeds must be a non-empty list"):
-        study.load_study(write(base + "seeds: 3\n"))
-    with pytest.raises(study.StudyError, match="rows.a: opts must be a mapping"):
-        study.load_study(write("rows:\n  a: {cfg: experiments/studies/paper/base.yaml, "
+    with pytest.raises(spec.StudyError, match=r"baselines \['b'\] are not rows"):
+        spec.load_study(write(base + "baselines: [b]\n"))
+    with pytest.raises(spec.StudyError, match="unknown keys \\['sedes'\\]"):
+        spec.load_study(write(base + "sedes: [1]\n"))
+    with pytest.raises(spec.StudyError, match="seeds must be a non-empty list"):
+        spec.load_study(write(base + "seeds: 3\n"))
+    with pytest.raises(spec.StudyError, match="rows.a: opts must be a mapping"):
+        spec.load_study(write("rows:\n  a: {cfg: experiments/studies/paper/base.yaml, "
                                "opts: [A]}\n"))
     with pytest.raises(SystemExit):
-        study.parse_args(["--study", "paper", "--rows", "posedual_sameview"])  # a hard-study row
+        cli.parse_args(["--study", "paper", "--rows", "posedual_sameview"])  # a hard-study row
     with pytest.raises(SystemExit):
-        study.parse_args(["--study", "paper", "--seeds", "1", "1"])
+        cli.parse_args(["--study", "paper", "--seeds", "1", "1"])
 
 
-def test_opts_become_override_strings(study):
-    assert study._opts_list({"A": [["JC"], ["JO"]], "B": True, "C": "x", "D": 0.5}, "w") == [
+def test_opts_become_override_strings():
+    assert spec._opts_list({"A": [["JC"], ["JO"]], "B": True, "C": "x", "D": 0.5}, "w") == [
         "A", "[['JC'], ['JO']]", "B", "True", "C", "x", "D", "0.5"]
-    assert study._opts_list(["A", 1], "w") == ["A", "1"]
-    assert study._opts_list(None, "w") == []
+    assert spec._opts_list(["A", 1], "w") == ["A", "1"]
+    assert spec._opts_list(None, "w") == []
 
 
 # --------------------------------------------------------------------------- statistics
 
 
-def test_paired_differences(study):
-    p = study.paired({1: 0.30, 2: 0.34, 3: 0.31, 4: None}, {1: 0.25, 2: 0.30, 3: 0.32, 5: 0.2})
+def test_paired_differences():
+    p = stats.paired({1: 0.30, 2: 0.34, 3: 0.31, 4: None}, {1: 0.25, 2: 0.30, 3: 0.32, 5: 0.2})
     # differences +0.05, +0.04, -0.01 over the seeds both have
     assert p["n"] == 3 and p["agree"] == 2
     assert p["mean"] == pytest.approx(0.08 / 3)
     std = ((0.05 - 0.08 / 3) ** 2 + (0.04 - 0.08 / 3) ** 2 + (-0.01 - 0.08 / 3) ** 2) / 2
     assert p["se"] == pytest.approx((std ** 0.5) / 3 ** 0.5)
     assert p["t"] == pytest.approx(p["mean"] / p["se"])
-    one = study.paired({1: 0.3}, {1: 0.2})
+    one = stats.paired({1: 0.3}, {1: 0.2})
     assert one["n"] == 1 and one["se"] is None and one["t"] is None and one["agree"] == 1
-    assert study.paired({}, {1: 0.2})["n"] == 0
+    assert stats.paired({}, {1: 0.2})["n"] == 0
 
 
-def test_last_third_reads_ap_and_labeled_loss(study):
+def test_last_third_reads_ap_and_labeled_loss():
     epochs = [{"epoch": i, "loss_pose": 1.0 - i / 10, "ap": {"net1": i / 100} if i % 3 == 2
                else {}} for i in range(10)]
-    end = study.last_third(epochs)
+    end = stats.last_third(epochs)
     # two thirds of epochs 0..9 is epoch 6; the nearest validated epoch is 5; windows of 1 epoch
     assert end["ap_23"] == pytest.approx(0.05) and end["ap_end"] == pytest.approx(0.08)
     assert end["loss_23"] == pytest.approx(0.4) and end["loss_end"] == pytest.approx(0.1)
-    assert study.last_third([])["ap_end"] is None
+    assert stats.last_third([])["ap_end"] is None
+    # validated epochs 2, 5, 8: a window of 2 averages 2 and 5 at two thirds, 5 and 8 at the end
+    end = stats.last_third(epochs, window=2)
+    assert end["ap_23"] == pytest.approx(0.035) and end["ap_end"] == pytest.approx(0.065)
+
+
+def _curve(values, head="net1"):
+    return [{"epoch": i, "ap": {head: v}, "collapse": {}, "loss_pose": None}
+            for i, v in enumerate(values)]
+
+
+def test_reported_ap_is_the_mean_of_the_last_validations():
+    epochs = _curve([0.10, 0.20, 0.30, 0.50])
+    assert stats.final_summary(epochs)["ap_net1"] == pytest.approx(0.50)
+    assert stats.final_summary(epochs, last=3)["ap_net1"] == pytest.approx(1.0 / 3)
+    assert stats.final_summary(epochs, last=9)["ap_net1"] == pytest.approx(0.275)  # all four
+    two = [{"epoch": 0, "ap": {"net1": 0.2, "net2": 0.4, "mean": 0.3, "papers": 0.3},
+            "collapse": {}}, {"epoch": 1, "ap": {"net1": 0.4}, "collapse": {}}]
+    # a head missing from one of the averaged validations is not reported
+    assert stats.final_summary(two, last=2)["ap"] == pytest.approx({"net1": 0.3})
+
+
+def test_claim_verdicts_need_two_standard_errors():
+    base = {1: 0.10, 2: 0.12, 3: 0.11, 4: 0.13}
+    shown = stats.claim_verdict({1: 0.13, 2: 0.14, 3: 0.15, 4: 0.15}, base)
+    assert shown["verdict"] == "shown" and shown["mean"] - 2 * shown["se"] > 0
+    noisy = stats.claim_verdict({1: 0.16, 2: 0.10, 3: 0.10, 4: 0.15}, base)
+    assert noisy["mean"] > 0 and noisy["verdict"] == "not shown"
+    opposite = stats.claim_verdict(base, {1: 0.13, 2: 0.14, 3: 0.15, 4: 0.15})
+    assert opposite["verdict"] == "opposite shown"
+    assert stats.claim_verdict({1: 0.3}, {1: 0.1})["verdict"] == "too few seeds"
+    assert stats.claim_verdict({1: 0.3, 2: 0.2}, {3: 0.1})["verdict"] == "too few seeds"
+
+
+def test_regime_change_averages_the_seeds_of_a_row(tmp_path):
+    sup = spec.Row(name="sup", cfg=Path("x.yaml"), opts=[], method="Supervised")
+    dual = spec.Row(name="dual", cfg=Path("x.yaml"), opts=[], method="PoseDual")
+
+    def run(row, seed, values, done=True):
+        folder = tmp_path / row.name / str(seed)
+        folder.mkdir(parents=True)
+        if done:
+            (folder / runs.FINAL_STATE).write_bytes(b"")
+        return runs.Run(row=row, seed=seed, out_dir=folder, opts=[], folder=folder,
+                        end_epoch=len(values), epochs=_curve(values))
+
+    # six validations: two thirds of epochs 0..5 is epoch 3.33, nearest 3; windows of two
+    planned = [run(sup, 1, [0.1, 0.2, 0.3, 0.30, 0.32, 0.30]),
+               run(sup, 2, [0.1, 0.2, 0.3, 0.34, 0.36, 0.36]),
+               run(sup, 3, [0.1, 0.1, 0.1, 0.1, 0.9, 0.9], done=False),  # unfinished: left out
+               run(dual, 1, [0.1, 0.1, 0.1, 0.1, 0.5, 0.5])]
+    mean, std, n = stats.regime_change(planned, "sup", "net1", window=2)
+    # seed 1: (0.32 + 0.30) / 2 - (0.3 + 0.30) / 2 = 0.01; seed 2: 0.36 - 0.32 = 0.04
+    assert n == 2 and mean == pytest.approx(0.025) and std == pytest.approx(0.03 / 2 ** 0.5)
+    assert stats.regime_change(planned, "none", "net1") == (None, None, 0)
+
+
+def test_seed_rounds_and_shared_opts_of_study_paper_long(tmp_path):
+    s = spec.load_study("paper_long")
+    assert s.head == "papers" and s.average_last == 3 and s.regime_row == "supervised"
+    assert len(s.claims) == 8 and {c["row"] for c in s.claims} <= set(s.rows)
+    planned = runs.plan_runs(s, list(s.rows), None, tmp_path)
+    key = ("supervised", "posecons", "posecons_jc", "posedual", "posedual_jc")
+    assert {r.row.name: runs.row_seeds(s, r.row.name) for r in planned} == {
+        name: [1, 2, 3, 4, 5] if name in key else [1, 2, 3] for name in s.rows}
+    assert len(planned) == 5 * 5 + 5 * 3
+    order = runs.execution_order(planned)
+    # every row's first seed before any second seed, the costliest first within a round
+    assert [r.seed for r in order[:10]] == [1] * 10 and order[0].row.name == "multiaugs_4path"
+    assert [r.seed for r in order[-10:]] == [4] * 5 + [5] * 5
+    assert [r.row.cost for r in order[:10]] == sorted((r.row.cost for r in order[:10]),
+                                                      reverse=True)
+    # the study's opts come first, the row's after them, the run's place last
+    sup = next(r for r in planned if r.row.name == "supervised")
+    assert sup.opts[:2] == ["DATASET.ROOT", "data/synthetic_paper_long/"]
+    assert sup.opts.index("TRAIN.END_EPOCH") < sup.opts.index("MODEL.NAME") < sup.opts.index(
+        "OUTPUT_DIR")
+    cfg = load_config(str(REPO / sup.row.cfg), sup.opts)
+    assert (cfg.TRAIN.END_EPOCH, cfg.TEST.INTERVAL, cfg.DATASET.SYNTHETIC.NUM_VAL) == (120, 10, 440)
+    assert sup.average_last == 3
 
 
 # --------------------------------------------------------------------------- running a study
@@ -316,14 +386,16 @@ def _tiny_study(tmp_path, tiny_opts, synth_root, epochs=2):
     base.write_text("MODEL:\n  NAME: pose_dual\n")
     dual = tiny_opts(synth_root, tmp_path / "unused", epochs=epochs, iters=1)
     sup = tiny_opts(synth_root, tmp_path / "unused", "pose_resnet", epochs=epochs, iters=1)
-    spec = {
+    study_file = {
         "title": "tiny", "seeds": [3, 4], "output": str(tmp_path / "runs"), "cfg": str(base),
         "results": str(tmp_path / "report.md"), "baselines": ["sup"],
+        "claims": [{"claim": "PoseDual > Supervised", "row": "dual", "over": "sup"}],
+        "regime": {"row": "sup", "tolerance": 0.005},
         "rows": {"sup": {"method": "Supervised", "cost": 3, "opts": sup},
                  "dual": {"method": "PoseDual", "aug": "Affine", "cost": 14, "opts": dual}},
     }
     path = tmp_path / "tiny_study.yaml"
-    path.write_text(json.dumps(spec))  # JSON is YAML
+    path.write_text(json.dumps(study_file))  # JSON is YAML
     return path
 
 
@@ -332,7 +404,7 @@ def _epoch_records(run_dir):
     return [json.loads(line) for line in lines if '"type": "epoch"' in line]
 
 
-def test_killed_study_trains_only_what_is_missing(study, tmp_path, tiny_opts, synth_root):
+def test_killed_study_trains_only_what_is_missing(tmp_path, tiny_opts, synth_root):
     """A study killed (SIGKILL) during its first run's second epoch, started again, resumes that
     run after its first epoch and trains the other; a third start trains nothing."""
     import signal
@@ -340,10 +412,10 @@ def test_killed_study_trains_only_what_is_missing(study, tmp_path, tiny_opts, sy
     import sys
 
     path = _tiny_study(tmp_path, tiny_opts, synth_root)
-    cmd = [sys.executable, str(REPO / "bench/collapse_study.py"), "--study", str(path),
+    cmd = [sys.executable, "-m", "semipose.tools.study", "--study", str(path),
            "--seeds", "3", "--no-plot", "WORKERS", "0"]
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    dual_dir = study.plan_runs(study.load_study(str(path)), ["dual"], [3],
+    dual_dir = runs.plan_runs(spec.load_study(str(path)), ["dual"], [3],
                                tmp_path / "runs")[0].folder
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
@@ -373,58 +445,64 @@ def test_killed_study_trains_only_what_is_missing(study, tmp_path, tiny_opts, sy
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps  # nothing was written
 
 
-def test_study_refuses_a_folder_trained_otherwise(study, tmp_path, tiny_opts, synth_root):
-    s = study.load_study(str(_tiny_study(tmp_path, tiny_opts, synth_root)))
-    run = study.plan_runs(s, ["sup"], [3], tmp_path / "runs")[0]
-    study.check_manifest(run, fresh=False)
-    other = study.plan_runs(s, ["sup"], [3], tmp_path / "runs", extra=["TRAIN.LR", "0.5"])[0]
-    with pytest.raises(study.StudyError, match="sup/seed3: .* holds a run with other settings"):
-        study.check_manifest(other, fresh=False)
-    study.check_manifest(other, fresh=True)  # --fresh retrains it, and records the new settings
+def test_study_refuses_a_folder_trained_otherwise(tmp_path, tiny_opts, synth_root):
+    s = spec.load_study(str(_tiny_study(tmp_path, tiny_opts, synth_root)))
+    run = runs.plan_runs(s, ["sup"], [3], tmp_path / "runs")[0]
+    runs.check_manifest(run, fresh=False)
+    other = runs.plan_runs(s, ["sup"], [3], tmp_path / "runs", extra=["TRAIN.LR", "0.5"])[0]
+    with pytest.raises(spec.StudyError, match="sup/seed3: .* holds a run with other settings"):
+        runs.check_manifest(other, fresh=False)
+    runs.check_manifest(other, fresh=True)  # --fresh retrains it, and records the new settings
     assert "0.5" in (Path(run.out_dir) / "study_run.json").read_text()
     # a longer budget is not other settings: the run resumes and goes on
-    longer = study.plan_runs(s, ["sup"], [3], tmp_path / "runs", epochs=5,
+    longer = runs.plan_runs(s, ["sup"], [3], tmp_path / "runs", epochs=5,
                              extra=["TRAIN.LR", "0.5"])[0]
-    study.check_manifest(longer, fresh=False)
+    runs.check_manifest(longer, fresh=False)
     # an edit of the base YAML changes what the same command trains: refused as well
     (tmp_path / "base.yaml").write_text("MODEL:\n  NAME: pose_dual\nTRAIN:\n  WD: 0.5\n")
-    edited = study.plan_runs(s, ["sup"], [3], tmp_path / "runs", epochs=5,
+    edited = runs.plan_runs(s, ["sup"], [3], tmp_path / "runs", epochs=5,
                              extra=["TRAIN.LR", "0.5"])[0]
     assert edited.opts == longer.opts and edited.digest != longer.digest
-    with pytest.raises(study.StudyError, match="config digest"):
-        study.check_manifest(edited, fresh=False)
+    with pytest.raises(spec.StudyError, match="config digest"):
+        runs.check_manifest(edited, fresh=False)
 
 
-def test_report_from_two_seeds(study, tmp_path, tiny_opts, synth_root):
+def test_report_from_two_seeds(tmp_path, tiny_opts, synth_root):
     """The report of a finished two-seed tiny study: the paper's table, the paired differences
     with their per-seed values, the regime check, the curves and every command."""
     path = _tiny_study(tmp_path, tiny_opts, synth_root, epochs=1)
-    assert study.main(["--study", str(path), "--jobs", "2", "--plot", str(tmp_path / "p.png"),
+    assert cli.main(["--study", str(path), "--jobs", "2", "--plot", str(tmp_path / "p.png"),
                        "WORKERS", "0"]) == 0
     assert (tmp_path / "p.png").is_file()
-    s = study.load_study(str(path))
-    runs = study.plan_runs(s, list(s.rows), [3, 4], tmp_path / "runs", extra=["WORKERS", "0"])
-    assert all(r.status == "ok" for r in runs)
-    ap = {(r.row.name, r.seed): r.epochs[-1]["ap"]["net1"] for r in runs}
+    s = spec.load_study(str(path))
+    planned = runs.plan_runs(s, list(s.rows), [3, 4], tmp_path / "runs", extra=["WORKERS", "0"])
+    assert all(r.status == "ok" for r in planned)
+    ap = {(r.row.name, r.seed): r.epochs[-1]["ap"]["net1"] for r in planned}
     report = (tmp_path / "report.md").read_text()
     diffs = [ap["dual", k] - ap["sup", k] for k in (3, 4)]
-    p = study.paired({3: ap["dual", 3], 4: ap["dual", 4]}, {3: ap["sup", 3], 4: ap["sup", 4]})
+    p = stats.paired({3: ap["dual", 3], 4: ap["dual", 4]}, {3: ap["sup", 3], 4: ap["sup", 4]})
     assert p["mean"] == pytest.approx(sum(diffs) / 2)
     assert f"| dual | {p['mean']:+.3f} | {p['se']:.3f} |" in report
     assert f"3: {diffs[0]:+.3f}, 4: {diffs[1]:+.3f}" in report
     assert "## How the runs end (regime check)" in report
-    for r in runs:
-        assert study.printable(r.cmd) in report
+    verdict = stats.claim_verdict({3: ap["dual", 3], 4: ap["dual", 4]},
+                                  {3: ap["sup", 3], 4: ap["sup", 4]})
+    assert f"| PoseDual > Supervised | dual − sup | {p['mean']:+.3f} | {p['se']:.3f} |" in report
+    assert verdict["verdict"].split()[0] in report.split("## Claims")[1]
+    assert "Regime check: **sup**'s AP (net1) changes by +0.000" in report  # one validation
+    assert (tmp_path / "p_cost.png").is_file()
+    for r in planned:
+        assert runs.printable(r.cmd) in report
     import cv2
 
-    img = cv2.imread(str(study.write_spread_plot(s, runs, tmp_path / "spread.png")))
+    img = cv2.imread(str(plot.write_spread_plot(s, planned, tmp_path / "spread.png")))
     assert img.shape == (440, 1500, 3) and (img < 250).any(axis=2).mean() > 0.02
 
 
-def test_bad_settings_stop_the_study_before_any_run(study, tmp_path, tiny_opts, synth_root):
-    s = study.load_study(str(_tiny_study(tmp_path, tiny_opts, synth_root)))
-    runs = study.plan_runs(s, ["sup", "dual"], [3], tmp_path / "runs",
-                           extra=["MODEL.IMAGE_SIZE", "[40, 64]"])
-    with pytest.raises(study.StudyError, match=r"sup/seed3: MODEL.IMAGE_SIZE \[40, 64\]"):
-        study.check_settings(runs)
-    study.check_settings(study.plan_runs(s, ["sup", "dual"], [3], tmp_path / "runs"))
+def test_bad_settings_stop_the_study_before_any_run(tmp_path, tiny_opts, synth_root):
+    s = spec.load_study(str(_tiny_study(tmp_path, tiny_opts, synth_root)))
+    planned = runs.plan_runs(s, ["sup", "dual"], [3], tmp_path / "runs",
+                             extra=["MODEL.IMAGE_SIZE", "[40, 64]"])
+    with pytest.raises(spec.StudyError, match=r"sup/seed3: MODEL.IMAGE_SIZE \[40, 64\]"):
+        runs.check_settings(planned)
+    runs.check_settings(runs.plan_runs(s, ["sup", "dual"], [3], tmp_path / "runs"))
