@@ -239,8 +239,10 @@ class COCODataset(JointsDataset):
             category_id=first_cat.get("id") if isinstance(first_cat, dict) else None,
         )
         if self.data_format != "zip":
-            files = [(img["id"], self._file_name(img["id"], img)) for img in data["images"]]
-            missing = check_image_files(report, files, self._image_dir(), train=is_train)
+            image_dir = self._image_dir()
+            files = [(img["id"], self._listed_file(img["id"], img, image_dir))
+                     for img in data["images"]]
+            missing = check_image_files(report, files, image_dir, train=is_train)
             drop_images(data, missing)
         report.finish(logger)
         return as_coco(data)
@@ -253,6 +255,10 @@ class COCODataset(JointsDataset):
             if "2014" in self.image_set:
                 file_name = f"COCO_{self.image_set}_{file_name}"
         return file_name
+
+    def _listed_file(self, index, img, image_dir):
+        """Image ``index``'s path relative to ``image_dir`` (what the missing-file check lists)."""
+        return self._file_name(index, img)
 
     def _image_dir(self):
         folder = "test2017" if "test" in self.image_set else self.image_set

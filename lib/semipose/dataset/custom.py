@@ -126,6 +126,12 @@ class CustomDataset(COCODataset):
     def _image_dir(self):
         return self._images or str(self.root)
 
+    def _listed_file(self, index, img, image_dir):
+        """``_file_name`` is the whole path (under the root, the split's folder, or absolute):
+        relative to ``image_dir`` for the missing-file check, whether the root is relative or
+        absolute."""
+        return os.path.relpath(self._file_name(index, img), image_dir)
+
     def _detection_categories(self):
         """Detections of this set's own category (the one its annotations use) or 1, as infer.py
         reads a detector's file."""
