@@ -587,34 +587,35 @@ class JointCutOcclude(HardOp):
         )
 
 
-class CutOut(HardOp):
+class _RandomHoles(HardOp):
+    """A joint-free op of ``num`` random boxes: ``fill`` (``random_cutout`` or ``random_cutmix``)
+    with fixed settings."""
+
+    fill = None
+
+    def __init__(self, num, *, fix_hw=False, relative=False):
+        self.num = num
+        self.fix_hw = fix_hw
+        self.relative = relative
+
+    def __call__(self, images, joints=None, generator=None):
+        return type(self).fill(images, self.num, fix_hw=self.fix_hw,
+                               size_scale=_width_scale(images, self.relative),
+                               generator=generator)
+
+
+class CutOut(_RandomHoles):
     """``CO``: ``random_cutout`` with fixed settings (joints ignored)."""
 
     name = "CO"
-
-    def __init__(self, num, *, fix_hw=False, relative=False):
-        self.num = num
-        self.fix_hw = fix_hw
-        self.relative = relative
-
-    def __call__(self, images, joints=None, generator=None):
-        return random_cutout(images, self.num, fix_hw=self.fix_hw,
-                             size_scale=_width_scale(images, self.relative), generator=generator)
+    fill = staticmethod(random_cutout)
 
 
-class CutMix(HardOp):
+class CutMix(_RandomHoles):
     """``CM``: ``random_cutmix`` with fixed settings (joints ignored)."""
 
     name = "CM"
-
-    def __init__(self, num, *, fix_hw=False, relative=False):
-        self.num = num
-        self.fix_hw = fix_hw
-        self.relative = relative
-
-    def __call__(self, images, joints=None, generator=None):
-        return random_cutmix(images, self.num, fix_hw=self.fix_hw,
-                             size_scale=_width_scale(images, self.relative), generator=generator)
+    fill = staticmethod(random_cutmix)
 
 
 class MixUp(HardOp):
