@@ -506,3 +506,33 @@ def test_bad_settings_stop_the_study_before_any_run(tmp_path, tiny_opts, synth_r
     with pytest.raises(spec.StudyError, match=r"sup/seed3: MODEL.IMAGE_SIZE \[40, 64\]"):
         runs.check_settings(planned)
     runs.check_settings(runs.plan_runs(s, ["sup", "dual"], [3], tmp_path / "runs"))
+
+
+def test_prepare_steps_run_once_and_again_when_their_files_go(tmp_path):
+    marker = tmp_path / "made.txt"
+    count = tmp_path / "count.txt"
+    script = (f"import pathlib; c = pathlib.Path({str(count)!r}); "
+              f"c.write_text(str(int(c.read_text()) + 1) if c.exists() else '1'); "
+              f"pathlib.Path({str(marker)!r}).write_text('x')")
+    path = tmp_path / "s.yaml"
+    path.write_text(json.dumps({
+        "rows": {"a": {"cfg": "experiments/studies/paper/base.yaml"}},
+        "prepare": [{"command": ["python", "-c", script], "creates": str(marker)}]}))
+    s = spec.load_study(str(path))
+    assert s.prepare[0]["creates"] == [marker]
+    launch.ensure_prepared(s, tmp_path / "out")
+    launch.ensure_prepared(s, tmp_path / "out")  # stamp and file there: not again
+    assert count.read_text() == "1" and (tmp_path / "out/prepare0.json").is_file()
+    marker.unlink()
+    launch.ensure_prepared(s, tmp_path / "out")
+    assert count.read_text() == "2"
+    path.write_text(json.dumps({
+        "rows": {"a": {"cfg": "experiments/studies/paper/base.yaml"}},
+        "prepare": [{"command": ["python", "-c", "import sys; print('no disk'); sys.exit(3)"]}]}))
+    with pytest.raises(spec.StudyError, match=r"prepare\[0\] failed \(exit 3\): no disk"):
+        launch.ensure_prepared(spec.load_study(str(path)), tmp_path / "out2")
+    assert not (tmp_path / "out2/prepare0.json").exists()
+    with pytest.raises(spec.StudyError, match="prepare"):
+        path.write_text(json.dumps({"rows": {"a": {"cfg": "experiments/studies/paper/base.yaml"}},
+                                    "prepare": [{"creates": "x"}]}))
+        spec.load_study(str(path))

@@ -9,7 +9,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from .launch import ensure_pretrain, execute
+from .launch import ensure_prepared, ensure_pretrain, execute
 from .plot import write_cost_plot, write_spread_plot
 from .report import console_summary, machine_description, render_report
 from .runs import METRICS_FILE, check_manifest, check_settings, execution_order, plan_runs
@@ -84,6 +84,7 @@ def main(argv=None):
         if not args.parse_only:
             for run in runs:
                 check_manifest(run, args.fresh)
+            ensure_prepared(study, args.output)
             pretrain = ensure_pretrain(study, args.output, args.verbose, jobs=args.jobs)
             todo = [r for r in runs if not r.finished]
             check_settings(todo)

@@ -138,6 +138,41 @@ def execute(run, jobs, verbose=False):
     return run
 
 
+def ensure_prepared(study, output):
+    """Runs the study's ``prepare`` commands (its data) that have not run: a step is done when its
+    stamp ``<output>/prepare<k>.json`` records the same command and every path it ``creates``
+    exists; the stamp is written after the command succeeds, so an interrupted step runs again.
+
+    Raises:
+        StudyError: a command failed (its exit status and last lines are printed).
+    """
+    import json
+    import sys
+
+    from semipose.common.io import atomic_write_json
+
+    for k, step in enumerate(study.prepare):
+        stamp = Path(output) / f"prepare{k}.json"
+        want = {"command": step["command"]}
+        try:
+            done = json.loads(stamp.read_text()) == want
+        except (OSError, ValueError):
+            done = False
+        if done and all((REPO / p).exists() for p in step["creates"]):
+            continue
+        cmd = list(step["command"])
+        if cmd[0] == "python":
+            cmd[0] = sys.executable
+        print(f"\n=== prepare[{k}]: {printable(cmd)}", flush=True)
+        out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+        if out.returncode != 0:
+            tail = (out.stdout + out.stderr).strip().splitlines()[-10:]
+            raise StudyError(f"{study.path}: prepare[{k}] failed (exit {out.returncode}): "
+                             + " | ".join(tail))
+        Path(output).mkdir(parents=True, exist_ok=True)
+        atomic_write_json(str(stamp), want)
+
+
 def _pretrain_runs(study, output):
     """The pretraining runs: ``[(seed or None, cmd, folder, end_epoch)]``, one per pretrain seed
     (the config's own seed when the study names none)."""

@@ -62,6 +62,27 @@ class Study:
     claims: list = field(default_factory=list)
     regime_row: str = None
     regime_tolerance: float = 0.005
+    prepare: list = field(default_factory=list)
+
+
+def _prepare(value, where):
+    """A study's ``prepare``: commands that make its data, ``[{command: [tokens], creates:
+    [paths]}]`` (``python`` as the first token is this interpreter)."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise StudyError(f"{where}: prepare must be a list of {{command, creates}} mappings")
+    steps = []
+    for i, step in enumerate(value):
+        if (not isinstance(step, dict) or set(step) - {"command", "creates"}
+                or not isinstance(step.get("command"), list) or not step["command"]):
+            raise StudyError(f"{where}: prepare[{i}] needs a command (a list of tokens) and "
+                             f"optionally creates (paths); got {step!r}")
+        creates = step.get("creates") or []
+        creates = [creates] if isinstance(creates, str) else list(creates)
+        steps.append({"command": [str(t) for t in step["command"]],
+                      "creates": [Path(str(c)) for c in creates]})
+    return steps
 
 
 def _int_list(value, where):
@@ -188,7 +209,7 @@ def load_study(name):
     if not isinstance(data, dict) or not isinstance(data.get("rows"), dict) or not data["rows"]:
         raise StudyError(f"{path}: needs a 'rows' mapping of row name -> row")
     known = {"title", "setting", "seeds", "output", "results", "plot", "head", "baselines", "cfg",
-             "pretrain", "rows", "opts", "average_last", "claims", "regime"}
+             "pretrain", "rows", "opts", "average_last", "claims", "regime", "prepare"}
     unknown = sorted(set(data) - known)
     if unknown:
         raise StudyError(f"{path}: unknown keys {unknown}; known: {sorted(known)}")
@@ -220,6 +241,7 @@ def load_study(name):
         baselines=baselines, pretrain=pretrain, opts=_opts_list(data.get("opts"), f"{path}: opts"),
         average_last=last, claims=_claims(data.get("claims"), rows, str(path)),
         regime_row=regime.get("row"), regime_tolerance=float(regime.get("tolerance", 0.005)),
+        prepare=_prepare(data.get("prepare"), str(path)),
     )
 
 
