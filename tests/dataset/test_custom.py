@@ -246,3 +246,85 @@ def test_checker_opens_every_image_of_a_custom_set(arm_set, tmp_path, capsys):
     out = capsys.readouterr().out
     assert f"1 images cannot be read as images: {broken}" in out
     assert "1 images have another size than the json's width/height" in out
+
+
+TRIANGLE = """name: triangle
+keypoints: [a, b, c]
+skeleton: [[a, b], [b, c]]
+joint_colors: [[255, 255, 0], [255, 255, 0], [255, 255, 0]]
+limb_colors: [[0, 0, 255], [0, 255, 0]]
+"""
+
+
+def _triangle_layout(tmp_path):
+    from semipose.common.metainfo import load_metainfo
+    from semipose.utils.vis import layout_from_metainfo
+
+    (tmp_path / "triangle.yaml").write_text(TRIANGLE)
+    return layout_from_metainfo(load_metainfo(str(tmp_path / "triangle.yaml")))
+
+
+# a (8, 16) -- b (56, 16) visible, c (56, 56) not: the limb a-b is drawn, b-c is not
+TRIANGLE_JOINTS = [[8, 16, 0], [56, 16, 0], [56, 56, 0]]
+TRIANGLE_VIS = [[1, 1, 0], [1, 1, 0], [0, 0, 0]]
+
+
+def test_debug_pictures_draw_the_metainfo_skeleton(tmp_path):
+    """``save_batch_image_with_joints(layout=...)``: the limb between two visible joints in its
+    limb colour, the visible joints in their joint colour, nothing on or at an invisible joint;
+    each crop on its own tile of the grid."""
+    import torch
+
+    from semipose.utils.vis import save_batch_image_with_joints
+
+    out = tmp_path / "gt.png"  # lossless, to compare exact pixel values
+    vis = [TRIANGLE_VIS, [[1, 1, 0]] * 3]  # crop 1: c visible too
+    save_batch_image_with_joints(torch.zeros(2, 3, 64, 64), torch.tensor([TRIANGLE_JOINTS] * 2),
+                                 torch.tensor(vis), str(out),
+                                 layout=_triangle_layout(tmp_path))  # fmt: skip
+    img = cv2.imread(str(out))
+    pad = 2  # the grid's padding: pixel (x, y) of crop k is img[y + pad, x + pad + k * 66]
+    assert img.shape == (64 + 2 * pad, 2 * 64 + 3 * pad, 3)
+    crops = [img[pad:pad + 64, pad + k * 66:pad + k * 66 + 64] for k in range(2)]
+    for crop in crops:
+        for x in (20, 32, 44):  # along a-b: the limb colour of [a, b]
+            assert tuple(int(v) for v in crop[16, x]) == (0, 0, 255)
+        assert tuple(int(v) for v in crop[16, 56]) == (255, 255, 0)  # joint b, its colour
+    assert crops[0][26:64, 52:61].max() == 0  # b-c below b's circle, c included: nothing
+    for y in (30, 36, 42):  # crop 1: b-c in its limb colour, and joint c
+        assert tuple(int(v) for v in crops[1][y, 56]) == (0, 255, 0)
+    assert tuple(int(v) for v in crops[1][56, 56]) == (255, 255, 0)
+    # the red dots of the drawing without a layout are gone
+    assert not np.any(np.all(img == (255, 0, 0), axis=-1))
+
+
+def test_debug_hook_draws_the_layout_given_at_construction(tmp_path):
+    """``DebugImages(..., layout=...)`` passes the layout down to the written ``_gt.jpg`` (lossy:
+    the limb is compared by colour, not exact values); without it, the dots as before."""
+    import torch
+
+    from semipose.engine.hooks import DebugImages
+
+    debug = types.SimpleNamespace(DEBUG=True, SAVE_BATCH_IMAGES_GT=True,
+                                  SAVE_BATCH_IMAGES_PRED=True, SAVE_HEATMAPS_GT=False,
+                                  SAVE_HEATMAPS_PRED=False)  # fmt: skip
+    meta = {"joints": torch.tensor([TRIANGLE_JOINTS], dtype=torch.float32),
+            "joints_vis": torch.tensor([TRIANGLE_VIS], dtype=torch.float32)}
+    heatmap = torch.zeros(1, 3, 16, 16)
+    method = types.SimpleNamespace(labeled_target=lambda t: t[0], labeled_heatmap=lambda o: o[0])
+    trainer = types.SimpleNamespace(iter=0, iters_per_epoch=1, method=method, step={
+        "inputs": [torch.zeros(1, 3, 64, 64)], "meta": [meta], "targets": [heatmap],
+        "outputs": [heatmap]})  # fmt: skip
+    pictures = {}
+    for name, layout in (("skeleton", _triangle_layout(tmp_path)), ("dots", None)):
+        hook = DebugImages(debug, str(tmp_path / name), period=1, layout=layout)
+        hook.trainer = trainer
+        hook.after_step()
+        pictures[name] = cv2.imread(str(tmp_path / name / "train" / "train_0_gt.jpg")).astype(int)
+        assert (tmp_path / name / "train" / "train_0_pred.jpg").is_file()
+    # a batch of one is the crop itself (no grid padding): pixel (x, y) is picture[y, x]
+    mid = pictures["skeleton"][15:18, 30:35]  # a-b, mid-way: red (BGR 0, 0, 255)
+    assert mid[..., 2].max() > 150 and mid[..., 2].max() > mid[..., :2].max() + 100
+    assert pictures["skeleton"][26:64, 52:61].max() < 40  # b-c: not drawn
+    assert pictures["dots"][13:20, 28:37].max() < 40  # the dots picture has no limb
+    assert pictures["dots"][16, 56, 0] > 150  # but its blue dot on b

@@ -130,6 +130,8 @@ _C.DATASET.TRAIN_IMAGES = ""  # (ours) image folder of TRAIN_ANN's file_names (r
 # or absolute): a COCO export's bare names used as they are; '' = file_names relative to ROOT
 _C.DATASET.VAL_IMAGES = ""  # (ours) the same for VAL_ANN
 _C.DATASET.VAL_ANN = ""  # validation COCO-format json (relative to ROOT, or absolute)
+_C.DATASET.CATEGORY = ""  # (ours) the custom jsons' keypoint category: a name or an id; '' = the
+# one named as the metainfo, else the only one, else the only one with the metainfo's joint count
 _C.DATASET.UNLABELED = []  # unlabeled image folders and video files (relative to ROOT or
 # absolute); non-empty: 'custom' training pairs each labeled crop with an unlabeled one
 _C.DATASET.UNLABELED_BOXES = "frame"  # 'frame' (one box: the whole image/frame) or a detection

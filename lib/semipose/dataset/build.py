@@ -214,6 +214,7 @@ def _custom_common(cfg, is_train):
     kw["metainfo"] = dataset_metainfo(cfg, "custom")
     kw["ann_file"] = cfg.DATASET.TRAIN_ANN if is_train else cfg.DATASET.VAL_ANN
     kw["images"] = cfg.DATASET.TRAIN_IMAGES if is_train else cfg.DATASET.VAL_IMAGES
+    kw["category"] = cfg.DATASET.CATEGORY
     kw["metric"] = cfg.TEST.METRIC
     kw["pck_threshold"] = cfg.TEST.PCK_THRESHOLD
     return kw

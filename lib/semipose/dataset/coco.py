@@ -188,9 +188,23 @@ class COCODataset(JointsDataset):
         self.db = self._map_to_union(db)
         logger.info("=> %s: %d images, %d samples", self.image_set, self.num_images, len(self.db))
 
+    #: how ``_keypoint_category`` chose (named in the 0-samples message)
+    _category_rule = "the first"
+
+    def _keypoint_category(self, data):
+        """The id of the category whose annotations become records: the file's first, as the
+        original reads COCO."""
+        cats = data.get("categories") if isinstance(data, dict) else None
+        first = cats[0] if cats else None
+        return first.get("id") if isinstance(first, dict) else None
+
     def _set_classes(self):
-        """Sets the class tables and the person category id from the loaded annotations."""
+        """Sets the class tables and the person category id from the loaded annotations (the
+        keypoint category is class 1)."""
         cat_ids = self.coco.getCatIds()
+        chosen = getattr(self, "_category_id", None)
+        if chosen in cat_ids:
+            cat_ids = [chosen] + [c for c in cat_ids if c != chosen]
         cats = [c["name"] for c in self.coco.loadCats(cat_ids)]
         self.classes = ["__background__"] + cats
         self.num_classes = len(self.classes)
@@ -199,7 +213,7 @@ class COCODataset(JointsDataset):
         self._coco_ind_to_class_ind = {
             self._class_to_coco_ind[c]: self._class_to_ind[c] for c in cats
         }
-        # Class index 1 (the first category) is the person class, as in the original.
+        # Class index 1 (COCO: the first category, as in the original) is the person class.
         self.person_cat_id = cat_ids[0]
 
     def _detection_categories(self):
@@ -215,7 +229,8 @@ class COCODataset(JointsDataset):
         source = ("the detection boxes of " + str(self.bbox_file)) if (
             not self.is_train and not self.use_gt_bbox) else "the annotations"
         return (f"{len(self.image_set_index)} images, {n_ann} annotations of category "
-                f"{self.person_cat_id} (the first; categories in the file: {', '.join(cats)}); "
+                f"{self.person_cat_id} ({self._category_rule}; categories in the file: "
+                f"{', '.join(cats)}); "
                 f"records come from {source} and need area > 0, a non-empty box and at least one "
                 "labeled joint (detections: a score above TEST.IMAGE_THRE)")
 
@@ -231,12 +246,12 @@ class COCODataset(JointsDataset):
         (repairs logged, refusals raised) and indexes the result: training, the GT-box records
         and ``COCOeval`` all see the repaired annotations."""
         data = _read_coco(self.ann_file)
-        first_cat = data["categories"][0] if isinstance(data, dict) else None
+        self._category_id = self._keypoint_category(data)
         report = check_coco(
             data,
             path=self.ann_file,
             num_joints=len(self.actual_joints),
-            category_id=first_cat.get("id") if isinstance(first_cat, dict) else None,
+            category_id=self._category_id,
         )
         if self.data_format != "zip":
             image_dir = self._image_dir()

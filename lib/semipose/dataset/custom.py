@@ -1,15 +1,19 @@
 """A user's own keypoint set: COCO-format json files + a metainfo file, and unlabeled image
-folders and videos, in the set's native joint order (no union layout).
+folders, zip archives and videos, in the set's native joint order (no union layout).
 
 ``DATASET.TRAIN_DATASET custom`` / ``TEST_DATASET custom`` (docs/CUSTOM_DATA.md). The labeled sets
 load through ``COCODataset`` (same annotation reading and checks); the unlabeled pool is
 ``UnlabeledDataset``, whose video frames are decoded on demand by seeking with
-``cv2.VideoCapture`` (nothing is extracted to disk); ``MixedCustomDataset`` pairs them as
+``cv2.VideoCapture`` and whose zip members are read on demand through
+``semipose.utils.zipreader`` (nothing is extracted to disk); ``MixedCustomDataset`` pairs them as
 ``mix_coco_coco`` does.
 """
 
+import copy
 import logging
 import os
+import re
+import zipfile
 from collections import OrderedDict
 
 import cv2
@@ -23,6 +27,7 @@ from semipose.dataset.joints_dataset import JointsDataset, make_record, native_j
 from semipose.dataset.mixed import MixedDataset, _rand_augment_view
 from semipose.evaluation.coco import COCOKeypointEvaluator
 from semipose.evaluation.pck import pck_scores
+from semipose.utils import zipreader
 
 __all__ = [
     "CustomDataset",
@@ -30,14 +35,19 @@ __all__ = [
     "UnlabeledDataset",
     "IMAGE_EXTENSIONS",
     "VIDEO_EXTENSIONS",
+    "ZIP_EXTENSION",
     "resolve_path",
     "video_frames",
+    "zip_image_members",
 ]
 
 logger = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 VIDEO_EXTENSIONS = (".avi", ".mp4", ".mov", ".mkv", ".webm")
+ZIP_EXTENSION = ".zip"
+# a detection file_name naming a zip member: <archive>.zip@/<member> or <archive>.zip/<member>
+_ZIP_NAME = re.compile(r"^(.+?\.zip)(?:@/?|/)(.+)$", re.IGNORECASE)
 _CAPTURES = {}  # (process id, video path) -> open cv2.VideoCapture
 
 
@@ -81,13 +91,14 @@ class CustomDataset(COCODataset):
     """
 
     def __init__(self, root, image_set, is_train, transform=None, metainfo=None, ann_file="",
-                 metric="oks", pck_threshold=0.2, images="", **kwargs):  # fmt: skip
+                 metric="oks", pck_threshold=0.2, images="", category="", **kwargs):  # fmt: skip
         if metainfo is None:
             raise UserError("a custom dataset needs DATASET.METAINFO (a metainfo YAML file)")
         if not ann_file:
             raise UserError(f"the custom set {image_set} needs its annotation json "
                             "(DATASET.TRAIN_ANN / DATASET.VAL_ANN)")
         self.actual_joints = metainfo.joints
+        self._set_meta, self._category = metainfo, category
         self.metric = metric
         self.pck_threshold = float(pck_threshold)
         self._custom_ann = resolve_path(root, ann_file)
@@ -125,6 +136,41 @@ class CustomDataset(COCODataset):
 
     def _image_dir(self):
         return self._images or str(self.root)
+
+    def _keypoint_category(self, data):
+        """The set's category, never by position: ``DATASET.CATEGORY`` (a name or an id) when set,
+        else the one named as the metainfo, else the file's only category, else the only one with
+        the metainfo's keypoint count.
+
+        Raises:
+            DataFileError: none (or no such ``DATASET.CATEGORY``); names the file and its
+                categories.
+        """
+        cats = [c for c in (data.get("categories") or []) if isinstance(c, dict)]
+        listing = ", ".join(f"{c.get('id')}: {c.get('name')!r}" for c in cats) or "none"
+        want, meta = str(self._category or ""), self._set_meta
+        if want:
+            for c in cats:
+                if want in (str(c.get("id")), str(c.get("name"))):
+                    self._category_rule = f"DATASET.CATEGORY {want!r}"
+                    return c.get("id")
+            raise DataFileError(f"{self.ann_file}: no category {want!r} (DATASET.CATEGORY); "
+                                f"categories in the file: {listing}")
+        count = meta.num_joints
+        named = [c for c in cats if c.get("name") == meta.name]
+        for rule, found in (
+            (f"named {meta.name!r} as the metainfo", named),
+            ("the file's only category", cats if len(cats) == 1 else []),
+            (f"the only one with {count} keypoints",
+             [c for c in cats if len(c.get("keypoints") or []) == count]),
+        ):
+            if len(found) == 1:
+                self._category_rule = rule
+                return found[0].get("id")
+        raise DataFileError(
+            f"{self.ann_file}: which category holds the {meta.name!r} keypoints? categories in "
+            f"the file: {listing}; none is named {meta.name!r} (the metainfo's name): set "
+            "DATASET.CATEGORY to its name or id")
 
     def _listed_file(self, index, img, image_dir):
         """``_file_name`` is the whole path (under the root, the split's folder, or absolute):
@@ -235,25 +281,77 @@ def _image_files(folder):
     return [os.path.join(folder, n) for n in names]
 
 
-def _image_size(path):
+def _zip_archive(archive):
+    """The open ``zipfile.ZipFile`` of ``archive``, from ``zipreader``'s per-process cache (the
+    handle that later reads its members, in this process or, reopened, in each DataLoader worker).
+
+    Raises:
+        UserError: the archive does not exist, or its path holds ``'@'`` (the separator of the
+            ``<archive>@/<member>`` paths).
+        DataFileError: it is not a readable zip archive.
+    """
+    if "@" in archive:
+        raise UserError(f"unlabeled zip archive {archive}: the path must not hold '@' (members "
+                        "are addressed as <archive>.zip@/<member>)")
+    if not os.path.isfile(archive):
+        raise UserError(f"unlabeled zip archive {archive} not found")
     try:
-        with Image.open(path) as img:
+        return zipreader._archive(archive, archive)
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile) as exc:
+        raise DataFileError(f"unlabeled zip archive {archive} cannot be read: {exc}") from None
+
+
+def zip_image_members(archive):
+    """The image members of a zip archive as ``<archive>@/<member>`` paths, sorted by member name.
+
+    Members ending in one of ``IMAGE_EXTENSIONS`` (any case) count; directories, other files and
+    the ``__MACOSX/`` resource forks of archives made on macOS do not. Nothing is decompressed.
+
+    Raises:
+        UserError: the archive is missing (see ``_zip_archive``).
+        DataFileError: it is not a zip archive, or holds no image member.
+    """
+    handle = _zip_archive(archive)
+    names = sorted(
+        info.filename for info in handle.infolist()
+        if not info.is_dir() and info.filename.lower().endswith(IMAGE_EXTENSIONS)
+        and not info.filename.startswith("__MACOSX/")
+    )  # fmt: skip
+    if not names:
+        raise DataFileError(f"unlabeled zip archive {archive} holds no image ({IMAGE_EXTENSIONS})")
+    return [f"{archive}@/{name}" for name in names]
+
+
+def _image_size(path, in_zip=False):
+    """``(width, height)`` from the image header only (PIL opens lazily: no decode); ``in_zip``:
+    ``path`` is ``<archive>@/<member>``, whose header is read from the member's stream."""
+    try:
+        if not in_zip:
+            with Image.open(path) as img:
+                return img.size
+        archive, member = zipreader.parse_zip_path(path)
+        with _zip_archive(archive).open(member) as stream, Image.open(stream) as img:
             return img.size
-    except OSError as exc:
+    except (OSError, KeyError, zipfile.BadZipFile) as exc:
         raise DataFileError(f"unlabeled image {path} cannot be read: {exc}") from None
 
 
 class UnlabeledDataset(JointsDataset):
-    """Unlabeled person crops from image folders and videos (no keypoints).
+    """Unlabeled person crops from image folders, zip archives and videos (no keypoints).
 
-    Each source is a folder (every image in it, sorted by name) or a video file (frames sampled at
-    ``video_fps``). ``boxes='frame'`` makes one record per image or frame with the whole frame as
-    the box; a detection json makes one record per detection (``file_name`` an image path or
-    ``<video>#<frame>``, relative to ``root`` or absolute; ``bbox`` [x, y, w, h]; ``score``).
+    Each source is a folder (every image in it, sorted by name), a ``.zip`` archive (every image
+    member, sorted by member name, directories skipped; see ``zip_image_members``) or a video file
+    (frames sampled at ``video_fps``). Zip members and video frames are decoded when a batch needs
+    them; the archives are opened once per process (``semipose.utils.zipreader``), so DataLoader
+    workers each read through their own handle. ``boxes='frame'`` makes one record per image,
+    member or frame with the whole image as the box (its size read from the image header); a
+    detection json makes one record per detection: ``file_name`` an image path,
+    ``<archive>.zip@/<member>`` (``<archive>.zip/<member>`` is read the same way) or
+    ``<video>#<frame>``, relative to ``root`` or absolute; ``bbox`` [x, y, w, h]; ``score``.
 
     Args:
         root: data root; relative sources and detection file names are joined to it.
-        sources: image folders and video files.
+        sources: image folders, zip archives and video files.
         metainfo: the ``Metainfo`` of the set (joint count, flip pairs).
         is_train: training mode (augmentation).
         transform: see ``JointsDataset``.
@@ -268,7 +366,8 @@ class UnlabeledDataset(JointsDataset):
         super().__init__(root, "custom_unlabeled", is_train, transform, **kwargs)
         use_metainfo(self, metainfo)
         if not sources:
-            raise UserError("DATASET.UNLABELED is empty: name image folders or video files")
+            raise UserError("DATASET.UNLABELED is empty: name image folders, zip archives or "
+                            "video files")
         self.sources = [resolve_path(root, s) for s in sources]
         self.video_fps = float(video_fps)
         self.image_thre = float(image_thre)
@@ -278,13 +377,15 @@ class UnlabeledDataset(JointsDataset):
             self.db = self._detection_records(resolve_path(root, boxes))
         logger.info("=> unlabeled: %d records from %d source(s)", len(self.db), len(self.sources))
 
-    def _record(self, image, box, score=1.0, video=None):
+    def _record(self, image, box, score=1.0, video=None, in_zip=False):
         center, scale = self._box2cs(box)
         joints, vis = native_joints(self.num_joints)
         rec = make_record(image, center, scale, joints, vis, score=float(score),
                           raw_box=np.asarray(box, dtype=np.float32))  # fmt: skip
         if video is not None:
             rec["video"] = video
+        if in_zip:
+            rec["zip"] = True  # image is <archive>@/<member>
         return rec
 
     def _frame_records(self):
@@ -294,14 +395,19 @@ class UnlabeledDataset(JointsDataset):
                 for path in _image_files(source):
                     w, h = _image_size(path)
                     records.append(self._record(path, [0.0, 0.0, float(w), float(h)]))
+            elif source.lower().endswith(ZIP_EXTENSION):
+                for path in zip_image_members(source):
+                    w, h = _image_size(path, in_zip=True)
+                    records.append(self._record(path, [0.0, 0.0, float(w), float(h)],
+                                                in_zip=True))  # fmt: skip
             elif source.lower().endswith(VIDEO_EXTENSIONS) and os.path.isfile(source):
                 frames, (w, h) = video_frames(source, self.video_fps)
                 for f in frames:
                     records.append(self._record(f"{source}#{f}", [0.0, 0.0, float(w), float(h)],
                                                 video=(source, f)))  # fmt: skip
             else:
-                raise UserError(f"DATASET.UNLABELED entry {source} is neither a folder nor a "
-                                f"video file ({', '.join(VIDEO_EXTENSIONS)})")
+                raise UserError(f"DATASET.UNLABELED entry {source} is neither a folder, a zip "
+                                f"archive nor a video file ({', '.join(VIDEO_EXTENSIONS)})")
         return records
 
     def _detection_records(self, path):
@@ -318,16 +424,36 @@ class UnlabeledDataset(JointsDataset):
                                     "and bbox [x, y, w, h]") from None
             if score < self.image_thre or box[2] <= 0 or box[3] <= 0:
                 continue
-            video = None
-            base, _, frame = str(name).rpartition("#")
-            if base.lower().endswith(VIDEO_EXTENSIONS) and frame.isdigit():
-                video = (resolve_path(self.root, base), int(frame))
-            image = f"{video[0]}#{video[1]}" if video else resolve_path(self.root, name)
-            records.append(self._record(image, box, score, video))
+            records.append(self._detection_record(str(name), box, score, f"{path}: record {k}"))
         return records
 
+    def _detection_record(self, name, box, score, where):
+        """The record of one detection on ``name``: a video frame (``<video>#<frame>``), a zip
+        member (``<archive>.zip@/<member>`` or ``<archive>.zip/<member>``, the member checked to
+        be in the archive) or an image file."""
+        base, _, frame = name.rpartition("#")
+        if base.lower().endswith(VIDEO_EXTENSIONS) and frame.isdigit():
+            video = (resolve_path(self.root, base), int(frame))
+            return self._record(f"{video[0]}#{video[1]}", box, score, video)
+        match = _ZIP_NAME.match(name)
+        archive = resolve_path(self.root, match.group(1)) if match else ""
+        if not match or os.path.isdir(archive):  # a folder named *.zip holds plain files
+            return self._record(resolve_path(self.root, name), box, score)
+        member = match.group(2).lstrip("/")
+        try:
+            _zip_archive(archive).getinfo(member)
+        except KeyError:
+            raise DataFileError(f"unlabeled detection file {where} names {member!r}, which is "
+                                f"not a member of the zip archive {archive}") from None
+        return self._record(f"{archive}@/{member}", box, score, in_zip=True)
+
     def _load_source(self, rec, scale):
-        """Video records decode their frame by seeking; images load as in ``JointsDataset``."""
+        """Video records decode their frame by seeking; zip members are read through
+        ``zipreader`` whatever ``data_format`` says; images load as in ``JointsDataset``."""
+        if rec.get("zip") and self.data_format != "zip":
+            reader = copy.copy(self)  # the same settings (decode, crop cache) in zip format
+            reader.data_format = "zip"
+            return JointsDataset._load_source(reader, rec, scale)
         if "video" not in rec:
             return super()._load_source(rec, scale)
         pixels = read_video_frame(*rec["video"])
@@ -350,7 +476,7 @@ class MixedCustomDataset(MixedDataset):
         transform: crop transform.
         metainfo: the set's ``Metainfo``.
         ann_file: the labeled json.
-        unlabeled: image folders and videos.
+        unlabeled: image folders, zip archives and videos.
         unlabeled_boxes: ``'frame'`` or a detection json.
         video_fps: frames per second sampled from videos.
         train_len: labeled subset size (<= 0: all).

@@ -223,9 +223,10 @@ class CollapseMonitorHook(HookBase):
             self.trainer.epoch_stats["collapse"] = summary
 
 
-def save_debug_pictures(debug, prefix, image, meta, target, heatmap):
+def save_debug_pictures(debug, prefix, image, meta, target, heatmap, layout=None):
     """The original's debug pictures (DEBUG.*) of one batch, predictions taken at the heatmap
-    argmax and scaled to input pixels."""
+    argmax and scaled to input pixels; with a ``KeypointLayout``, the joints are drawn as the
+    set's skeleton in its colours, else as dots."""
     from semipose.codecs import get_max_preds
     from semipose.utils.vis import save_debug_images
 
@@ -234,14 +235,23 @@ def save_debug_pictures(debug, prefix, image, meta, target, heatmap):
     pred[..., 0] *= image.shape[-1] / heatmap.shape[-1]
     pred[..., 1] *= image.shape[-2] / heatmap.shape[-2]
     os.makedirs(os.path.dirname(prefix), exist_ok=True)
-    save_debug_images(debug, image, meta, target, pred, heatmap, prefix)
+    save_debug_images(debug, image, meta, target, pred, heatmap, prefix, layout=layout)
 
 
 class DebugImages(HookBase):
-    """The debug pictures of the labeled batch on logged iterations (DEBUG.DEBUG)."""
+    """The debug pictures of the labeled batch on logged iterations (DEBUG.DEBUG).
 
-    def __init__(self, debug, output_dir, period=20):
+    Args:
+        debug: the ``cfg.DEBUG`` node.
+        output_dir: the pictures go to ``<output_dir>/train/train_<iter>_*.jpg``.
+        period: every ``period`` iterations, and the epoch's last one.
+        layout: the training set's ``KeypointLayout`` (``dataset_layout(cfg, TRAIN_DATASET)``):
+            its skeleton and colours are drawn; None: a dot per joint.
+    """
+
+    def __init__(self, debug, output_dir, period=20, layout=None):
         self.debug, self.folder, self.period = debug, os.path.join(output_dir, "train"), period
+        self.layout = layout
 
     def after_step(self):
         from semipose.methods.base import first
@@ -253,7 +263,7 @@ class DebugImages(HookBase):
         save_debug_pictures(
             self.debug, os.path.join(self.folder, f"train_{t.iter}"), first(step["inputs"]),
             first(step["meta"]), t.method.labeled_target(step["targets"]),
-            t.method.labeled_heatmap(step["outputs"]),
+            t.method.labeled_heatmap(step["outputs"]), layout=self.layout,
         )
 
 

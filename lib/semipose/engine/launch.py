@@ -81,14 +81,15 @@ def _set_aside_previous_run(output_dir):
     logger.warning(f"TRAIN.RESUME is off: the previous run's {', '.join(present)} moved to {keep}")
 
 
-def _debug_images(debug, output_dir):
-    """The validation debug pictures (DEBUG.*), or None when DEBUG.DEBUG is off."""
+def _debug_images(debug, output_dir, layout=None):
+    """The validation debug pictures (DEBUG.*; ``layout``: the val set's skeleton and colours),
+    or None when DEBUG.DEBUG is off."""
     if not debug.DEBUG:
         return None
 
     def save(i, input, meta, target, heatmap):
         prefix = os.path.join(output_dir, "heatmap", f"val_{i}")
-        H.save_debug_pictures(debug, prefix, input, meta, target, heatmap)
+        H.save_debug_pictures(debug, prefix, input, meta, target, heatmap, layout=layout)
 
     return save
 
@@ -97,7 +98,8 @@ def _evaluation(cfg, model, method, dataset, ctx):
     """``epoch -> validate(...)`` on ``dataset`` with the config's test options."""
     loader = build_valid_loader(cfg, dataset, ctx.device)
     opts = TestOptions.from_config(cfg)
-    debug = _debug_images(cfg.DEBUG, ctx.output_dir)
+    debug = _debug_images(cfg.DEBUG, ctx.output_dir,
+                          dataset_layout(cfg) if cfg.DEBUG.DEBUG else None)
     return lambda epoch: validate(model, method, loader, dataset, ctx.device, opts,
                                   ctx.output_dir, debug_hook=debug)
 
@@ -226,8 +228,9 @@ def default_hooks(cfg, ctx, ck, *, evaluate, sampler, generator, train_set, repl
         ck.extras.get("ema"),
         H.IterationMetrics(cfg.PRINT_FREQ if cfg.PRINT_FREQ > 0 else 50),
         H.CollapseMonitorHook(cfg.MONITOR.COLLAPSE_THRE),
-        H.DebugImages(cfg.DEBUG, ctx.output_dir, max(cfg.PRINT_FREQ, 1)) if cfg.DEBUG.DEBUG and main
-        else None,
+        H.DebugImages(cfg.DEBUG, ctx.output_dir, max(cfg.PRINT_FREQ, 1),
+                      layout=dataset_layout(cfg, cfg.DATASET.TRAIN_DATASET))
+        if cfg.DEBUG.DEBUG and main else None,
         H.LRScheduler(ck.scheduler),
         H.ShuffleInd(train_set, replay) if hasattr(train_set, "shuffle_ind") else None,
         H.EvalHook(evaluate, ck, cfg.TEST.INTERVAL, is_main=main),

@@ -1,12 +1,16 @@
-"""Debug images: batches with joints, heatmap grids (the original's lib/utils/vis.py, MIT)."""
-import math
+"""Debug images: batches with joints, heatmap grids (the original's lib/utils/vis.py, MIT).
 
+Given a ``KeypointLayout`` (the set's metainfo: skeleton, limb and joint colours), the batch
+pictures draw each crop's skeleton with ``draw.draw_pose``, as the prediction drawings do; without
+one, a red dot per joint as the original.
+"""
 import cv2
 import numpy as np
 import torch
 import torchvision
 
 from semipose.common.heatmaps import get_max_preds
+from semipose.utils.vis.draw import draw_pose
 
 
 def _to_uint8_grid(batch, nrow, padding):
@@ -14,35 +18,51 @@ def _to_uint8_grid(batch, nrow, padding):
     return grid.mul(255).clamp(0, 255).byte().permute(1, 2, 0).cpu().numpy().copy()
 
 
+def _draw_skeleton(tile, joints, vis, layout):
+    """Draws one crop's joints (K channels, the layout's native ones picked out of a union layout)
+    on its ``tile`` of the grid, in place: the visible joints and the limbs between two of them."""
+    joints, vis = np.asarray(joints, np.float64), np.asarray(vis, np.float64)
+    if joints.shape[0] != layout.num_joints:
+        index = list(layout.union_index)
+        joints, vis = joints[index], vis[index]
+    kpts = np.concatenate([joints[:, :2], (vis[:, :1] > 0).astype(np.float64)], axis=1)
+    draw_pose(tile, kpts, layout.skeleton, limb_colors=layout.limb_colors,
+              joint_colors=layout.joint_colors, kpt_thr=0.5)  # fmt: skip
+
+
 def save_batch_image_with_joints(batch_image, batch_joints, batch_joints_vis, file_name, nrow=8,
-                                 padding=2):
-    """Writes a grid of the input batch with a red dot on every visible joint.
+                                 padding=2, layout=None):
+    """Writes a grid of the input batch with its visible joints drawn.
 
     Args:
         batch_image: (N, 3, H, W) tensor.
         batch_joints: (N, K, >=2) joints in input pixels (tensor or numpy).
-        batch_joints_vis: (N, K, >=1) visibilities.
+        batch_joints_vis: (N, K, >=1) visibilities (or target weights): 0 is not drawn.
         file_name: output image path.
+        nrow: crops per grid row.
+        padding: pixels between the crops.
+        layout: a ``KeypointLayout``: the skeleton's limbs between visible joints in its limb
+            colours and the joints in its joint colours (K its joint count, or the output channels
+            it indexes with ``union_index``); None: a red dot per visible joint.
     """
     ndarr = _to_uint8_grid(batch_image, nrow, padding)
     n = batch_image.size(0)
+    if n == 1:
+        padding = 0  # make_grid returns a lone image as it is, without the padding
     xmaps = min(nrow, n)
-    ymaps = int(math.ceil(n / xmaps))
     height = int(batch_image.size(2) + padding)
     width = int(batch_image.size(3) + padding)
     joints_all = np.asarray(torch.as_tensor(batch_joints).cpu())
     vis_all = np.asarray(torch.as_tensor(batch_joints_vis).cpu())
-    k = 0
-    for y in range(ymaps):
-        for x in range(xmaps):
-            if k >= n:
-                break
-            for joint, vis in zip(joints_all[k], vis_all[k]):
-                if vis[0]:
-                    cx = int(x * width + padding + joint[0])
-                    cy = int(y * height + padding + joint[1])
-                    cv2.circle(ndarr, (cx, cy), 2, [255, 0, 0], 2)
-            k += 1
+    for k in range(n):
+        top, left = (k // xmaps) * height + padding, (k % xmaps) * width + padding
+        if layout is not None:  # drawn on the crop's own tile: limbs stop at its border
+            tile = ndarr[top:top + height - padding, left:left + width - padding]
+            _draw_skeleton(tile, joints_all[k], vis_all[k], layout)
+            continue
+        for joint, vis in zip(joints_all[k], vis_all[k]):
+            if vis[0]:
+                cv2.circle(ndarr, (int(left + joint[0]), int(top + joint[1])), 2, [255, 0, 0], 2)
     cv2.imwrite(file_name, ndarr)
 
 
@@ -75,7 +95,7 @@ def save_batch_heatmaps(batch_image, batch_heatmaps, file_name, normalize=True):
     cv2.imwrite(file_name, grid)
 
 
-def save_debug_images(debug, input, meta, target, joints_pred, output, prefix):
+def save_debug_images(debug, input, meta, target, joints_pred, output, prefix, layout=None):
     """Writes ``{prefix}_gt.jpg``, ``_pred.jpg``, ``_hm_gt.jpg``, ``_hm_pred.jpg`` per DEBUG flags.
 
     Args:
@@ -86,13 +106,16 @@ def save_debug_images(debug, input, meta, target, joints_pred, output, prefix):
         joints_pred: (N, K, 2) predictions in input pixels.
         output: (N, K, h, w) predicted heatmaps.
         prefix: path prefix.
+        layout: the set's ``KeypointLayout`` (``save_batch_image_with_joints``); None: dots.
     """
     if not debug.DEBUG:
         return
     if debug.SAVE_BATCH_IMAGES_GT:
-        save_batch_image_with_joints(input, meta["joints"], meta["joints_vis"], f"{prefix}_gt.jpg")
+        save_batch_image_with_joints(input, meta["joints"], meta["joints_vis"], f"{prefix}_gt.jpg",
+                                     layout=layout)  # fmt: skip
     if debug.SAVE_BATCH_IMAGES_PRED:
-        save_batch_image_with_joints(input, joints_pred, meta["joints_vis"], f"{prefix}_pred.jpg")
+        save_batch_image_with_joints(input, joints_pred, meta["joints_vis"], f"{prefix}_pred.jpg",
+                                     layout=layout)  # fmt: skip
     if debug.SAVE_HEATMAPS_GT:
         save_batch_heatmaps(input, target, f"{prefix}_hm_gt.jpg")
     if debug.SAVE_HEATMAPS_PRED:
