@@ -790,6 +790,9 @@ def summary(result, root_text=None):
     if result.val:
         lines.append(f"wrote {result.val}: {result.images[1]} images, {result.objects[1]} "
                      "objects")  # fmt: skip
+    stale = os.path.join(os.path.dirname(result.train), "val.json")
+    if result.val is None and os.path.exists(stale):
+        lines.append(f"note: {stale} is from an earlier run (no split this time): left as it is")
     if result.outside:
         lines.append(f"note: {result.outside} labeled points outside their image were written "
                      "as unlabeled (v = 0)")  # fmt: skip
