@@ -97,9 +97,30 @@ class DeferredTarget:
         self.active = active
 
 
-class CropBatch:
+class _TensorPair:
+    """A batch of two tensors (``_fields``, the first's length is the batch size) that moves and
+    pins as one, as the DataLoader's pin-memory thread and the device copy expect."""
+
+    _fields = ()
+
+    def _apply(self, fn):
+        return type(self)(*(fn(getattr(self, name)) for name in self._fields))
+
+    def pin_memory(self):
+        return self._apply(lambda t: t.pin_memory())
+
+    def to(self, device, non_blocking=False):
+        return self._apply(lambda t: t.to(device, non_blocking=non_blocking))
+
+    def __len__(self):
+        return getattr(self, self._fields[0]).shape[0]
+
+
+class CropBatch(_TensorPair):
     """Padded source patches of a batch: ``patches`` (N, Hp, Wp, 3) uint8 (zeros beyond each
     patch) and ``inverse`` (N, 2, 3) float32 output-to-patch affines."""
+
+    _fields = ("patches", "inverse")
 
     def __init__(self, patches, inverse):
         self.patches = patches
@@ -117,19 +138,11 @@ class CropBatch:
         inverse = torch.from_numpy(np.stack([it.inverse for it in items]).astype(np.float32))
         return cls(patches, inverse)
 
-    def pin_memory(self):
-        return CropBatch(self.patches.pin_memory(), self.inverse.pin_memory())
 
-    def to(self, device, non_blocking=False):
-        return CropBatch(self.patches.to(device, non_blocking=non_blocking),
-                         self.inverse.to(device, non_blocking=non_blocking))  # fmt: skip
-
-    def __len__(self):
-        return self.patches.shape[0]
-
-
-class TargetBatch:
+class TargetBatch(_TensorPair):
     """Heatmap windows of a batch: ``window`` (N, K, 4) int32 and ``active`` (N, K) bool."""
+
+    _fields = ("window", "active")
 
     def __init__(self, window, active):
         self.window = window
@@ -141,16 +154,6 @@ class TargetBatch:
         window = torch.from_numpy(np.stack([it.window for it in items]).astype(np.int32))
         active = torch.from_numpy(np.stack([it.active for it in items]).astype(bool))
         return cls(window, active)
-
-    def pin_memory(self):
-        return TargetBatch(self.window.pin_memory(), self.active.pin_memory())
-
-    def to(self, device, non_blocking=False):
-        return TargetBatch(self.window.to(device, non_blocking=non_blocking),
-                           self.active.to(device, non_blocking=non_blocking))  # fmt: skip
-
-    def __len__(self):
-        return self.window.shape[0]
 
 
 def collate(batch):

@@ -284,6 +284,9 @@ def do_train(cfg, args):
         with StopSignals(trainer):  # still active while the mid-epoch checkpoint is written
             try:
                 trainer.train(begin, t.END_EPOCH, start_iter, restore, order)
+                # every rank waits for the main one's last validation and final save before the
+                # process group is torn down (a rank leaving early can abort the other's threads)
+                comm.synchronize()
             except Preempted as stop:
                 _save_preempted(ck, trainer, stop, loader)
         last = next(h.last for h in trainer.hooks if isinstance(h, H.EvalHook))

@@ -526,7 +526,24 @@ class HardOp:
         return f"{type(self).__name__}({fields})"
 
 
-class JointCutout(HardOp):
+class _JointBoxes(HardOp):
+    """Base of the ops that place boxes at drawn joints: ``num`` boxes per image, drawn from
+    ``joint_ids`` (None: all), with or without replacement, sizes scaled by ``relative``."""
+
+    needs_joints = True
+
+    def _boxes(self, num, joint_ids, replace, relative):
+        self.num = num
+        self.joint_ids = None if joint_ids is None else list(joint_ids)
+        self.replace = replace
+        self.relative = relative
+
+    def _box_kwargs(self, images):
+        return {"joint_ids": self.joint_ids, "replace": self.replace,
+                "size_scale": _width_scale(images, self.relative)}
+
+
+class JointCutout(_JointBoxes):
     """``JC``: ``mask_joint`` with fixed settings (see there).
 
     Args:
@@ -538,53 +555,29 @@ class JointCutout(HardOp):
     """
 
     name = "JC"
-    needs_joints = True
 
     def __init__(self, num, *, fix_clamp=False, joint_ids=None, replace=True, relative=False):
-        self.num = num
+        self._boxes(num, joint_ids, replace, relative)
         self.fix_clamp = fix_clamp
-        self.joint_ids = None if joint_ids is None else list(joint_ids)
-        self.replace = replace
-        self.relative = relative
 
     def __call__(self, images, joints, generator=None):
-        return mask_joint(
-            images,
-            joints,
-            self.num,
-            fix_clamp=self.fix_clamp,
-            joint_ids=self.joint_ids,
-            size_scale=_width_scale(images, self.relative),
-            replace=self.replace,
-            generator=generator,
-        )
+        return mask_joint(images, joints, self.num, fix_clamp=self.fix_clamp,
+                          generator=generator, **self._box_kwargs(images))
 
 
-class JointCutOcclude(HardOp):
+class JointCutOcclude(_JointBoxes):
     """``JO`` / ``SSCO``: ``joint_cut_occlude`` with fixed settings (see there)."""
 
     name = "JO"
-    needs_joints = True
 
     def __init__(self, num, *, fix_transpose=False, joint_ids=None, replace=True,
                  relative=False):
-        self.num = num
+        self._boxes(num, joint_ids, replace, relative)
         self.fix_transpose = fix_transpose
-        self.joint_ids = None if joint_ids is None else list(joint_ids)
-        self.replace = replace
-        self.relative = relative
 
     def __call__(self, images, joints, generator=None):
-        return joint_cut_occlude(
-            images,
-            joints,
-            self.num,
-            fix_transpose=self.fix_transpose,
-            joint_ids=self.joint_ids,
-            replace=self.replace,
-            size_scale=_width_scale(images, self.relative),
-            generator=generator,
-        )
+        return joint_cut_occlude(images, joints, self.num, fix_transpose=self.fix_transpose,
+                                 generator=generator, **self._box_kwargs(images))
 
 
 class _RandomHoles(HardOp):

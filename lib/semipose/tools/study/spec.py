@@ -65,15 +65,20 @@ class Study:
     prepare: list = field(default_factory=list)
 
 
-def _prepare(value, where):
-    """A study's ``prepare``: commands that make its data, ``[{command: [tokens], creates:
-    [paths]}]`` (``python`` as the first token is this interpreter)."""
+def _mapping_list(value, where, key, keys):
+    """``value`` (a study file's list ``key`` of mappings with ``keys``) as a list; None: []."""
     if value is None:
         return []
     if not isinstance(value, list):
-        raise StudyError(f"{where}: prepare must be a list of {{command, creates}} mappings")
+        raise StudyError(f"{where}: {key} must be a list of {{{', '.join(keys)}}} mappings")
+    return value
+
+
+def _prepare(value, where):
+    """A study's ``prepare``: commands that make its data, ``[{command: [tokens], creates:
+    [paths]}]`` (``python`` as the first token is this interpreter)."""
     steps = []
-    for i, step in enumerate(value):
+    for i, step in enumerate(_mapping_list(value, where, "prepare", ("command", "creates"))):
         if (not isinstance(step, dict) or set(step) - {"command", "creates"}
                 or not isinstance(step.get("command"), list) or not step["command"]):
             raise StudyError(f"{where}: prepare[{i}] needs a command (a list of tokens) and "
@@ -96,12 +101,8 @@ def _int_list(value, where):
 def _claims(value, rows, where):
     """A study's ``claims``: a list of ``{claim: text, row: NAME, over: NAME}``, each read as
     "row scores higher than over"."""
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise StudyError(f"{where}: claims must be a list of {{claim, row, over}} mappings")
     out = []
-    for i, item in enumerate(value):
+    for i, item in enumerate(_mapping_list(value, where, "claims", ("claim", "row", "over"))):
         if not isinstance(item, dict) or set(item) != {"claim", "row", "over"}:
             raise StudyError(f"{where}: claims[{i}] needs exactly the keys claim, row, over; got "
                              f"{item!r}")
