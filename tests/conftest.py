@@ -57,7 +57,8 @@ def wild_coco(tmp_path_factory):
 
 
 def _tiny_opts(root, out, model_name="pose_dual", epochs=1, iters=2, extra=(), changes=None):
-    """Command-line overrides of a tiny CPU training: a ResNet-18 with thin deconvolutions at 64x96
+    """Command-line overrides of a tiny CPU training: a thin ResNet-18 (16-channel stem, the
+    original's key names) with thin deconvolutions at 64x96
     on the tiny synthetic COCO-format set under ``root`` (GT boxes), writing under ``out``, for
     ``epochs`` epochs of at most ``iters`` iterations. ``changes`` maps a key to its new value, or
     to None to leave the key out (the default then holds); ``extra`` is appended as it is."""
@@ -73,6 +74,7 @@ def _tiny_opts(root, out, model_name="pose_dual", epochs=1, iters=2, extra=(), c
         "MODEL.NUM_JOINTS": "24",
         "MODEL.IMAGE_SIZE": "[64, 96]",
         "MODEL.EXTRA.NUM_LAYERS": "18",
+        "MODEL.EXTRA.BASE_WIDTH": "16",
         "MODEL.EXTRA.HEATMAP_SIZE": "[16, 24]",
         "MODEL.EXTRA.NUM_DECONV_FILTERS": "[32, 32, 32]",
         "MODEL.EXTRA.SIGMA": "1",
