@@ -163,6 +163,21 @@ def test_train_validate_and_draw_end_to_end(arm_set, tmp_path):
     assert len(poses) == 1 and poses[0].keypoints.shape == (9, 3)
     assert np.all((poses[0].keypoints[:, :2] >= 0) & (poses[0].keypoints[:, :2] < 96))
     assert model.layout.skeleton == layout_skeleton()
+    # the run's pictures (python -m semipose.apis.demo): the arm's limbs beside its ground truth
+    from semipose.apis import demo
+
+    assert demo.main(["--cfg", str(TEMPLATE), "--num-images", "2", *opts]) == 0
+    panels = cv2.imread(str(run / "demo_predictions.png"))
+    assert panels is not None and panels.shape[0] == 96 and panels.shape[1] > 96 * 4
+    limb = np.array(layout_color(), np.int16)  # the ground truth's base-shoulder limb colour
+    assert (np.abs(panels[:, :96].astype(np.int16) - limb).sum(axis=2) < 30).sum() > 20
+    assert (run / "learning_curve.png").is_file()
+
+
+def layout_color():
+    from semipose.common.metainfo import load_metainfo
+
+    return load_metainfo("robot_arm").limb_colors[0]
 
 
 def layout_skeleton():

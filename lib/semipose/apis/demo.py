@@ -49,7 +49,7 @@ def best_results_file(run_dir, head="ensemble"):
 
 
 def prediction_panels(results_file, ann_file, image_dir, out_png, num_images=6, *, kpt_thr=0.2,
-                      score_thr=0.2, columns=3):
+                      score_thr=0.2, columns=3, layout=None):
     """Writes a PNG: for each of the first ``num_images`` val images (those with people), the
     ground truth (left) beside the predictions (right).
 
@@ -62,10 +62,14 @@ def prediction_panels(results_file, ann_file, image_dir, out_png, num_images=6, 
         kpt_thr: predicted joints scoring at or below it are not drawn.
         score_thr: predicted persons scoring at or below it are not drawn.
         columns: image pairs per row.
+        layout: the set's ``KeypointLayout`` (skeleton and colours; None: COCO's).
 
     Returns:
         ``out_png``.
     """
+    style = {} if layout is None else {"limb_colors": layout.limb_colors,
+                                       "joint_colors": layout.joint_colors}
+    skeleton = COCO_SKELETON if layout is None else layout.skeleton
     gt = read_json(ann_file, what="COCO annotation json")
     results = read_json(results_file, what="COCO keypoint results json")
     people = {}
@@ -87,10 +91,10 @@ def prediction_panels(results_file, ann_file, image_dir, out_png, num_images=6, 
         image = cv2.imread(os.path.join(image_dir, im["file_name"]), cv2.IMREAD_COLOR)
         if image is None:
             raise FileNotFoundError(f"cannot read {os.path.join(image_dir, im['file_name'])}")
-        left = _label(draw_poses(image, people[im["id"]], COCO_SKELETON, kpt_thr=0.5),
+        left = _label(draw_poses(image, people[im["id"]], skeleton, kpt_thr=0.5, **style),
                       "ground truth")
-        right = _label(draw_poses(image, preds.get(im["id"], []), COCO_SKELETON, kpt_thr=kpt_thr),
-                       "prediction")
+        right = _label(draw_poses(image, preds.get(im["id"], []), skeleton, kpt_thr=kpt_thr,
+                                  **style), "prediction")
         tiles.append(np.hstack([left, np.full((image.shape[0], 4, 3), 255, np.uint8), right]))
     h, w = tiles[0].shape[:2]
     tiles = [cv2.resize(t, (w, h)) for t in tiles]
@@ -184,12 +188,18 @@ def final_table(metrics_file, arch=""):
 
 
 def run_paths(cfg, cfg_path):
-    """``(run folder, val annotation json, val image folder)`` of a COCO-format config."""
+    """``(run folder, val annotation json, val image folder)`` of a COCO-format or custom config
+    (a custom set's ``file_name``s are relative to ``VAL_IMAGES``, else to ``ROOT``)."""
     from semipose.config import get_model_name
+    from semipose.dataset.custom import resolve_path
     from semipose.utils.logger import output_subdirs
 
     run_dir = os.path.join(cfg.OUTPUT_DIR or "output",
                            *output_subdirs(cfg, cfg_path, get_model_name(cfg)[0]))
+    if cfg.DATASET.TEST_DATASET == "custom":
+        root = cfg.DATASET.ROOT
+        images = resolve_path(root, cfg.DATASET.VAL_IMAGES) if cfg.DATASET.VAL_IMAGES else root
+        return run_dir, resolve_path(root, cfg.DATASET.VAL_ANN), images
     coco = os.path.join(cfg.DATASET.ROOT, "coco")
     return (run_dir, os.path.join(coco, "annotations", "person_keypoints_val2017.json"),
             os.path.join(coco, "images", "val2017"))
@@ -209,9 +219,12 @@ def main(argv=None):
     args.opts = opts
     cfg = load_config(args.cfg, args.opts)
     run_dir, ann_file, image_dir = run_paths(cfg, args.cfg)
+    from semipose.dataset.build import dataset_layout
+
     panels = prediction_panels(
         best_results_file(run_dir, args.head), ann_file, image_dir,
         os.path.join(run_dir, "demo_predictions.png"), args.num_images,
+        layout=dataset_layout(cfg),
     )
     print(f"predictions beside the ground truth: {panels}")
     curve = learning_curve(os.path.join(run_dir, "metrics.jsonl"),
