@@ -113,3 +113,23 @@ def test_valid_py_text_model_file_is_named(tmp_path):
     last = out.stderr.strip().splitlines()[-1]
     assert last.startswith("error: ") and str(model) in last and "not a PyTorch checkpoint" in last
     assert "Traceback" not in out.stderr
+
+
+def test_flags_and_overrides_split_wherever_they_stand():
+    import argparse
+
+    from semipose.apis.runner import split_overrides
+    from semipose.engine.cli import split_flags
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--vis", type=int)
+    parser.add_argument("--fast", action="store_true")
+    parser.add_argument("--images", nargs="+")
+    parser.add_argument("--limit", type=int)
+    argv = ["--vis", "2", "TRAIN.LR", "-1e-3", "--fast", "--lim=4"]
+    assert split_flags(parser, argv) == (["--vis", "2", "--fast", "--lim=4"], ["TRAIN.LR", "-1e-3"])
+    # a many-valued flag ends at the next flag or config key; prefixes count as their option
+    argv = ["--images", "a.jpg", "b.jpg", "TEST.FLIP_TEST", "True", "--lim", "3", "stray"]
+    assert split_overrides(parser, argv) == (
+        ["--images", "a.jpg", "b.jpg", "--lim", "3", "stray"], ["TEST.FLIP_TEST", "True"])
+    assert split_flags(parser, ["--nope", "X", "1"]) == (["--nope"], ["X", "1"])

@@ -130,29 +130,17 @@ def split_overrides(parser, argv):
         ``(flags, opts)``: tokens for ``parser.parse_args`` and the override tokens.
     """
     from semipose.config import get_cfg
+    from semipose.engine.cli import flag_arity, take_flag
 
     top_keys = set(get_cfg().keys())
-    nargs = {o: a.nargs for a in parser._actions for o in a.option_strings}
+    arity = flag_arity(parser)
     flags, opts = [], []
     i = 0
     while i < len(argv):
         token = argv[i]
         if token.startswith("-") and len(token) > 1:
-            flags.append(token)
-            i += 1
-            n = nargs.get(token.split("=", 1)[0])
-            if "=" in token or n == 0:
-                continue
-            if n in ("+", "*"):
-                while i < len(argv) and not argv[i].startswith("-") and not _is_key(
-                    argv[i], top_keys
-                ):
-                    flags.append(argv[i])
-                    i += 1
-            else:
-                count = 1 if n is None or n == "?" else int(n)
-                flags.extend(argv[i : i + count])
-                i += count
+            tokens, i = take_flag(parser, arity, argv, i, stop=lambda t: _is_key(t, top_keys))
+            flags += tokens
         elif _is_key(token, top_keys):
             opts.extend(argv[i : i + 2])
             i += 2

@@ -45,11 +45,42 @@ def _common(parser):
     )
 
 
+def flag_arity(parser):
+    """``{option string: nargs}`` of ``parser``'s actions (argparse keeps them in ``_actions``)."""
+    return {o: a.nargs for a in parser._actions for o in a.option_strings}
+
+
+def take_flag(parser, arity, argv, i, stop=None):
+    """The flag at ``argv[i]`` with the values it takes: ``(tokens, next index)``.
+
+    A unique prefix of a long option counts as the option (argparse's abbreviations); ``--x=v``
+    and a flag without values take nothing more; ``+`` / ``*`` flags take tokens up to the next
+    flag or a token ``stop(token)`` says ends them; others take their count (one for a plain
+    option). An unknown flag takes nothing: argparse names it.
+    """
+    token = argv[i]
+    name = token.split("=", 1)[0]
+    if name not in arity and parser.allow_abbrev:
+        matches = [o for o in arity if o.startswith(name) and o.startswith("--")]
+        name = matches[0] if len(matches) == 1 else name
+    n = arity.get(name, 0)
+    i += 1
+    if "=" in token or n == 0:
+        return [token], i
+    if n in ("+", "*"):
+        end = i
+        while end < len(argv) and not argv[end].startswith("-") and not (stop and stop(argv[end])):
+            end += 1
+        return [token, *argv[i:end]], end
+    count = 1 if n is None or n == "?" else int(n)
+    return [token, *argv[i:i + count]], i + count
+
+
 def split_flags(parser, argv):
     """Separates the flags of ``parser`` from the ``KEY VALUE`` overrides, wherever they stand.
 
-    A token starting with ``-`` where a KEY is expected is a flag (with its value, when the flag
-    takes one); every other token starts a ``KEY VALUE`` pair, so a value may look like a flag
+    A token starting with ``-`` where a KEY is expected is a flag (with the values it takes,
+    ``take_flag``); every other token starts a ``KEY VALUE`` pair, so a value may look like a flag
     (``TRAIN.LR -1e-3``). Unknown flags are left to argparse, which names them.
 
     Args:
@@ -59,25 +90,13 @@ def split_flags(parser, argv):
     Returns:
         ``(flags, opts)``: the flag tokens in their order, and the override tokens.
     """
-    # Option string -> does it take a value (argparse keeps its actions in ``_actions``).
-    takes_value = {}
-    for action in parser._actions:
-        for option in action.option_strings:
-            takes_value[option] = action.nargs != 0
+    arity = flag_arity(parser)
     flags, opts = [], []
     i = 0
     while i < len(argv):
-        token = argv[i]
-        if token.startswith("-") and len(token) > 1:
-            flags.append(token)
-            name = token.split("=", 1)[0]
-            if name not in takes_value and parser.allow_abbrev:  # argparse's unique prefixes
-                matches = [o for o in takes_value if o.startswith(name) and o.startswith("--")]
-                name = matches[0] if len(matches) == 1 else name
-            if takes_value.get(name) and "=" not in token and i + 1 < len(argv):
-                flags.append(argv[i + 1])
-                i += 1
-            i += 1
+        if argv[i].startswith("-") and len(argv[i]) > 1:
+            tokens, i = take_flag(parser, arity, argv, i)
+            flags += tokens
         else:
             opts.extend(argv[i : i + 2])
             i += 2
