@@ -531,6 +531,8 @@ class _JointBoxes(HardOp):
     ``joint_ids`` (None: all), with or without replacement, sizes scaled by ``relative``."""
 
     needs_joints = True
+    fill = None  # the function: fill(images, joints, num, <fix_key>=..., joint_ids=..., ...)
+    fix_key = None  # the name of the op's intended-behaviour switch
 
     def _boxes(self, num, joint_ids, replace, relative):
         self.num = num
@@ -538,9 +540,11 @@ class _JointBoxes(HardOp):
         self.replace = replace
         self.relative = relative
 
-    def _box_kwargs(self, images):
-        return {"joint_ids": self.joint_ids, "replace": self.replace,
-                "size_scale": _width_scale(images, self.relative)}
+    def __call__(self, images, joints, generator=None):
+        return type(self).fill(images, joints, self.num, generator=generator,
+                               joint_ids=self.joint_ids, replace=self.replace,
+                               size_scale=_width_scale(images, self.relative),
+                               **{self.fix_key: getattr(self, self.fix_key)})
 
 
 class JointCutout(_JointBoxes):
@@ -555,29 +559,25 @@ class JointCutout(_JointBoxes):
     """
 
     name = "JC"
+    fill = staticmethod(mask_joint)
+    fix_key = "fix_clamp"
 
     def __init__(self, num, *, fix_clamp=False, joint_ids=None, replace=True, relative=False):
         self._boxes(num, joint_ids, replace, relative)
         self.fix_clamp = fix_clamp
-
-    def __call__(self, images, joints, generator=None):
-        return mask_joint(images, joints, self.num, fix_clamp=self.fix_clamp,
-                          generator=generator, **self._box_kwargs(images))
 
 
 class JointCutOcclude(_JointBoxes):
     """``JO`` / ``SSCO``: ``joint_cut_occlude`` with fixed settings (see there)."""
 
     name = "JO"
+    fill = staticmethod(joint_cut_occlude)
+    fix_key = "fix_transpose"
 
     def __init__(self, num, *, fix_transpose=False, joint_ids=None, replace=True,
                  relative=False):
         self._boxes(num, joint_ids, replace, relative)
         self.fix_transpose = fix_transpose
-
-    def __call__(self, images, joints, generator=None):
-        return joint_cut_occlude(images, joints, self.num, fix_transpose=self.fix_transpose,
-                                 generator=generator, **self._box_kwargs(images))
 
 
 class _RandomHoles(HardOp):
@@ -701,26 +701,16 @@ def register_hard_aug(*names):
 def _build_jc(s):
     if s.mask_joint_num <= 0:
         raise ValueError("hard augmentation JC needs MASK_JOINT_NUM > 0")
-    return JointCutout(
-        s.mask_joint_num,
-        fix_clamp=s.mask_joint_fix,
-        joint_ids=s.jc_pool(),
-        replace=not s.joint_pool_fix,
-        relative=s.mask_joint_relative,
-    )
+    return JointCutout(s.mask_joint_num, fix_clamp=s.mask_joint_fix, joint_ids=s.jc_pool(),
+                       replace=not s.joint_pool_fix, relative=s.mask_joint_relative)
 
 
 @register_hard_aug("JO", "SSCO")
 def _build_jo(s):
     if s.jo_joint_num <= 0:
         raise ValueError("hard augmentation JO needs HARD_AUG.JO_JOINT_NUM > 0")
-    return JointCutOcclude(
-        s.jo_joint_num,
-        fix_transpose=s.jo_fix,
-        joint_ids=s.jo_pool(),
-        replace=not s.joint_pool_fix,
-        relative=s.box_relative,
-    )
+    return JointCutOcclude(s.jo_joint_num, fix_transpose=s.jo_fix, joint_ids=s.jo_pool(),
+                           replace=not s.joint_pool_fix, relative=s.box_relative)
 
 
 @register_hard_aug("CO")
