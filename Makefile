@@ -31,8 +31,10 @@ build: install
 	$(PYTHON) setup.py -q build_ext --inplace
 	cd /tmp && $(PYTHON) -c "import semipose.nms.cpu_nms"
 
+# One test worker per core (at most 8; pytest-xdist), each on one thread; the tests of a module
+# stay on one worker so its fixtures are built once.
 test: build
-	$(PYTHON) -m pytest -q --durations=15
+	$(PYTHON) -m pytest -q -n auto --maxprocesses 8 --dist loadscope --durations=15
 
 demo: install
 	@fast=$(DEMO_FAST); if [ "$$fast" = auto ]; then fast=$$($(PYTHON) -m semipose.engine.fastpath); fi; \

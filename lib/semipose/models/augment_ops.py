@@ -455,16 +455,8 @@ def random_cutmix(image, num, *, fix_hw=False, size_scale=1.0, generator=None):
     """CutMix: ``num`` random boxes per image replaced by the same boxes of a partner image.
 
     Boxes as in ``random_cutout``; then one permutation π of the batch (fixed points are no-ops):
-    every box of image n takes the pixels of image π(n) (read before any paste).
-
-    Args:
-        image: (N, C, H, W) tensor; not modified.
-        num: boxes per image (0 returns ``image`` itself).
-        fix_hw, size_scale: see ``random_cutout``.
-        generator: a ``torch.Generator``; None = torch's CPU global RNG.
-
-    Returns:
-        (N, C, H, W) tensor.
+    every box of image n takes the pixels of image π(n) (read before any paste). The arguments and
+    the result are those of ``random_cutout``; ``image`` is not modified.
     """
     if num <= 0:
         return image
