@@ -14,7 +14,15 @@ already lie on the CPU, FLOPs counted by ``FlopCounterMode``) gives the step-alo
 config names) the end-to-end rate and the loader-wait share. The share of the peak is achieved
 FLOP/s / peak FLOP/s.
 
-Usage: ``python bench/cpu_peak.py [--configs demo,paper,r18] [--steps 8] [--iters 24]``
+With ``--compile-ab`` it measures ``torch.compile`` (inductor's C++ backend) on the CPU instead: for
+each configuration the engine's step with ``TRAIN.COMPILE`` (the networks compiled in place, the
+hard augmentation eager), the wall time of the first step (tracing, code generation and the C++
+compiler), then ``--steps`` rounds that each time one compiled step and one step of the same
+trainer under ``torch.compiler.set_stance("force_eager")`` back to back, so the two are measured
+side by side on the same weights and batch; the ratio is eager median / compiled median.
+
+Usage: ``python bench/cpu_peak.py [--configs demo,paper,r18] [--steps 8] [--iters 24]
+[--compile-ab]``
 """
 
 import argparse
@@ -111,6 +119,36 @@ def end_to_end(spec, iters, warmup):
     return train_e2e.main(argv)
 
 
+def compile_ab(spec, steps, warmup):
+    """Compiled against eager steps of PoseDual under ``spec``, interleaved in one process.
+
+    Returns:
+        dict: ``first_s`` (the first compiled step, compilation included), ``compiled_s`` and
+        ``eager_s`` (medians of ``steps`` interleaved timed steps each, after ``warmup`` of each),
+        ``speedup`` (eager / compiled).
+    """
+    args = argparse.Namespace(
+        size=spec["size"], batch=spec["batch"], device="cpu", layers=18,
+        backbone=spec["backbone"], width=spec["width"], bf16=False, channels_last=True,
+        compile=True, opts=list(spec["opts"]),
+    )  # fmt: skip
+    step, eager, _ = train_step.framework_setup("pose_dual", args, torch.device("cpu"))
+    t0 = time.perf_counter()
+    step()
+    first = time.perf_counter() - t0
+    for _ in range(warmup):
+        step()
+        eager()
+    compiled_t, eager_t = [], []
+    for _ in range(steps):
+        for fn, out in ((step, compiled_t), (eager, eager_t)):
+            t0 = time.perf_counter()
+            fn()
+            out.append(time.perf_counter() - t0)
+    c, e = statistics.median(compiled_t), statistics.median(eager_t)
+    return {"first_s": first, "compiled_s": c, "eager_s": e, "speedup": e / c}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--configs", default="demo,paper,r18")
@@ -120,6 +158,8 @@ def main(argv=None):
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--iters", type=int, default=24, help="end-to-end timed iterations")
     parser.add_argument("--no-e2e", action="store_true")
+    parser.add_argument("--compile-ab", action="store_true",
+                        help="torch.compile against eager, interleaved, instead of the peak table")
     args = parser.parse_args(argv)
     names = [n for n in args.configs.split(",") if n]
     unknown = [n for n in names if n not in CONFIGS]
@@ -127,6 +167,20 @@ def main(argv=None):
         parser.error(f"unknown configs {unknown}; choose from {sorted(CONFIGS)}")
 
     threads = torch.get_num_threads()
+    if args.compile_ab:
+        print(f"torch {torch.__version__}, {threads} threads, fp32, channels_last; PoseDual step, "
+              f"median of {args.steps} interleaved steps after {args.warmup} of each")
+        print()
+        print("| config | input | batch | first compiled step s | compiled s/step | eager s/step "
+              "| eager / compiled |")
+        print("|---|---|---|---|---|---|---|")
+        for name in names:
+            spec = CONFIGS[name]
+            r = compile_ab(spec, args.steps, args.warmup)
+            h, w = spec["size"]
+            print(f"| {name} | {h}x{w} | {spec['batch']} | {r['first_s']:.1f} | "
+                  f"{r['compiled_s']:.3f} | {r['eager_s']:.3f} | {r['speedup']:.2f} |", flush=True)
+        return
     gemm = gemm_peak(args.gemm, args.repeat)
     conv = conv_peak(args.repeat)
     peak = max(gemm, conv)
