@@ -132,7 +132,7 @@ def compile_ab(spec, steps, warmup):
         backbone=spec["backbone"], width=spec["width"], bf16=False, channels_last=True,
         compile=True, opts=list(spec["opts"]),
     )  # fmt: skip
-    step, eager, _ = train_step.framework_setup("pose_dual", args, torch.device("cpu"))
+    step, eager, method = train_step.framework_setup("pose_dual", args, torch.device("cpu"))
     t0 = time.perf_counter()
     step()
     first = time.perf_counter() - t0
@@ -146,7 +146,31 @@ def compile_ab(spec, steps, warmup):
             fn()
             out.append(time.perf_counter() - t0)
     c, e = statistics.median(compiled_t), statistics.median(eager_t)
-    return {"first_s": first, "compiled_s": c, "eager_s": e, "speedup": e / c}
+    first_net = next(iter(method.networks(step.model).values()))
+    out_diff, grad_diff = compiled_difference(first_net, spec)
+    return {"first_s": first, "compiled_s": c, "eager_s": e, "speedup": e / c,
+            "out_diff": out_diff, "grad_diff": grad_diff}
+
+
+def compiled_difference(net, spec):
+    """How far the compiled network's numbers lie from eager ones: one forward + backward of
+    ``net`` (train mode, the weights as they are) on one random batch, compiled and under
+    ``force_eager``; returns the largest absolute difference of the heatmaps and of the weight
+    gradients, each relative to the largest eager magnitude."""
+    h, w = spec["size"]
+    x = torch.randn(spec["batch"], 3, h, w).to(memory_format=torch.channels_last)
+    results = []
+    for stance in ("default", "force_eager"):
+        with torch.compiler.set_stance(stance):
+            net.zero_grad(set_to_none=True)
+            out = net(x)
+            out.square().mean().backward()
+        grads = torch.cat([p.grad.flatten() for p in net.parameters() if p.grad is not None])
+        results.append((out.detach(), grads))
+    (out_c, grad_c), (out_e, grad_e) = results
+    net.zero_grad(set_to_none=True)
+    rel = lambda a, b: ((a - b).abs().max() / b.abs().max()).item()  # noqa: E731
+    return rel(out_c, out_e), rel(grad_c, grad_e)
 
 
 def main(argv=None):
@@ -172,14 +196,15 @@ def main(argv=None):
               f"median of {args.steps} interleaved steps after {args.warmup} of each")
         print()
         print("| config | input | batch | first compiled step s | compiled s/step | eager s/step "
-              "| eager / compiled |")
-        print("|---|---|---|---|---|---|---|")
+              "| eager / compiled | heatmap rel. diff | gradient rel. diff |")
+        print("|---|---|---|---|---|---|---|---|---|")
         for name in names:
             spec = CONFIGS[name]
             r = compile_ab(spec, args.steps, args.warmup)
             h, w = spec["size"]
             print(f"| {name} | {h}x{w} | {spec['batch']} | {r['first_s']:.1f} | "
-                  f"{r['compiled_s']:.3f} | {r['eager_s']:.3f} | {r['speedup']:.2f} |", flush=True)
+                  f"{r['compiled_s']:.3f} | {r['eager_s']:.3f} | {r['speedup']:.2f} | "
+                  f"{r['out_diff']:.1e} | {r['grad_diff']:.1e} |", flush=True)
         return
     gemm = gemm_peak(args.gemm, args.repeat)
     conv = conv_peak(args.repeat)

@@ -192,6 +192,7 @@ def framework_setup(model_name, args, device):
         with stance:
             return step()
 
+    step.model = model  # for callers that inspect the networks (bench/cpu_peak.py --compile-ab)
     return step, eager_step, method
 
 
@@ -370,10 +371,15 @@ def table_header():
     return "| " + " | ".join(cols) + " |\n|" + "---|" * len(cols)
 
 
+def backbone_label(args):
+    """``lite32`` for PoseLite of width 32, ``R18`` for ResNet-18."""
+    return f"lite{args.width or 32}" if args.backbone == "lite" else f"R{args.layers}"
+
+
 def table_row(r, args, device_name):
     h, w = args.size
     cells = [
-        r["model"], device_name, ("lite" + str(args.width or 32)) if args.backbone == "lite" else f"R{args.layers}", f"{h}x{w}", str(args.batch),
+        r["model"], device_name, backbone_label(args), f"{h}x{w}", str(args.batch),
         "bf16" if args.bf16 else "fp32", "yes" if args.channels_last else "no",
         "yes" if args.compile else "no", _fmt(r["fw_pairs"], ".2f"), _fmt(r["bare_pairs"], ".2f"),
         _fmt(r["overhead"], "+.1f"), _fmt(_giga(r["flops"] or r["ref_flops"]), ".1f"),
@@ -447,7 +453,8 @@ def main(argv=None):
     name = device_description(device)
     h, w = args.size
     print(
-        f"torch {torch.__version__} on {name}; R{args.layers} {h}x{w}, batch {args.batch} pairs, "
+        f"torch {torch.__version__} on {name}; {backbone_label(args)} {h}x{w}, "
+        f"batch {args.batch} pairs, "
         f"{'bf16 autocast' if args.bf16 else 'fp32'}, channels_last {args.channels_last}, "
         f"compile {args.compile}; median of {args.steps} steps after {args.warmup} warm-up"
     )
