@@ -274,6 +274,21 @@ def test_opts_become_override_strings():
 # --------------------------------------------------------------------------- statistics
 
 
+def test_run_minutes_counts_a_paused_epoch_as_the_median():
+    # 10 epochs of 3 s, every 5th with a 10 s validation on top; epoch 6 resumed 4 hours later
+    epochs = [{"wall_s": 13.0 if k % 5 == 4 else 3.0, "ap": {"net1": 0.1} if k % 5 == 4 else {}}
+              for k in range(10)]
+    assert stats.run_minutes(epochs) == pytest.approx((8 * 3.0 + 2 * 13.0) / 60)
+    assert stats.pauses_in(epochs) == 0
+    epochs[6]["wall_s"] = 4 * 3600.0
+    assert stats.run_minutes(epochs) == pytest.approx((8 * 3.0 + 2 * 13.0) / 60)
+    assert stats.pauses_in(epochs) == 1
+    epochs[9]["wall_s"] = 3600.0  # a held validation epoch counts as the validation median
+    assert stats.run_minutes(epochs) == pytest.approx((8 * 3.0 + 2 * 13.0) / 60)
+    assert stats.pauses_in(epochs) == 2
+    assert stats.run_minutes([]) is None
+
+
 def test_paired_differences():
     p = stats.paired({1: 0.30, 2: 0.34, 3: 0.31, 4: None}, {1: 0.25, 2: 0.30, 3: 0.32, 5: 0.2})
     # differences +0.05, +0.04, -0.01 over the seeds both have

@@ -9,6 +9,7 @@ from .runs import METRICS_FILE, printable
 from .spec import HEADS, REPO, relative
 from .stats import (
     CLAIM_SIGMAS,
+    PAUSE_FACTOR,
     claim_verdict,
     fmt,
     fmt_pm,
@@ -17,6 +18,7 @@ from .stats import (
     last_third,
     mean_std,
     paired,
+    pauses_in,
     regime_change,
     run_minutes,
     seed_curves,
@@ -149,6 +151,12 @@ def _header(study, runs, command, machine, date, pretrain, wall_s):
     return lines
 
 
+def _paused(runs):
+    """Which runs had paused epochs, for the table's note."""
+    hit = [f"{r.row.name} seed {r.seed}: {n}" for r in runs if (n := pauses_in(r.epochs))]
+    return "epochs so counted: " + ", ".join(hit) if hit else "no epoch was"
+
+
 def _rows_table(study, runs, sums):
     lines = ["", "| Method | Aug | AP net 1 | AP net 2 | AP ensemble | mean of the nets | "
              "papers' head | background share | teacher peak | minutes per run | seeds |",
@@ -170,7 +178,9 @@ def _rows_table(study, runs, sums):
         "(COCO AP, GT boxes). Net 2, the ensemble (mean heatmap of the nets) and their mean exist "
         "for the two-network methods; the papers' head is that mean for two networks (the papers' "
         "Dual AP) and net 1's AP for one. Minutes per run: its training and validation wall time "
-        "from its epoch records, with the study's other runs on the machine beside it. Background "
+        "from its epoch records, with the study's other runs on the machine beside it; an epoch "
+        f"more than {PAUSE_FACTOR:g}x the run's median epoch of its kind (a run stopped and "
+        f"resumed, or held) counts as that median ({_paused(runs)}). Background "
         "share and teacher peak: net 1's collapse monitor over the last epoch's unlabeled samples "
         "(share of samples whose teacher heatmap max stays below `MONITOR.COLLAPSE_THRE` on every "
         "trained joint; mean teacher heatmap max).",

@@ -167,11 +167,44 @@ def fmt_signed(value, spec="+.3f"):
     return "—" if value is None else format(value, spec)
 
 
-def run_minutes(epochs):
+#: an epoch whose wall time exceeds this many times the median of its kind was paused
+PAUSE_FACTOR = 5.0
+
+
+def _epoch_walls(epochs, pause_factor):
+    """``[(wall_s, paused)]`` of a run's epochs with a wall time; an epoch counts as paused when
+    its wall time exceeds ``pause_factor`` times the median of its kind (epochs with a
+    validation, or without), and its wall time is then that median."""
+    walls = [(bool(e.get("ap")), e["wall_s"]) for e in epochs if e.get("wall_s") is not None]
+    medians = {}
+    for kind in (True, False):
+        values = sorted(w for k, w in walls if k == kind)
+        if values:
+            medians[kind] = values[(len(values) - 1) // 2]  # the lower median
+    out = []
+    for kind, wall in walls:
+        paused = wall > pause_factor * medians[kind]
+        out.append((medians[kind] if paused else wall, paused))
+    return out
+
+
+def run_minutes(epochs, pause_factor=PAUSE_FACTOR):
     """A run's training wall time in minutes, from its epoch records (``wall_s``: the seconds
-    since the previous record, validation included); None without records."""
-    walls = [e["wall_s"] for e in epochs if e.get("wall_s") is not None]
-    return sum(walls) / 60 if walls else None
+    since the previous record, validation included); None without records.
+
+    A run stopped and resumed later (another session, a preemption, a process held while the
+    machine did something else) has an epoch whose record lies hours after the previous one.
+    Such pauses are not the run's cost: an epoch whose wall time exceeds ``pause_factor`` times
+    the median of the run's epochs of its kind (with a validation, or without) counts as that
+    median instead (``pauses_in`` counts them).
+    """
+    walls = _epoch_walls(epochs, pause_factor)
+    return sum(w for w, _ in walls) / 60 if walls else None
+
+
+def pauses_in(epochs, pause_factor=PAUSE_FACTOR):
+    """How many of a run's epochs ``run_minutes`` counted as paused."""
+    return sum(paused for _, paused in _epoch_walls(epochs, pause_factor))
 
 
 #: how many standard errors a paired difference must clear to count as shown
