@@ -391,6 +391,46 @@ def test_seed_rounds_and_shared_opts_of_study_paper_long(tmp_path):
     assert sup.average_last == 3
 
 
+def test_epochs_keep_the_number_of_validations(tmp_path):
+    assert runs.scaled_interval(3, 15, 120) == 24  # study paper at 8x: 5 validations, as at 1x
+    assert runs.scaled_interval(3, 15, 60) == 12 and runs.scaled_interval(3, 15, 15) == 3
+    assert runs.scaled_interval(10, 120, 5) == 1 and runs.scaled_interval(3, 15, 0) == 3
+    s = spec.load_study("paper")
+    longer = runs.plan_runs(s, ["supervised", "posedual"], [1], tmp_path, epochs=120)
+    for run in longer:
+        cfg = load_config(str(REPO / run.row.cfg), run.opts)
+        assert (cfg.TRAIN.END_EPOCH, cfg.TEST.INTERVAL) == (120, 24)
+    # a trailing TEST.INTERVAL wins; without --epochs the config's interval stays
+    mine = runs.plan_runs(s, ["supervised"], [1], tmp_path, epochs=120,
+                          extra=["TEST.INTERVAL", "10"])[0]
+    assert load_config(str(REPO / mine.row.cfg), mine.opts).TEST.INTERVAL == 10
+    plain = runs.plan_runs(s, ["supervised"], [1], tmp_path)[0]
+    assert "TEST.INTERVAL" not in plain.opts
+    assert load_config(str(REPO / plain.row.cfg), plain.opts).TEST.INTERVAL == 3
+    # the interval does not change what a run trains: same digest as the 8x run validated every 3rd
+    dense = runs.plan_runs(s, ["supervised"], [1], tmp_path, epochs=120,
+                           extra=["TEST.INTERVAL", "3"])[0]
+    assert dense.digest == longer[0].digest
+
+
+def test_validating_less_often_trains_the_same_run(synth_root, tmp_path, tiny_opts):
+    """What ``scaled_interval`` relies on: two tiny PoseDual runs of two epochs, one validated
+    after each epoch and one after the last only, end with the same loss and the same AP."""
+    from semipose.engine.launch import do_train
+
+    ends = []
+    for interval in (1, 2):
+        opts = tiny_opts(synth_root, tmp_path / f"every{interval}{len(ends)}", epochs=2, iters=1,
+                         extra=["TEST.INTERVAL", str(interval)])
+        cfg = load_config(None, opts)
+        args = types.SimpleNamespace(cfg="tiny.yaml", opts=opts, distributed=False, local_rank=-1)
+        do_train(cfg, args)
+        _, epochs = runs.read_run(runs.run_folder(cfg, "tiny.yaml"))
+        assert [bool(e["ap"]) for e in epochs] == ([True, True] if interval == 1 else [False, True])
+        ends.append((epochs[-1]["loss"], epochs[-1]["ap"]))
+    assert ends[0] == ends[1]
+
+
 # --------------------------------------------------------------------------- running a study
 
 

@@ -254,7 +254,12 @@ def build_train_loader(cfg, dataset, ctx):
 
 
 def build_valid_loader(cfg, dataset, device):
-    """The validation DataLoader: TEST.BATCH_SIZE, in order."""
+    """The validation DataLoader: TEST.BATCH_SIZE, in order.
+
+    It has a generator of its own: a DataLoader without one draws its workers' base seed from
+    torch's global generator each time it is iterated, so every validation would move the random
+    state the training's augmentations draw from, and how often a run validates
+    (``TEST.INTERVAL``) would change what it trains."""
     workers = cfg.WORKERS
     return DataLoader(
         dataset,
@@ -263,4 +268,5 @@ def build_valid_loader(cfg, dataset, device):
         num_workers=workers,
         pin_memory=torch.device(device).type == "cuda",
         worker_init_fn=_worker_init if workers > 0 else None,
+        generator=torch.Generator(),
     )

@@ -30,7 +30,9 @@ def parse_args(argv=None):
                         help="runs trained at once (each with OMP_NUM_THREADS = CPUs / jobs "
                         "unless set)")
     parser.add_argument("--epochs", type=int, default=0,
-                        help="TRAIN.END_EPOCH of every run (0: the configs')")
+                        help="TRAIN.END_EPOCH of every run (0: the configs'); TEST.INTERVAL "
+                        "scales with it, so a run validates as often as its config says over "
+                        "the whole run (the last epoch always; a trailing TEST.INTERVAL wins)")
     parser.add_argument("--output", default=None, help="runs' root (default: the study's)")
     parser.add_argument("--results", default=None, help="markdown report (default: the study's)")
     parser.add_argument("--plot", default=None,

@@ -15,7 +15,9 @@ METRICS_FILE = "metrics.jsonl"
 MANIFEST = "study_run.json"
 FINAL_STATE = "final_state.pth.tar"
 # Keys that say where a run writes or how long it goes on, not what it trains.
-_PLACE_KEYS = ("OUTPUT_DIR", "LOG_DIR", "TRAIN.RESUME", "TRAIN.END_EPOCH")
+#: keys that do not change what a run trains (TEST.INTERVAL: when it validates, which leaves the
+#: training and the last epoch's validation as they are)
+_PLACE_KEYS = ("OUTPUT_DIR", "LOG_DIR", "TRAIN.RESUME", "TRAIN.END_EPOCH", "TEST.INTERVAL")
 
 
 def _first_table(table):
@@ -99,15 +101,28 @@ def seed_dir(study, output, row, seed):
     return Path(output) / row / f"seed{seed}"
 
 
-def run_opts(row, out_dir, seed, epochs=0, extra=(), fresh=False, shared=()):
+def scaled_interval(interval, end_epoch, epochs):
+    """``TEST.INTERVAL`` for a run lengthened (or shortened) from ``end_epoch`` to ``epochs``
+    epochs: as many validations as the config has, so a larger budget costs training, not
+    validation. The last epoch is always validated (``EvalHook``), so a run's final AP is the
+    same whichever interval it ran with; only its learning curve has fewer points."""
+    if not epochs or not end_epoch or epochs == end_epoch:
+        return interval
+    return max(1, round(interval * epochs / end_epoch))
+
+
+def run_opts(row, out_dir, seed, epochs=0, extra=(), fresh=False, shared=(), interval=None):
     """The ``KEY VALUE`` overrides of one run: the study's ``shared`` ones, the row's own, then
     output roots, ``SEED``, ``TRAIN.RESUME`` (True unless ``fresh``), ``TRAIN.END_EPOCH``
-    (``epochs`` > 0), then ``extra`` (the command line's trailing pairs)."""
+    (``epochs`` > 0) with ``TEST.INTERVAL`` = ``interval`` (when given: ``scaled_interval``'s),
+    then ``extra`` (the command line's trailing pairs, which may set either again)."""
     opts = list(shared) + list(row.opts)
     opts += ["OUTPUT_DIR", str(out_dir), "LOG_DIR", str(Path(out_dir) / "tb"), "SEED", str(seed),
              "TRAIN.RESUME", str(not fresh)]
     if epochs:
         opts += ["TRAIN.END_EPOCH", str(epochs)]
+        if interval is not None:
+            opts += ["TEST.INTERVAL", str(interval)]
     return opts + list(extra)
 
 
@@ -211,7 +226,11 @@ def plan_runs(study, rows, seeds, output, epochs=0, extra=(), fresh=False):
             seed = per_row[name][k]
             row = study.rows[name]
             out_dir = seed_dir(study, output, name, seed)
-            opts = run_opts(row, out_dir, seed, epochs, extra, fresh, study.opts)
+            interval = None
+            if epochs:  # --epochs keeps the config's number of validations
+                base = load_config(str(REPO / row.cfg), list(study.opts) + list(row.opts))
+                interval = scaled_interval(base.TEST.INTERVAL, base.TRAIN.END_EPOCH, epochs)
+            opts = run_opts(row, out_dir, seed, epochs, extra, fresh, study.opts, interval)
             cfg = load_config(str(REPO / row.cfg), opts)
             run = Run(row=row, seed=seed, out_dir=out_dir, opts=opts,
                       folder=run_folder(cfg, row.cfg), end_epoch=cfg.TRAIN.END_EPOCH,
@@ -256,7 +275,8 @@ def check_manifest(run, fresh):
     want = run.manifest()
     if path.is_file() and not fresh:
         have = json.loads(path.read_text(encoding="utf-8"))
-        strip = {"TRAIN.RESUME", "TRAIN.END_EPOCH"}  # a longer budget continues the run
+        # a longer budget (and the validation interval that scales with it) continues the run
+        strip = {"TRAIN.RESUME", "TRAIN.END_EPOCH", "TEST.INTERVAL"}
         same = _comparable(have, strip) == _comparable(want, strip)
         if have.get("config") and have["config"] != want["config"]:
             same = False  # the base YAML (or a default) changed since that run
