@@ -84,14 +84,20 @@ def conv_peak(repeat, batch=16, ch=64, h=64, w=48):
         return best_rate(lambda: F.conv2d(x, weight, padding=1), flops, repeat)
 
 
-def step_alone(spec, steps, warmup):
-    """Step-alone pairs/s and FLOP/s of PoseDual under ``spec`` (channels_last, fp32)."""
+def _setup(spec, compile):
+    """``train_step.framework_setup``'s (step, eager model, method) of PoseDual under ``spec``
+    on the CPU, channels_last, fp32, its networks compiled or not."""
     args = argparse.Namespace(
         size=spec["size"], batch=spec["batch"], device="cpu", layers=18,
         backbone=spec["backbone"], width=spec["width"], bf16=False, channels_last=True,
-        compile=False, opts=list(spec["opts"]),
+        compile=compile, opts=list(spec["opts"]),
     )  # fmt: skip
-    step, eager, _ = train_step.framework_setup("pose_dual", args, torch.device("cpu"))
+    return train_step.framework_setup("pose_dual", args, torch.device("cpu"))
+
+
+def step_alone(spec, steps, warmup):
+    """Step-alone pairs/s and FLOP/s of PoseDual under ``spec`` (channels_last, fp32)."""
+    step, eager, _ = _setup(spec, compile=False)
     times = train_step.time_steps(step, torch.device("cpu"), steps, warmup)
     flops = train_step.count_flops(eager)
     sec = statistics.median(times)
@@ -127,12 +133,7 @@ def compile_ab(spec, steps, warmup):
         ``eager_s`` (medians of ``steps`` interleaved timed steps each, after ``warmup`` of each),
         ``speedup`` (eager / compiled).
     """
-    args = argparse.Namespace(
-        size=spec["size"], batch=spec["batch"], device="cpu", layers=18,
-        backbone=spec["backbone"], width=spec["width"], bf16=False, channels_last=True,
-        compile=True, opts=list(spec["opts"]),
-    )  # fmt: skip
-    step, eager, method = train_step.framework_setup("pose_dual", args, torch.device("cpu"))
+    step, eager, method = _setup(spec, compile=True)
     t0 = time.perf_counter()
     step()
     first = time.perf_counter() - t0
