@@ -198,15 +198,16 @@ def _iter_losses(run_dir):
     return {(r["epoch"], r["iter"]): r["loss"] for r in recs if r["type"] == "iter"}
 
 
-@pytest.mark.parametrize("workers", [0, 1])
+@pytest.mark.parametrize("workers", ["0", "1", "1 inline"])
 def test_sigterm_mid_epoch_then_resume_equals_an_uninterrupted_run(
         synth_root, tmp_path, tiny_opts, monkeypatch, capsys, workers):
     """SIGTERM (sent twice) in epoch 1 after its second step: the step ends, a mid-epoch
     checkpoint is written, the run exits 143; resumed, it ends with the weights and the per-step
-    losses of the run that was never stopped."""
+    losses of the run that was never stopped (also with WORKERS_INLINE, whose resume loads and
+    drops the done batches as worker processes do)."""
     # validated only after the last epoch (TEST.INTERVAL): the losses and weights are compared
-    changes = {"WORKERS": str(workers), "DATASET.TRAIN_LEN": "8", "TRAIN.BATCH_SIZE": "2",
-               "TEST.INTERVAL": "100"}
+    changes = {"WORKERS": workers.split()[0], "DATASET.TRAIN_LEN": "8", "TRAIN.BATCH_SIZE": "2",
+               "TEST.INTERVAL": "100", "WORKERS_INLINE": str(workers.endswith("inline"))}
     ref = tiny_opts(synth_root, tmp_path / "ref", epochs=2, iters=3, changes=changes)
     stop = tiny_opts(synth_root, tmp_path / "stop", epochs=2, iters=3, changes=changes)
     cfg_file = _yaml(tmp_path)

@@ -27,6 +27,11 @@ _C.LOG_DIR = ""  # root of the TensorBoard tree
 _C.DATA_DIR = ""  # prefix joined in front of the data/model paths when non-empty
 _C.GPUS = "0"  # comma-separated GPU ids (single process: the first is used; DDP: ignored)
 _C.WORKERS = 4  # DataLoader workers
+# (ours) True: the loading of the WORKERS workers done in the training process, batch i with
+# worker i % WORKERS's random streams, so the batches (and the run) are those of WORKERS worker
+# processes, bit for bit, without their processes (engine/inline_workers.py); for machines where
+# a worker takes a core from the step
+_C.WORKERS_INLINE = False
 _C.PRINT_FREQ = 20  # log every N iterations (0: quiet console, one line per epoch; ours)
 _C.SEED = 1314  # (ours) seed of torch/numpy/python RNGs and the mixed sets' labeled-index draw
 _C.DEVICE = "auto"  # (ours) 'auto' (CUDA when present, else CPU), 'cpu' or 'cuda'

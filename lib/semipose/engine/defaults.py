@@ -19,6 +19,7 @@ from semipose.common.runlock import RunLock
 from semipose.config import get_model_name
 from semipose.dataset import gpu_pipeline
 from semipose.dataset.build import IMAGENET_MEAN, IMAGENET_STD, ensure_synthetic
+from semipose.engine.inline_workers import InlineWorkers
 from semipose.engine.train_loop import RecordingSampler
 from semipose.utils import comm
 from semipose.utils.logger import (
@@ -220,6 +221,9 @@ def build_train_loader(cfg, dataset, ctx):
         ``(loader, sampler or None, generator)``; the engine reseeds the generator each epoch.
     """
     workers = cfg.WORKERS
+    inline = workers if cfg.WORKERS_INLINE and workers > 0 else 0
+    if inline:  # the workers' work in this process, with their random streams
+        workers = 0
     sampler = None
     if ctx.distributed:
         sampler = DistributedSampler(dataset, shuffle=cfg.TRAIN.SHUFFLE, seed=cfg.SEED)
@@ -244,6 +248,8 @@ def build_train_loader(cfg, dataset, ctx):
         prefetch_factor=4 if workers > 0 else None,
         **({"collate_fn": gpu_pipeline.collate} if device_warp else {}),
     )
+    if inline:
+        loader = InlineWorkers(loader, inline)
     if device_warp:  # DATASET.DEVICE_WARP: crops and targets rendered in batch on the device
         renderer = gpu_pipeline.DeviceRenderer(
             cfg.MODEL.IMAGE_SIZE, cfg.MODEL.EXTRA.HEATMAP_SIZE, cfg.MODEL.EXTRA.SIGMA,
@@ -260,7 +266,7 @@ def build_valid_loader(cfg, dataset, device):
     torch's global generator each time it is iterated, so every validation would move the random
     state the training's augmentations draw from, and how often a run validates
     (``TEST.INTERVAL``) would change what it trains."""
-    workers = cfg.WORKERS
+    workers = 0 if cfg.WORKERS_INLINE else cfg.WORKERS  # nothing random to draw: in process
     return DataLoader(
         dataset,
         batch_size=cfg.TEST.BATCH_SIZE,
