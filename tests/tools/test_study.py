@@ -411,6 +411,10 @@ def test_epochs_keep_the_number_of_validations(tmp_path):
     dense = runs.plan_runs(s, ["supervised"], [1], tmp_path, epochs=120,
                            extra=["TEST.INTERVAL", "3"])[0]
     assert dense.digest == longer[0].digest
+    # nor does where the loader's worker runs (WORKERS_INLINE: the same numbers)
+    procs = runs.plan_runs(s, ["supervised"], [1], tmp_path, epochs=120,
+                           extra=["WORKERS_INLINE", "false"])[0]
+    assert procs.digest == longer[0].digest
 
 
 def test_validating_less_often_trains_the_same_run(synth_root, tmp_path, tiny_opts):

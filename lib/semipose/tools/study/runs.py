@@ -14,10 +14,10 @@ from .spec import REPO, TRAIN_SCRIPT, Row, StudyError
 METRICS_FILE = "metrics.jsonl"
 MANIFEST = "study_run.json"
 FINAL_STATE = "final_state.pth.tar"
-# Keys that say where a run writes or how long it goes on, not what it trains.
-#: keys that do not change what a run trains (TEST.INTERVAL: when it validates, which leaves the
-#: training and the last epoch's validation as they are)
-_PLACE_KEYS = ("OUTPUT_DIR", "LOG_DIR", "TRAIN.RESUME", "TRAIN.END_EPOCH", "TEST.INTERVAL")
+# Keys that say where a run writes, how long it goes on, when it validates (the training and the
+# last epoch's validation stay as they are) or where its loader's workers run, not what it trains.
+_PLACE_KEYS = ("OUTPUT_DIR", "LOG_DIR", "TRAIN.RESUME", "TRAIN.END_EPOCH", "TEST.INTERVAL",
+               "WORKERS_INLINE")
 
 
 def _first_table(table):
@@ -276,7 +276,7 @@ def check_manifest(run, fresh):
     if path.is_file() and not fresh:
         have = json.loads(path.read_text(encoding="utf-8"))
         # a longer budget (and the validation interval that scales with it) continues the run
-        strip = {"TRAIN.RESUME", "TRAIN.END_EPOCH", "TEST.INTERVAL"}
+        strip = {"TRAIN.RESUME", "TRAIN.END_EPOCH", "TEST.INTERVAL", "WORKERS_INLINE"}
         same = _comparable(have, strip) == _comparable(want, strip)
         if have.get("config") and have["config"] != want["config"]:
             same = False  # the base YAML (or a default) changed since that run
