@@ -424,7 +424,7 @@ def test_validating_less_often_trains_the_same_run(synth_root, tmp_path, tiny_op
 
     ends = []
     for interval in (1, 2):
-        opts = tiny_opts(synth_root, tmp_path / f"every{interval}{len(ends)}", epochs=2, iters=1,
+        opts = tiny_opts(synth_root, tmp_path / f"every{interval}", epochs=2, iters=1,
                          extra=["TEST.INTERVAL", str(interval)])
         cfg = load_config(None, opts)
         args = types.SimpleNamespace(cfg="tiny.yaml", opts=opts, distributed=False, local_rank=-1)

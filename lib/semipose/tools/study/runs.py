@@ -14,10 +14,12 @@ from .spec import REPO, TRAIN_SCRIPT, Row, StudyError
 METRICS_FILE = "metrics.jsonl"
 MANIFEST = "study_run.json"
 FINAL_STATE = "final_state.pth.tar"
-# Keys that say where a run writes, how long it goes on, when it validates (the training and the
-# last epoch's validation stay as they are) or where its loader's workers run, not what it trains.
-_PLACE_KEYS = ("OUTPUT_DIR", "LOG_DIR", "TRAIN.RESUME", "TRAIN.END_EPOCH", "TEST.INTERVAL",
-               "WORKERS_INLINE")
+# Keys that say how long a run goes on, when it validates (the training and the last epoch's
+# validation stay as they are) or where its loader's workers run, not what it trains: a run
+# folder holding the same run with other values of these continues.
+_CONTINUE_KEYS = ("TRAIN.RESUME", "TRAIN.END_EPOCH", "TEST.INTERVAL", "WORKERS_INLINE")
+# ... and, with where the run writes, the keys its config digest leaves out.
+_PLACE_KEYS = ("OUTPUT_DIR", "LOG_DIR", *_CONTINUE_KEYS)
 
 
 def _first_table(table):
@@ -219,6 +221,12 @@ def plan_runs(study, rows, seeds, output, epochs=0, extra=(), fresh=False):
 
     runs = []
     per_row = {name: row_seeds(study, name, seeds) for name in rows}
+    interval = dict.fromkeys(rows)  # --epochs keeps each row's configured number of validations
+    if epochs:
+        for name in rows:
+            base = load_config(str(REPO / study.rows[name].cfg),
+                               list(study.opts) + list(study.rows[name].opts))
+            interval[name] = scaled_interval(base.TEST.INTERVAL, base.TRAIN.END_EPOCH, epochs)
     for k in range(max(len(s) for s in per_row.values())):
         for name in rows:
             if k >= len(per_row[name]):
@@ -226,11 +234,7 @@ def plan_runs(study, rows, seeds, output, epochs=0, extra=(), fresh=False):
             seed = per_row[name][k]
             row = study.rows[name]
             out_dir = seed_dir(study, output, name, seed)
-            interval = None
-            if epochs:  # --epochs keeps the config's number of validations
-                base = load_config(str(REPO / row.cfg), list(study.opts) + list(row.opts))
-                interval = scaled_interval(base.TEST.INTERVAL, base.TRAIN.END_EPOCH, epochs)
-            opts = run_opts(row, out_dir, seed, epochs, extra, fresh, study.opts, interval)
+            opts = run_opts(row, out_dir, seed, epochs, extra, fresh, study.opts, interval[name])
             cfg = load_config(str(REPO / row.cfg), opts)
             run = Run(row=row, seed=seed, out_dir=out_dir, opts=opts,
                       folder=run_folder(cfg, row.cfg), end_epoch=cfg.TRAIN.END_EPOCH,
@@ -275,8 +279,7 @@ def check_manifest(run, fresh):
     want = run.manifest()
     if path.is_file() and not fresh:
         have = json.loads(path.read_text(encoding="utf-8"))
-        # a longer budget (and the validation interval that scales with it) continues the run
-        strip = {"TRAIN.RESUME", "TRAIN.END_EPOCH", "TEST.INTERVAL", "WORKERS_INLINE"}
+        strip = set(_CONTINUE_KEYS)  # e.g. a longer budget and the interval scaled with it
         same = _comparable(have, strip) == _comparable(want, strip)
         if have.get("config") and have["config"] != want["config"]:
             same = False  # the base YAML (or a default) changed since that run
